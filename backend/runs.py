@@ -1,0 +1,299 @@
+"""Run directories: naming, creation, state, the one-runner lock, status and listing.
+
+A run directory is the whole interface between a runner and everything that
+watches it (the dashboard, `ls`, another machine on a shared filesystem), so all
+of its bookkeeping lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import random
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .errors import RunLocked, UserError
+from .jsonio import read_json, write_json_atomic
+
+CONFIG = "config.json"
+STATE = "state.json"
+EVENTS = "events.jsonl"
+RECORDS = "records.jsonl"
+LOG = "runner.log"
+CHECKPOINTS = "checkpoints"
+ARTIFACTS = "artifacts"
+SUMMARY = "summary.json"  # inside artifacts/: final metrics, written at completion
+LOCK = ".lock"
+
+STATUSES = ("queued", "running", "interrupted", "failed", "completed", "crashed")
+RESUMABLE = ("interrupted", "failed", "crashed", "queued")
+HEARTBEAT_SECONDS = 2.0
+STALE_SECONDS = 30.0
+
+_TITLE_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+_RUN_ID = re.compile(r"^(\d{8}_\d{6})_(?P<kind>[a-z0-9]+)_(?P<rest>.+)_(?P<id>\d{6})(?P<repro>_repro\d*)?$")
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get("LABDECK_RESULTS", "results"))
+
+
+def slug(title: str) -> str:
+    """Titles become part of a folder name: keep them to safe characters."""
+    s = _TITLE_BAD.sub("-", title.strip()).strip("-.")
+    return s[:48] or "run"
+
+
+def new_run_id(results: Path, kind: str, title: str, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now()).strftime("%Y%m%d_%H%M%S")
+    taken = {short_id(p.name) for p in results.iterdir()} if results.exists() else set()
+    rng = random.SystemRandom()
+    while True:
+        six = f"{rng.randrange(10**6):06d}"
+        if six not in taken:
+            return f"{stamp}_{kind}_{slug(title)}_{six}"
+
+
+def short_id(run_id: str) -> str | None:
+    m = _RUN_ID.match(run_id)
+    return m.group("id") if m else None
+
+
+def is_repro_id(run_id: str) -> bool:
+    m = _RUN_ID.match(run_id)
+    return bool(m and m.group("repro"))
+
+
+def repro_run_id(results: Path, original_id: str, now: datetime | None = None) -> str:
+    """`<new time>_<kind>_<title>_<original 6 digits>_repro[N]`: the seed's naming, so a
+    reproduction sorts next to its original and `compare` can find it."""
+    m = _RUN_ID.match(original_id)
+    if not m:
+        raise UserError(f"{original_id}: not a labdeck run id")
+    stamp = (now or datetime.now()).strftime("%Y%m%d_%H%M%S")
+    base = f"{stamp}_{m.group('kind')}_{m.group('rest')}_{m.group('id')}_repro"
+    n, candidate = 1, base
+    while (results / candidate).exists():
+        n += 1
+        candidate = f"{base}{n}"
+    return candidate
+
+
+# --------------------------------------------------------------------------- state
+
+
+def pid_alive(pid: int | None, create_time: float | None = None) -> bool:
+    """True when `pid` is a live process (and, if known, the same one: pids get reused)."""
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return create_time is None or abs(proc.create_time() - create_time) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def effective_status(state: dict[str, Any], now: float | None = None) -> str:
+    """The status to show: a `running` run whose runner is gone is `crashed`.
+
+    On this host the pid decides at once; for a runner on another host (shared
+    filesystem) only a stale heartbeat can tell.
+    """
+    status = state.get("status", "queued")
+    if status not in ("running", "queued") or not state.get("pid"):
+        return status
+    now = time.time() if now is None else now
+    stale = now - float(state.get("heartbeat") or 0) > STALE_SECONDS
+    if state.get("host") == socket.gethostname():
+        if not pid_alive(state.get("pid"), state.get("pid_started")):
+            return "crashed"
+        return status
+    return "crashed" if stale else status
+
+
+@dataclass
+class Run:
+    """A run directory on disk, read lazily; nothing here imports a kind's code."""
+
+    path: Path
+    _config: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def short_id(self) -> str:
+        return short_id(self.id) or self.id
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            try:
+                self._config = read_json(self.path / CONFIG)
+            except FileNotFoundError:
+                raise UserError(f"{self.path}: no {CONFIG}; not a labdeck run directory") from None
+            except ValueError as exc:
+                raise UserError(f"{self.path / CONFIG}: corrupt JSON ({exc})") from None
+        return self._config
+
+    @property
+    def kind(self) -> str:
+        return self.config.get("kind", "?")
+
+    @property
+    def title(self) -> str:
+        return self.config.get("title", "")
+
+    def state(self) -> dict[str, Any]:
+        try:
+            return read_json(self.path / STATE)
+        except FileNotFoundError:
+            return {"status": "queued"}
+        except ValueError:
+            # state.json is replaced atomically, so this only happens if edited by hand.
+            return {"status": "failed", "last_error": f"{self.path / STATE}: corrupt JSON"}
+
+    def status(self) -> str:
+        return effective_status(self.state())
+
+    def write_state(self, **changes: Any) -> dict[str, Any]:
+        state = self.state()
+        state.update(changes)
+        write_json_atomic(self.path / STATE, state)
+        return state
+
+    def summary(self) -> dict[str, Any]:
+        try:
+            return read_json(self.path / ARTIFACTS / SUMMARY)
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / EVENTS
+
+    @property
+    def records_path(self) -> Path:
+        return self.path / RECORDS
+
+
+def create_run_dir(results: Path, run_id: str, config_text: str) -> Run:
+    """Create the directory and its write-once config.json (exclusive: never overwrites)."""
+    path = results / run_id
+    path.mkdir(parents=True, exist_ok=False)
+    for sub in (CHECKPOINTS, ARTIFACTS):
+        (path / sub).mkdir()
+    with open(path / CONFIG, "x", encoding="utf-8") as fh:
+        fh.write(config_text)
+    run = Run(path)
+    write_json_atomic(path / STATE, {"status": "queued", "created": time.time()})
+    return run
+
+
+# --------------------------------------------------------------------------- lock
+
+
+class RunLock:
+    """An OS file lock held for a runner's lifetime; the kernel drops it if the runner dies."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        fd = os.open(self.run.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            st = self.run.state()
+            raise RunLocked(
+                f"{self.run.id}: already being run by pid {st.get('pid', '?')} on "
+                f"{st.get('host', '?')}; stop it first (labdeck stop {self.run.short_id})"
+            ) from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def is_locked(run: Run) -> bool:
+    try:
+        fd = os.open(run.path / LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def list_runs(results: Path) -> list[Run]:
+    """Every run directory under `results`, oldest first (run ids start with a timestamp)."""
+    if not results.is_dir():
+        return []
+    return [Run(p) for p in sorted(results.iterdir()) if (p / CONFIG).is_file()]
+
+
+def resolve_run(results: Path, token: str) -> Run:
+    """RUN as the user typed it: a path, a full id, the 6-digit id, or a unique prefix."""
+    token = token.rstrip("/")
+    as_path = Path(token)
+    if (as_path / CONFIG).is_file():
+        return Run(as_path)
+    runs = list_runs(results)
+    exact = [r for r in runs if r.id == token]
+    if exact:
+        return exact[0]
+    by_six = [r for r in runs if short_id(r.id) == token and not is_repro_id(r.id)]
+    if len(by_six) == 1:
+        return by_six[0]
+    matches = [r for r in runs if r.id.startswith(token) or r.id.endswith("_" + token)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UserError(f"{token}: no run with that id, 6-digit id or prefix in {results}/")
+    names = ", ".join(r.id for r in matches[:5])
+    raise UserError(f"{token}: ambiguous, matches {len(matches)} runs ({names}); give more of the id")
+
+
+def find_reproductions(results: Path, original: Run) -> list[Run]:
+    """Runs whose state says they reproduce `original` (newest last)."""
+    out = []
+    for r in list_runs(results):
+        if r.id != original.id and r.state().get("reproduction_of") == original.id:
+            out.append(r)
+    return out
+
+
+def this_host() -> str:
+    return socket.gethostname()
