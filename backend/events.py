@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,20 @@ class EventWriter:
         last = last_object(self.path)
         self._seq = int(last.get("seq", -1)) + 1 if last else 0
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    def add_listener(self, fn: Callable[[dict[str, Any]], None]) -> None:
+        """Also hand every event to `fn` (the foreground progress display)."""
+        self._listeners.append(fn)
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         with self._lock:
             event = {"t": round(time.time(), 3), "seq": self._seq, "type": type, **fields}
             self._seq += 1
             self._out.append(event)
-            return event
+        for fn in self._listeners:
+            fn(event)
+        return event
 
     def close(self) -> None:
         with self._lock:

@@ -40,7 +40,9 @@ HEARTBEAT_SECONDS = 2.0
 STALE_SECONDS = 30.0
 
 _TITLE_BAD = re.compile(r"[^A-Za-z0-9._-]+")
-_RUN_ID = re.compile(r"^(\d{8}_\d{6})_(?P<kind>[a-z0-9]+)_(?P<rest>.+)_(?P<id>\d{6})(?P<repro>_repro\d*)?$")
+_RUN_ID = re.compile(
+    r"^(\d{8}_\d{6})_(?P<kind>[a-z0-9]+)_(?P<rest>.+)_(?P<id>\d{6})(?P<repro>_repro\d*)?$"
+)
 
 
 def default_results_dir() -> Path:
@@ -283,7 +285,9 @@ def resolve_run(results: Path, token: str) -> Run:
     if not matches:
         raise UserError(f"{token}: no run with that id, 6-digit id or prefix in {results}/")
     names = ", ".join(r.id for r in matches[:5])
-    raise UserError(f"{token}: ambiguous, matches {len(matches)} runs ({names}); give more of the id")
+    raise UserError(
+        f"{token}: ambiguous, matches {len(matches)} runs ({names}); give more of the id"
+    )
 
 
 def find_reproductions(results: Path, original: Run) -> list[Run]:

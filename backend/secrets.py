@@ -43,3 +43,18 @@ class RedactingFilter(logging.Filter):
         if clean != msg:
             record.msg, record.args = clean, None
         return True
+
+
+def refuse_secret_values(flat_params: dict[str, object], where: str) -> None:
+    """Parameters are written to config.json in clear: a secret's value among them is refused."""
+    from .errors import UserError
+
+    by_value = {v: k for k, v in os.environ.items() if is_secret_name(k) and len(v) >= _MIN_LEN}
+    for key, value in flat_params.items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and any(secret in v for secret in by_value):
+                name = next(by_value[s] for s in by_value if s in v)
+                raise UserError(
+                    f"{where}: params.{key} holds the value of ${name}; secrets come from the "
+                    "environment only and are never written to a run directory"
+                )

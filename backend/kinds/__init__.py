@@ -11,16 +11,23 @@ A kind is a package `backend/kinds/<name>/` with:
   kind-specific export formats.
 
 Adding a folder is all it takes: the command line and the dashboard find it.
+Kinds kept outside this package (a lab's own) are found through
+`LABDECK_KIND_PATH`, a list of folders (os.pathsep-separated) holding such packages.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from functools import cache
 from types import ModuleType
 
 from ..errors import UserError
+
+for _extra in filter(None, os.environ.get("LABDECK_KIND_PATH", "").split(os.pathsep)):
+    if _extra not in __path__:
+        __path__.append(_extra)
 
 
 @cache

@@ -203,6 +203,8 @@ class RunContext:
         else:
             staging.rename(final)
 
-    def checkpoint(self, step: int | str, path: Path, metrics: dict[str, Any] | None = None) -> None:
+    def checkpoint(
+        self, step: int | str, path: Path, metrics: dict[str, Any] | None = None
+    ) -> None:
         rel = str(Path(path).relative_to(self.run.path)) if Path(path).is_absolute() else str(path)
         self.events.emit("checkpoint", step=step, path=rel, metrics=metrics or {})

@@ -1,0 +1,606 @@
+"""`labdeck`: every verb of the command line. With no arguments it opens the dashboard.
+
+Each verb is a small function over the run directory; errors caused by input are
+`UserError`s, printed as one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .runs import RESUMABLE, Run, default_results_dir, resolve_run
+
+EXIT = {"completed": 0, "interrupted": 130, "failed": 1}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _results(args: argparse.Namespace) -> Path:
+    return Path(args.results) if getattr(args, "results", None) else default_results_dir()
+
+
+def _run_of(args: argparse.Namespace, attr: str = "run") -> Run:
+    return resolve_run(_results(args), getattr(args, attr))
+
+
+def _print(*objs: Any) -> None:
+    from .display import console
+
+    console.print(*objs)
+
+
+def _finish(run: Run, status: str, quiet: bool) -> int:
+    if not quiet:
+        from .display import table
+
+        state = run.state()
+        style = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
+        _print(f"[{style}]{status}[/] {run.id}  ({state.get('records', 0)} records)")
+        if state.get("last_error"):
+            _print(f"[red]error:[/] {state['last_error']}")
+        final = run.summary().get("final_metrics") if status == "completed" else None
+        if final:
+            _print(table("final metrics", ["metric", "value"], [[k, v] for k, v in final.items()]))
+        if status in ("interrupted", "failed"):
+            _print(f"resume with: labdeck resume {run.short_id}")
+    return EXIT.get(status, 1)
+
+
+def _execute(run: Run, quiet: bool) -> int:
+    from .runner import execute
+
+    if quiet:
+        return _finish(run, execute(run), quiet)
+    from .display import LiveProgress
+
+    with LiveProgress() as live:
+        status = execute(run, listener=live, console=True)
+    return _finish(run, status, quiet)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _resolve_args(args: argparse.Namespace):
+    from .presets import load_preset, resolve
+
+    if args.preset and args.kind:
+        raise UserError("give a preset file or --kind, not both")
+    if args.preset:
+        preset = load_preset(args.preset)
+        resolved = resolve(preset.kind, preset.params, args.set, source=str(preset.path))
+        title = args.title or preset.title
+    elif args.kind:
+        preset = None
+        resolved = resolve(args.kind, {}, args.set, source=f"--kind {args.kind}")
+        title = args.title or args.kind
+    else:
+        raise UserError("run needs a preset file (see `labdeck presets`) or --kind KIND")
+    return preset, resolved, title
+
+
+def _new_run(results: Path, preset, resolved, title: str) -> Run:
+    from .envinfo import environment
+    from .kinds import kind_config
+    from .presets import explicit_command
+    from .runs import create_run_dir, new_run_id
+
+    cfg = kind_config(resolved.kind)
+    run_id = new_run_id(results, resolved.kind, title)
+    commands = {"run_explicit": explicit_command(resolved.kind, title, resolved.params)}
+    extra = getattr(cfg, "extra_commands", None)
+    if extra:
+        commands.update(extra(run_id, resolved.params))
+    config = {
+        "run_id": run_id,
+        "kind": resolved.kind,
+        "title": title,
+        "description": getattr(preset, "description", "") or cfg.DESCRIPTION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "primary_metric": getattr(cfg, "PRIMARY_METRIC", None),
+        "defaults": resolved.defaults,
+        "overrides": resolved.overrides,
+        "params": resolved.params,
+        "preset": None
+        if preset is None
+        else {"path": str(preset.path), "sha256": preset.sha256, "extends": preset.chain},
+        "commands": commands,
+        "md5": resolved.md5,
+        "env": environment(),
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    return create_run_dir(results, run_id, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .launch import launch_run_detached
+
+    preset, resolved, title = _resolve_args(args)
+    if args.dry_run:
+        from .kinds import kind_experiment
+
+        report = kind_experiment(resolved.kind).dry_run(resolved.model)
+        if args.json:
+            print(
+                json.dumps(
+                    {**report.as_dict(), "overrides": resolved.overrides, "md5": resolved.md5}
+                )
+            )
+        else:
+            from .display import fmt_bytes, fmt_duration
+
+            for line in report.lines:
+                _print(line)
+            _print(
+                f"units: {report.units}   memory: {fmt_bytes(report.memory_bytes)}   "
+                f"time: ~{fmt_duration(report.seconds)}"
+            )
+        return 0
+    if args.into:
+        run = Run(Path(args.into))
+        if run.config.get("md5") != resolved.md5:
+            raise UserError(
+                f"{run.path}/config.json: md5 {run.config.get('md5')} differs from the explicit "
+                f"command's parameters ({resolved.md5}); the reproduction would not be faithful"
+            )
+    else:
+        run = _new_run(_results(args), preset, resolved, title)
+    if args.detach:
+        pid = launch_run_detached(run.path)
+        print(run.id)
+        if not args.quiet:
+            print(
+                f"started in the background (pid {pid}); follow with `labdeck` or `labdeck show {run.short_id}`",
+                file=sys.stderr,
+            )
+        return 0
+    if not args.quiet:
+        _print(f"[bold]{run.id}[/]  {run.path}")
+    return _execute(run, args.quiet)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .launch import launch_run_detached
+
+    run = _run_of(args)
+    status = run.status()
+    if status == "completed":
+        if not args.quiet:
+            _print(f"{run.id} is already completed; nothing to do")
+        return 0
+    if status not in (*RESUMABLE, "running"):  # running: the run lock gives the precise refusal
+        raise UserError(
+            f"{run.id}: status {status}; only {', '.join(RESUMABLE)} runs can be resumed"
+        )
+    if args.detach:
+        pid = launch_run_detached(run.path)
+        print(f"{run.id} resumed in the background (pid {pid})")
+        return 0
+    return _execute(run, args.quiet)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    import os
+    import signal
+
+    from .runner import request_stop_file
+    from .runs import pid_alive, this_host
+
+    run = _run_of(args)
+    state = run.state()
+    status = run.status()
+    if status not in ("running", "queued"):
+        _print(f"{run.id} is {status}; nothing to stop")
+        return 0
+    request_stop_file(run)  # reaches a runner on another host through the shared filesystem
+    pid = state.get("pid")
+    if state.get("host") == this_host() and pid_alive(pid, state.get("pid_started")):
+        os.kill(pid, signal.SIGTERM)
+    _print(f"stop requested for {run.id}; it finishes the unit in hand, then stops")
+    deadline = time.time() + args.wait
+    while time.time() < deadline:
+        if run.status() not in ("running", "queued"):
+            _print(f"{run.id}: {run.status()}")
+            return 0
+        time.sleep(0.2)
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from .display import fmt_duration, fmt_time, fmt_value, table
+    from .runs import effective_status, list_runs
+
+    rows = []
+    for run in list_runs(_results(args)):
+        try:
+            cfg = run.config
+        except UserError as exc:
+            rows.append([run.id, "?", "?", "corrupt", str(exc), "-", "-", "-"])
+            continue
+        st = run.state()
+        status = effective_status(st)
+        if args.status and status != args.status:
+            continue
+        if args.kind and cfg.get("kind") != args.kind:
+            continue
+        done, total = st.get("done"), st.get("total")
+        progress = f"{done}/{total}" if total else (str(done) if done is not None else "-")
+        end = st.get("ended") or (time.time() if status == "running" else st.get("heartbeat"))
+        started = st.get("started")
+        key = st.get("key_metric") or {}
+        rows.append(
+            [
+                run.id,
+                cfg.get("kind", "?"),
+                cfg.get("title", ""),
+                status,
+                progress,
+                fmt_time(started),
+                fmt_duration(end - started if started and end else None),
+                f"{key.get('name')}={fmt_value(key.get('value'))}" if key else "-",
+            ]
+        )
+    if args.json:
+        cols = ["id", "kind", "title", "status", "progress", "started", "duration", "key_metric"]
+        print(json.dumps([dict(zip(cols, r, strict=True)) for r in rows], indent=2))
+        return 0
+    if not rows:
+        _print(f"no runs in {_results(args)}/ — start one with `labdeck run presets/smoke.toml`")
+        return 0
+    _print(
+        table(
+            None,
+            ["id", "kind", "title", "status", "progress", "started", "duration", "key metric"],
+            rows,
+        )
+    )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .display import fmt_time, table
+    from .events import EventReader
+
+    run = _run_of(args)
+    cfg, st = run.config, run.state()
+    _print(
+        f"[bold]{run.id}[/]  kind={cfg.get('kind')}  title={cfg.get('title')}  status={run.status()}"
+    )
+    _print(
+        f"started {fmt_time(st.get('started'))}  ended {fmt_time(st.get('ended'))}  attempts {st.get('attempts', 0)}  records {st.get('records', 0)}"
+    )
+    if st.get("last_error"):
+        _print(f"[red]last error:[/] {st['last_error']}")
+    if cfg.get("overrides"):
+        _print(
+            table(
+                "overrides (vs kind defaults)",
+                ["parameter", "value"],
+                [[k, json.dumps(v)] for k, v in cfg["overrides"].items()],
+            )
+        )
+    final = run.summary().get("final_metrics")
+    if final:
+        _print(table("final metrics", ["metric", "value"], [[k, v] for k, v in final.items()]))
+    events = EventReader.from_tail(run.events_path, 64 * 1024).read_new()
+    tail = [
+        e
+        for e in events
+        if e.get("type") in ("status", "phase", "batch", "log", "error", "checkpoint")
+    ][-args.tail :]
+    if tail:
+        _print(
+            table(
+                "recent events",
+                ["time", "type", "detail"],
+                [
+                    [
+                        fmt_time(e.get("t")),
+                        e["type"],
+                        json.dumps({k: v for k, v in e.items() if k not in ("t", "seq", "type")}),
+                    ]
+                    for e in tail
+                ],
+            )
+        )
+    _print(f"reproduce: labdeck reproduce {run.short_id}")
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from .display import table
+    from .kinds import kind_config
+    from .presets import schema_rows
+
+    rows = schema_rows(args.kind)
+    if args.format == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(["parameter", "type", "default", "bounds", "description"])
+        for r in rows:
+            w.writerow([r.name, r.type, json.dumps(r.default), r.bounds, r.description])
+        return 0
+    _print(f"[bold]{args.kind}[/]: {kind_config(args.kind).DESCRIPTION}")
+    _print(
+        table(
+            None,
+            ["parameter", "type", "default", "bounds", "description"],
+            [[r.name, r.type, json.dumps(r.default), r.bounds, r.description] for r in rows],
+        )
+    )
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .display import table
+    from .presets import list_presets
+
+    infos = list_presets([Path(d) for d in args.dir] if args.dir else None)
+    rows = [[str(p.path), p.kind or "-", p.title or "-", p.error or p.description] for p in infos]
+    _print(table(None, ["preset", "kind", "title", "description"], rows))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .launch import launch_detached
+    from .runs import CONFIG, LOG, create_run_dir, repro_run_id
+
+    results = _results(args)
+    original = _run_of(args)
+    text = (original.path / CONFIG).read_text(encoding="utf-8")
+    command = original.config.get("commands", {}).get("run_explicit")
+    if not command:
+        raise UserError(f"{original.path / CONFIG}: no commands.run_explicit to reproduce from")
+    repro = create_run_dir(results, repro_run_id(results, original.id), text)
+    repro.write_state(reproduction_of=original.id)
+    argv = [*shlex.split(command)[1:], "--into", str(repro.path)]
+    if args.detach:
+        launch_detached([*argv, "--quiet"], results, repro.path / LOG)
+        print(repro.id)
+        return 0
+    _print(f"reproducing {original.id} as {repro.id}")
+    return main([*argv, *(["--quiet"] if args.quiet else [])])
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs, counterpart
+    from .display import fmt_value, table
+
+    results = _results(args)
+    a = _run_of(args)
+    b = resolve_run(results, args.other) if args.other else counterpart(results, a)
+    cmp = compare_runs(a, b, args.tol)
+    _print(f"original: {a.id}\nother:    {b.id}\ntolerance: {args.tol:g}")
+    rows = [
+        [
+            m.name,
+            fmt_value(m.a),
+            fmt_value(m.b),
+            fmt_value(m.diff),
+            "[green]PASS[/]" if m.passed else "[red]FAIL[/]",
+        ]
+        for m in cmp.metrics
+    ]
+    _print(
+        table(
+            "final metrics",
+            [
+                "Metric",
+                "Original",
+                "Repro" if b.state().get("reproduction_of") else "Other",
+                "Diff",
+                "Status",
+            ],
+            rows,
+        )
+    )
+    if cmp.params:
+        _print(
+            table(
+                "parameters that differ",
+                ["parameter", a.short_id, b.short_id],
+                [[p.key, json.dumps(p.a), json.dumps(p.b)] for p in cmp.params],
+            )
+        )
+    else:
+        _print("parameters: identical")
+    if not cmp.metrics:
+        _print("[yellow]no final metrics to compare (are both runs completed?)[/]")
+        return 1
+    return 0 if cmp.all_passed else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .reports import export
+
+    dest = export(_run_of(args), args.format, Path(args.out) if args.out else None)
+    print(dest)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .reports import plot
+
+    for p in plot(_run_of(args), Path(args.out) if args.out else None):
+        print(p)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .kinds import kind_experiment
+    from .presets import resolve
+
+    run = _run_of(args)
+    exp = kind_experiment(run.kind)
+    if not hasattr(exp, "evaluate_run"):
+        raise UserError(f"kind {run.kind!r} has no separate evaluation phase")
+    resolved = resolve(
+        run.kind, run.config["params"], args.set, source=str(run.path / "config.json")
+    )
+    out = exp.evaluate_run(run, resolved.model)
+    from .display import table
+
+    _print(
+        table(
+            "evaluation",
+            ["metric", "value"],
+            [[k, v] for k, v in out.items() if not isinstance(v, dict | list)],
+        )
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--results", metavar="DIR", help="results folder (default ./results or $LABDECK_RESULTS)"
+    )
+    p = argparse.ArgumentParser(
+        prog="labdeck",
+        description="Terminal workbench for GPU language-model experiments. With no arguments: the dashboard.",
+    )
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+
+    r = sub.add_parser(
+        "run", parents=[common], help="start a run from a preset (or --kind) with overrides"
+    )
+    r.add_argument("preset", nargs="?", help="preset TOML file")
+    r.add_argument("--kind", help="run a kind from its defaults (no preset)")
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter (TOML value; dotted keys)",
+    )
+    r.add_argument("--title", help="title in the run id (default: the preset's)")
+    r.add_argument(
+        "--detach", action="store_true", help="run in the background and print the run id"
+    )
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and estimate units, memory and time; run nothing",
+    )
+    r.add_argument("--json", action="store_true", help="with --dry-run: machine-readable output")
+    r.add_argument("--quiet", action="store_true", help="no progress display")
+    r.add_argument(
+        "--into", help=argparse.SUPPRESS
+    )  # reproduce: execute into a prepared run directory
+    r.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser(
+        "resume", parents=[common], help="continue an interrupted, failed or crashed run"
+    )
+    s.add_argument("run")
+    s.add_argument("--detach", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_resume)
+
+    s = sub.add_parser(
+        "stop", parents=[common], help="ask a run to finish its unit in hand and stop"
+    )
+    s.add_argument("run")
+    s.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait until it has stopped"
+    )
+    s.set_defaults(fn=cmd_stop)
+
+    s = sub.add_parser("ls", parents=[common], help="list runs")
+    s.add_argument("--status", help="only runs with this status")
+    s.add_argument("--kind", help="only runs of this kind")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_ls)
+
+    s = sub.add_parser(
+        "show", parents=[common], help="one run: status, overrides, final metrics, recent events"
+    )
+    s.add_argument("run")
+    s.add_argument("--tail", type=int, default=12)
+    s.set_defaults(fn=cmd_show)
+
+    s = sub.add_parser(
+        "params", help="a kind's parameters: name, type, default, bounds, description"
+    )
+    s.add_argument("kind")
+    s.add_argument("--format", choices=["table", "csv"], default="table")
+    s.set_defaults(fn=cmd_params)
+
+    s = sub.add_parser("presets", help="list preset files")
+    s.add_argument("--dir", action="append", help="look in this folder (repeatable)")
+    s.set_defaults(fn=cmd_presets)
+
+    s = sub.add_parser("reproduce", parents=[common], help="rerun a run from its config.json alone")
+    s.add_argument("run")
+    s.add_argument("--detach", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_reproduce)
+
+    s = sub.add_parser(
+        "compare",
+        parents=[common],
+        help="final metrics and parameters of two runs (default: RUN and its reproduction)",
+    )
+    s.add_argument("run")
+    s.add_argument("other", nargs="?")
+    s.add_argument("--tol", type=float, default=1e-6, help="largest |difference| that passes")
+    s.set_defaults(fn=cmd_compare)
+
+    s = sub.add_parser(
+        "export", parents=[common], help="records as json/csv/parquet (or a kind's own format)"
+    )
+    s.add_argument("run")
+    s.add_argument("--format", required=True)
+    s.add_argument("--out", help="file or folder (default: the run's artifacts/)")
+    s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser(
+        "plot", parents=[common], help="PNG curves of the run's metrics and trajectories"
+    )
+    s.add_argument("run")
+    s.add_argument("--out", help="folder (default: the run's artifacts/)")
+    s.set_defaults(fn=cmd_plot)
+
+    s = sub.add_parser(
+        "eval", parents=[common], help="run a kind's evaluation phase on a finished run"
+    )
+    s.add_argument("run")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    s.set_defaults(fn=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0] == "--results" and len(argv) == 2):
+        from tui.app import main as tui_main
+
+        return tui_main(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "fn", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.fn(args)
+    except UserError as exc:
+        print(f"labdeck: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

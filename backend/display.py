@@ -1,0 +1,125 @@
+"""Rich rendering for the command line: the foreground progress view and the tables."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "-"
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_time(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return str(n)
+
+
+def fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "-" if v is None else str(v)
+
+
+class LiveProgress:
+    """Turns the run's own events into a progress bar per phase plus notable lines.
+
+    It listens to the same events the dashboard reads, so the terminal view and the
+    dashboard can never disagree about progress.
+    """
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=console,
+            transient=False,
+        )
+        self._tasks: dict[str, Any] = {}
+        self._mem = ""
+
+    def __enter__(self) -> LiveProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def _task(self, phase: str, total: int | None) -> Any:
+        if phase not in self._tasks:
+            self._tasks[phase] = self.progress.add_task(phase, total=total, note="")
+        return self._tasks[phase]
+
+    def __call__(self, e: dict[str, Any]) -> None:
+        t = e.get("type")
+        if t == "phase":
+            self._task(str(e.get("name")), e.get("total"))
+        elif t == "progress":
+            task = self._task(str(e.get("phase")), e.get("total"))
+            self.progress.update(
+                task, completed=e.get("done", 0), total=e.get("total"), note=self._mem
+            )
+        elif t == "memory":
+            devs = e.get("devices") or []
+            self._mem = "  ".join(
+                f"{d.get('device')} {fmt_bytes(d.get('used'))}/{fmt_bytes(d.get('total'))} ({d.get('source')})"
+                for d in devs[:2]
+            )
+        elif t == "batch":
+            self.progress.console.print(
+                f"  batch size {e.get('size')} ({e.get('reason')})", style="cyan"
+            )
+        elif t == "metric":
+            where = " ".join(f"{k}={e[k]}" for k in ("step", "epoch", "level", "group") if k in e)
+            self.progress.console.print(
+                f"  {e.get('name')} = {fmt_value(e.get('value'))}  {where}", style="green"
+            )
+        elif t == "log" and e.get("level") in ("warning", "error"):
+            self.progress.console.print(f"  {e.get('message')}", style="yellow")
+        elif t == "checkpoint":
+            self.progress.console.print(
+                f"  checkpoint {e.get('step')} → {e.get('path')}", style="magenta"
+            )
+        elif t == "error":
+            self.progress.console.print(f"  error: {e.get('message')}", style="red")
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*[fmt_value(x) if not isinstance(x, str) else x for x in r])
+    return t

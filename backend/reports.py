@@ -1,0 +1,157 @@
+"""Exports of records and PNG plots of a run's event stream, for any kind.
+
+Both read only the run directory, so they work on a finished run, a running one,
+or one copied from another machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .events import EventReader
+from .kinds import kind_exports
+from .presets import flatten
+from .runs import ARTIFACTS, Run
+
+BASE_FORMATS = ("json", "csv", "parquet")
+
+
+def export_formats(kind: str) -> list[str]:
+    return [*BASE_FORMATS, *kind_exports(kind)]
+
+
+def records_frame(run: Run):  # -> pandas.DataFrame (imported lazily: pandas is slow to import)
+    import pandas as pd
+
+    records = list(EventReader(run.records_path).read_new())
+    return pd.DataFrame.from_records(records)
+
+
+def export(run: Run, fmt: str, out: Path | None = None) -> Path:
+    """Records as json/csv/parquet, or a kind's own format (e.g. the seed's single JSON)."""
+    extra = kind_exports(run.kind)
+    if fmt in extra:
+        return extra[fmt](run, out or run.path / ARTIFACTS)
+    if fmt not in BASE_FORMATS:
+        raise UserError(f"--format {fmt!r}: expected one of: {', '.join(export_formats(run.kind))}")
+    df = records_frame(run)
+    if df.empty:
+        raise UserError(f"{run.records_path}: no records to export yet")
+    dest = out or run.path / ARTIFACTS / f"records.{fmt}"
+    if dest.is_dir():
+        dest = dest / f"records.{fmt}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "json":
+        df.to_json(dest, orient="records", indent=2, force_ascii=False)
+        return dest
+    # Nested values (dicts, lists) have no column type in CSV/Parquet: keep them as JSON text.
+    for col in df.columns:
+        if df[col].map(lambda v: isinstance(v, dict | list)).any():
+            df[col] = df[col].map(
+                lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+            )
+    if fmt == "csv":
+        df.to_csv(dest, index=False)
+    else:
+        df.to_parquet(dest, index=False)
+    return dest
+
+
+# --------------------------------------------------------------------------- plots
+
+X_KEYS = ("step", "epoch", "level")
+
+
+def metric_series(events: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """metric name → group → [(x, value)], x from step/epoch/level or the event's order."""
+    out: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    counters: dict[str, int] = defaultdict(int)
+    for e in events:
+        if e.get("type") != "metric" or not isinstance(e.get("value"), int | float):
+            continue
+        name = str(e.get("name"))
+        x = next((e[k] for k in X_KEYS if isinstance(e.get(k), int | float)), None)
+        if x is None:
+            x = counters[name]
+            counters[name] += 1
+        out[name][str(e.get("group", ""))].append((float(x), float(e["value"])))
+    return out
+
+
+def trajectory_series(events: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    """Every numeric field of `trajectory` events (nested dicts dotted) over epoch."""
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for i, e in enumerate(e for e in events if e.get("type") == "trajectory"):
+        x = e.get("epoch", i)
+        for k, v in flatten(
+            {k: v for k, v in e.items() if k not in ("t", "seq", "type", "epoch")}
+        ).items():
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                out[k].append((float(x), float(v)))
+    return out
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(3, max(1, n))
+    return (n + cols - 1) // cols, cols
+
+
+def _draw(
+    series_by_panel: dict[str, dict[str, list[tuple[float, float]]]],
+    title: str,
+    dest: Path,
+    xlabel: str,
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = _grid(len(series_by_panel))
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
+    for ax, (name, groups) in zip(axes.flat, series_by_panel.items(), strict=False):
+        for group, pts in sorted(groups.items()):
+            pts = sorted(pts)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=group or None)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.grid(alpha=0.3)
+        if any(groups):
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(series_by_panel) :]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(dest, dpi=110)
+    plt.close(fig)
+    return dest
+
+
+def plot(run: Run, out_dir: Path | None = None) -> list[Path]:
+    """PNG curves of every metric (one panel per metric, a line per group) and of trajectories."""
+    events = EventReader(run.events_path).read_new()
+    out_dir = out_dir or run.path / ARTIFACTS
+    written: list[Path] = []
+    metrics = metric_series(events)
+    if metrics:
+        xs = {k for e in events if e.get("type") == "metric" for k in X_KEYS if k in e}
+        written.append(
+            _draw(
+                metrics,
+                f"{run.id}: metrics",
+                out_dir / "metrics.png",
+                "/".join(sorted(xs)) or "order",
+            )
+        )
+    traj = trajectory_series(events)
+    varying = {k: {"": v} for k, v in traj.items() if len({p[1] for p in v}) > 1}
+    if varying:
+        written.append(_draw(varying, f"{run.id}: trajectory", out_dir / "trajectory.png", "epoch"))
+    if not written:
+        raise UserError(f"{run.events_path}: no metric or trajectory events to plot yet")
+    return written

@@ -1,0 +1,201 @@
+"""Executes one run directory: the same code path for a first run, a resume and a reproduction.
+
+The runner owns the run's lifecycle: it takes the lock, marks the run running,
+keeps a heartbeat and a memory stream going, hands the kind a RunContext, and
+turns however the kind ends (return, stop, error, batch too large) into a final
+status. Whatever happens, state.json ends in a resumable state and nothing already
+recorded is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .errors import UserError
+from .events import EventWriter
+from .jsonio import write_json_atomic
+from .kinds import kind_config, kind_experiment
+from .kinds.base import RunContext, StateKeeper, StopRequested
+from .ledger import Ledger
+from .runs import ARTIFACTS, HEARTBEAT_SECONDS, LOG, SUMMARY, Run, RunLock, this_host
+from .secrets import RedactingFilter
+
+STOP_FILE = "stop.request"  # lets `labdeck stop` reach a runner on another host via the filesystem
+MEMORY_SECONDS = 2.0
+
+
+def request_stop_file(run: Run) -> Path:
+    path = run.path / STOP_FILE
+    path.write_text(str(time.time()), encoding="utf-8")
+    return path
+
+
+def _setup_logging(run: Run, console: bool) -> logging.Logger:
+    log = logging.getLogger(f"labdeck.run.{run.id}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for h in list(log.handlers):
+        log.removeHandler(h)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    fh = logging.FileHandler(run.path / LOG, encoding="utf-8")
+    fh.setFormatter(fmt)
+    log.addHandler(fh)
+    if console:
+        ch = logging.StreamHandler(sys.stderr)
+        ch.setFormatter(logging.Formatter("%(message)s"))
+        ch.setLevel(logging.WARNING)
+        log.addHandler(ch)
+    log.addFilter(RedactingFilter())
+    return log
+
+
+class _Monitor(threading.Thread):
+    """Heartbeat, memory events and the cross-host stop file, on one quiet thread."""
+
+    def __init__(self, run: Run, state: StateKeeper, events: EventWriter, stop: threading.Event):
+        super().__init__(name="labdeck-monitor", daemon=True)
+        self.run, self.state, self.events, self.stop = run, state, events, stop
+        self._done = threading.Event()
+
+    def sample_memory(self) -> None:
+        from . import gpu
+
+        try:
+            self.events.emit("memory", devices=[d.as_event() for d in gpu.probe_all()])
+        except Exception as exc:  # a probe failure must never kill a run
+            self.events.emit("log", level="warning", message=f"memory probe failed: {exc}")
+
+    def run(self) -> None:
+        next_mem = time.time() + MEMORY_SECONDS
+        while not self._done.wait(HEARTBEAT_SECONDS):
+            self.state.flush(heartbeat=True)
+            if (self.run.path / STOP_FILE).exists():
+                self.stop.set()
+            if time.time() >= next_mem:
+                next_mem = time.time() + MEMORY_SECONDS
+                self.sample_memory()
+
+    def finish(self) -> None:
+        self._done.set()
+        self.join(timeout=5)
+
+
+def execute(
+    run: Run, listener: Callable[[dict[str, Any]], None] | None = None, console: bool = False
+) -> str:
+    """Run (or continue) `run` to an end; returns the final status."""
+    lock = RunLock(run).acquire()
+    try:
+        return _execute_locked(run, listener, console)
+    finally:
+        lock.release()
+
+
+def _execute_locked(
+    run: Run, listener: Callable[[dict[str, Any]], None] | None, console: bool
+) -> str:
+    config = run.config
+    kind = config["kind"]
+    cfg = kind_config(kind)
+    try:
+        params = cfg.Params.model_validate(config["params"])
+    except Exception as exc:
+        raise UserError(
+            f"{run.path / 'config.json'}: params no longer valid for kind {kind!r}: {exc}"
+        ) from None
+    (run.path / STOP_FILE).unlink(missing_ok=True)
+    log = _setup_logging(run, console)
+    events = EventWriter(run.events_path)
+    if listener:
+        events.add_listener(listener)
+    ledger = Ledger(run.records_path)
+    state = StateKeeper(run)
+    prior = run.state()
+    attempt = int(prior.get("attempts", 0)) + 1
+    now = time.time()
+    state.update(
+        force=True,
+        status="running",
+        pid=os.getpid(),
+        pid_started=psutil.Process().create_time(),
+        host=this_host(),
+        started=prior.get("started") or now,
+        attempt_started=now,
+        heartbeat=now,
+        ended=None,
+        attempts=attempt,
+        last_error=None,
+        records=len(ledger),
+    )
+    events.emit("status", status="running", attempt=attempt, records=len(ledger))
+    log.info("run %s (%s) attempt %d, %d records already done", run.id, kind, attempt, len(ledger))
+
+    stop = threading.Event()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        stop.set()
+        log.info("stop requested (%s): finishing the unit in hand", signal.Signals(signum).name)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        for s in previous:
+            signal.signal(s, _on_signal)
+    monitor = _Monitor(run, state, events, stop)
+    monitor.sample_memory()  # one reading before any work, so even a short run has one
+    monitor.start()
+    ctx = RunContext(
+        run, params, events, ledger, state, log, stop, getattr(cfg, "PRIMARY_METRIC", None)
+    )
+    status, error = "failed", None
+    try:
+        final = kind_experiment(kind).run(ctx) or {}
+        summary = {
+            "final_metrics": final,
+            "records": len(ledger),
+            "finished": time.time(),
+            "attempts": attempt,
+        }
+        write_json_atomic(run.path / ARTIFACTS / SUMMARY, summary)
+        status = "completed"
+    except StopRequested:
+        status = "interrupted"
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted by a second Ctrl-C"
+    except UserError as exc:
+        error = str(exc)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.error("%s\n%s", error, traceback.format_exc())
+    finally:
+        monitor.finish()
+        if in_main:
+            for s, h in previous.items():
+                signal.signal(s, h)
+    if error:
+        events.emit("error", message=error)
+        log.error("failed: %s", error)
+    events.emit("status", status=status, records=len(ledger))
+    log.info("run %s %s with %d records", run.id, status, len(ledger))
+    state.update(
+        force=True, status=status, ended=time.time(), last_error=error, records=len(ledger)
+    )
+    events.close()
+    ledger.close()
+    for h in list(log.handlers):
+        h.close()
+        log.removeHandler(h)
+    return status

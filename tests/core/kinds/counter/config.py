@@ -1,0 +1,25 @@
+"""A protocol-test kind: numbered units of pure-Python work with a controllable pace.
+
+It exercises the run protocol (records, resume, stop, kill, reproduce) fast and
+deterministically; the model-backed kinds are tested in their own folders.
+"""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DESCRIPTION = "count through numbered units (protocol tests)"
+PRIMARY_METRIC = "total"
+
+
+class Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scale: float = Field(1.0, ge=0, description="multiplies every value")
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    units: int = Field(20, ge=1, le=100000, description="number of work units")
+    unit_seconds: float = Field(0.0, ge=0, description="sleep per unit")
+    seed: int = Field(0, description="seed of the values")
+    fail_at: int = Field(-1, description="raise an error at this unit (-1: never)")
+    note: str | None = Field(None, description="free text")
+    inner: Inner = Field(default_factory=Inner, description="nested parameters")

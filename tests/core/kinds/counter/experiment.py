@@ -1,0 +1,33 @@
+import random
+import time
+
+from backend.kinds.base import DryRun, RunContext
+from backend.ledger import unit_key
+
+
+def value_of(seed: int, i: int, scale: float) -> float:
+    return round(random.Random(seed * 100003 + i).random() * scale, 12)
+
+
+def run(ctx: RunContext) -> dict[str, float]:
+    p = ctx.params
+    ctx.phase("count", p.units)
+    done = sum(1 for i in range(p.units) if ctx.is_done(unit_key("unit", i)))
+    for i in range(p.units):
+        key = unit_key("unit", i)
+        if ctx.is_done(key):
+            continue
+        ctx.check_stop()
+        if i == p.fail_at:
+            raise RuntimeError(f"planned failure at unit {i}")
+        time.sleep(p.unit_seconds)
+        ctx.record(key, {"i": i, "value": value_of(p.seed, i, p.inner.scale), "batch_size": 1})
+        done += 1
+        ctx.progress(done)
+        ctx.metric("value", value_of(p.seed, i, p.inner.scale), step=i)
+    total = sum(r["value"] for r in ctx.ledger.records())
+    return {"total": round(total, 9), "units": float(p.units)}
+
+
+def dry_run(params) -> DryRun:
+    return DryRun(units=params.units, memory_bytes=0, seconds=params.units * params.unit_seconds, lines=["counter"])
