@@ -238,12 +238,16 @@ def cmd_ls(args: argparse.Namespace) -> int:
         key = st.get("key_metric") or {}
         rows.append(
             [
-                run.id,
+                run.id if args.long else run.short_id + ("·r" if st.get("reproduction_of") else ""),
                 cfg.get("kind", "?"),
                 cfg.get("title", ""),
                 status,
                 progress,
-                fmt_time(started),
+                fmt_time(started)
+                if args.long
+                else time.strftime("%d %H:%M", time.localtime(started))
+                if started
+                else "-",
                 fmt_duration(end - started if started and end else None),
                 f"{key.get('name')}={fmt_value(key.get('value'))}" if key else "-",
             ]
@@ -258,7 +262,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     _print(
         table(
             None,
-            ["id", "kind", "title", "status", "progress", "started", "duration", "key metric"],
+            ["id", "kind", "title", "status", "done", "started", "time", "metric"],
             rows,
         )
     )
@@ -346,7 +350,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
     infos = list_presets([Path(d) for d in args.dir] if args.dir else None)
     rows = [[str(p.path), p.kind or "-", p.title or "-", p.error or p.description] for p in infos]
-    _print(table(None, ["preset", "kind", "title", "description"], rows))
+    _print(table(None, ["preset", "kind", "title", "description"], rows, wrap=("description",)))
     return 0
 
 
@@ -522,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--status", help="only runs with this status")
     s.add_argument("--kind", help="only runs of this kind")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--long", action="store_true", help="full run ids and dates")
     s.set_defaults(fn=cmd_ls)
 
     s = sub.add_parser(
@@ -580,6 +585,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     s.set_defaults(fn=cmd_eval)
     return p
+
+
+DEMO_PRESETS = ("degradation-demo.toml", "smoke.toml")
+
+
+def _headless_demo(argv: list[str]) -> int:
+    """No terminal to draw a dashboard on (CI, a pipe, nohup): run the demo preset instead."""
+    from .presets import default_preset_dirs
+
+    for name in DEMO_PRESETS:
+        for d in default_preset_dirs():
+            if (d / name).is_file():
+                print(
+                    f"no terminal for the dashboard; running the demo preset {d / name} headless",
+                    file=sys.stderr,
+                )
+                return main(["run", str(d / name), *argv])
+    print("labdeck: error: no terminal for the dashboard and no demo preset found", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -69,6 +70,7 @@ class LiveProgress:
         )
         self._tasks: dict[str, Any] = {}
         self._mem = ""
+        self._last_metric = ""
 
     def __enter__(self) -> LiveProgress:
         self.progress.start()
@@ -116,10 +118,18 @@ class LiveProgress:
             self.progress.console.print(f"  error: {e.get('message')}", style="red")
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
-    t = Table(title=title, show_lines=False, header_style="bold")
+def table(
+    title: str | None, columns: list[str], rows: list[list[Any]], wrap: tuple[str, ...] = ()
+) -> Table:
+    """Columns stay on one line (ellipsis when narrow) unless named in `wrap`."""
+    t = Table(
+        title=title, show_lines=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False
+    )
     for c in columns:
-        t.add_column(c, overflow="fold")
+        if c in wrap:
+            t.add_column(c, overflow="fold")
+        else:
+            t.add_column(c, no_wrap=True, overflow="ellipsis")
     for r in rows:
         t.add_row(*[fmt_value(x) if not isinstance(x, str) else x for x in r])
     return t

@@ -5,46 +5,53 @@ the file is repaired on open, so after a SIGKILL at any byte every unit is eithe
 fully recorded or absent: resume redoes exactly the absent ones, none lost, none
 doubled.
 
-Records are written with `key` as their first field so the resume scan can read
-the key straight off the start of each line without parsing the whole record:
-that keeps scanning 100 000 records well under half a second.
+Each record line starts with a fixed-width digest of its key (`key_sha1`), so
+the resume scan slices it off every line without parsing a single record: that
+keeps scanning 100 000 records well under half a second.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from .jsonl import JsonlAppender, JsonlReader
 
-_KEY_PREFIX = b'{"key":'
-_DECODER = json.JSONDecoder()
+_DIGEST_FIELD = "key_sha1"
+_PREFIX = b'{"key_sha1":"'
+_DIGEST_LEN = 20  # hex characters: 80 bits, no collision in any realistic run
 
 
-def _key_of(line: bytes) -> str | None:
-    if line.startswith(_KEY_PREFIX) and line.rstrip().endswith(b"}"):
-        try:
-            key, _ = _DECODER.raw_decode(line[len(_KEY_PREFIX) :].decode("utf-8"))
-        except ValueError:
-            return None
-        return key if isinstance(key, str) else None
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return None
-    key = obj.get("key") if isinstance(obj, dict) else None
-    return key if isinstance(key, str) else None
+def key_digest(key: str) -> bytes:
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:_DIGEST_LEN].encode("ascii")
+
+
+def scan_digests(path: Path) -> set[bytes]:
+    """Digests of every complete record's key, read by slicing: no record is parsed.
+
+    Lines written by other tools (no leading digest) fall back to a full JSON parse.
+    """
+    lines = JsonlReader(path).read_new_lines()
+    start, stop = len(_PREFIX), len(_PREFIX) + _DIGEST_LEN
+    digests = {ln[start:stop] for ln in lines if ln.startswith(_PREFIX) and ln.endswith(b"}")}
+    if len(digests) < len(lines):
+        for line in lines:
+            if line.startswith(_PREFIX) or not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("key"), str):
+                digests.add(key_digest(obj["key"]))
+    return digests
 
 
 def scan_keys(path: Path) -> set[str]:
     """Keys of every complete record (a torn or corrupt line contributes nothing)."""
-    keys: set[str] = set()
-    for line in JsonlReader(path).read_new_lines():
-        key = _key_of(line)
-        if key is not None:
-            keys.add(key)
-    return keys
+    return {r["key"] for r in JsonlReader(path).read_new() if isinstance(r.get("key"), str)}
 
 
 def unit_key(*parts: Any) -> str:
@@ -58,24 +65,26 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._out = JsonlAppender(self.path)  # repairs a torn tail before we scan
-        self._done = scan_keys(self.path)
+        self._done = scan_digests(self.path)
 
     def __contains__(self, key: str) -> bool:
-        return key in self._done
+        return key_digest(key) in self._done
 
     def __len__(self) -> int:
         return len(self._done)
 
     @property
     def keys(self) -> frozenset[str]:
-        return frozenset(self._done)
+        return frozenset(scan_keys(self.path))
 
     def append(self, key: str, record: dict[str, Any]) -> None:
         """Record a finished unit; a key recorded twice is a bug in the caller, so refuse it."""
-        if key in self._done:
+        digest = key_digest(key)
+        if digest in self._done:
             raise ValueError(f"work unit {key!r} is already recorded in {self.path}")
-        self._out.append({"key": key, **{k: v for k, v in record.items() if k != "key"}})
-        self._done.add(key)
+        fields = {k: v for k, v in record.items() if k not in ("key", _DIGEST_FIELD)}
+        self._out.append({_DIGEST_FIELD: digest.decode("ascii"), "key": key, **fields})
+        self._done.add(digest)
 
     def records(self) -> list[dict[str, Any]]:
         return JsonlReader(self.path).read_new()

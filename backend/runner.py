@@ -65,7 +65,7 @@ class _Monitor(threading.Thread):
 
     def __init__(self, run: Run, state: StateKeeper, events: EventWriter, stop: threading.Event):
         super().__init__(name="labdeck-monitor", daemon=True)
-        self.run, self.state, self.events, self.stop = run, state, events, stop
+        self.target, self.state, self.events, self.stop = run, state, events, stop
         self._done = threading.Event()
 
     def sample_memory(self) -> None:
@@ -80,7 +80,7 @@ class _Monitor(threading.Thread):
         next_mem = time.time() + MEMORY_SECONDS
         while not self._done.wait(HEARTBEAT_SECONDS):
             self.state.flush(heartbeat=True)
-            if (self.run.path / STOP_FILE).exists():
+            if (self.target.path / STOP_FILE).exists():
                 self.stop.set()
             if time.time() >= next_mem:
                 next_mem = time.time() + MEMORY_SECONDS
@@ -170,6 +170,9 @@ def _execute_locked(
             "attempts": attempt,
         }
         write_json_atomic(run.path / ARTIFACTS / SUMMARY, summary)
+        primary = getattr(cfg, "PRIMARY_METRIC", None)
+        if primary in final:
+            state.update(key_metric={"name": primary, "value": final[primary]})
         status = "completed"
     except StopRequested:
         status = "interrupted"

@@ -1,0 +1,1 @@
+"""Knowledge tracing with explicit mastery and gain heads (the seed-003 experiment)."""

@@ -1,0 +1,1 @@
+"""`smoke`: a few seconds of real generation with the embedded model, end to end."""

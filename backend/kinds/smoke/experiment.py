@@ -1,0 +1,166 @@
+"""The `smoke` kind: load a model, answer each prompt greedily, one record per prompt.
+
+Each prompt is a work unit keyed by its position and text, so a stopped or killed run
+resumes with exactly the prompts that have no record yet.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ...batching import BatchController, BatchPolicy
+from ...ledger import unit_key
+from ..base import DryRun, RunContext
+from .config import Params
+
+# Rough rates for the time estimate: decoding is bound by reading every weight once per
+# new token; these are typical effective bandwidths, not measurements of this machine.
+_BANDWIDTH = {"cpu": 8e9, "cuda": 800e9}
+_WARM_LOAD_SECONDS = 2.0
+_COLD_LOAD_SECONDS = 60.0  # first use of the embedded model: download + GGUF conversion
+_PROMPT_TOKENS = 48  # chat template + a short question
+
+
+def _device_map(params: Params) -> str | None:
+    return None if params.device_map == "none" else params.device_map
+
+
+def _policy(params: Params) -> BatchPolicy:
+    return BatchPolicy(params.grow_below, params.pause_above, params.shrink_above, params.pause_seconds)
+
+
+def _gen_params(params: Params) -> Any:
+    from ...generation import GenParams
+
+    return GenParams(max_new_tokens=params.max_new_tokens, do_sample=False)
+
+
+def units(params: Params) -> list[tuple[str, int, str]]:
+    """(key, index, prompt) for every prompt, in order."""
+    return [(unit_key("smoke", i, p), i, p) for i, p in enumerate(params.prompts)]
+
+
+def _rates(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Throughput over every recorded answer (this session's and earlier ones').
+
+    Each answer's share of its batch's wall time is seconds / batch_size, so the shares
+    of one batch add up to that batch's time and no batch is counted twice.
+    """
+    tokens = sum(r["tokens_out"] for r in records)
+    seconds = sum(r["seconds"] / r["batch_size"] for r in records)
+    return {
+        "tokens_per_s": round(tokens / seconds, 3) if seconds > 0 else 0.0,
+        "mean_tokens": round(tokens / len(records), 3) if records else 0.0,
+    }
+
+
+def run(ctx: RunContext) -> dict[str, float]:
+    import torch
+
+    from ... import gpu
+    from ...generation import iter_generate
+    from ...models import load_model, model_device, model_info
+    from ...seeding import set_all_seeds
+
+    params: Params = ctx.params  # type: ignore[assignment]
+    set_all_seeds(params.seed)
+    all_units = units(params)
+    todo = [u for u in all_units if not ctx.is_done(u[0])]
+    ctx.phase("generate", total=len(all_units))
+    done = len(all_units) - len(todo)
+    ctx.progress(done)
+    if todo:
+        ctx.info(f"loading {params.model} ({params.dtype}, device_map={params.device_map})")
+        model, tok = load_model(
+            params.model,
+            dtype=params.dtype,
+            device_map=_device_map(params),
+            load_4bit=params.load_4bit,
+        )
+        info = model_info(model)
+        device = model_device(model)
+        ctx.info(f"loaded {info.params / 1e6:.1f}M parameters, {info.dtype} on {info.device}")
+        ctx.info(gpu.nvml_status())
+
+        def on_change(size: int, reason: str) -> None:
+            ctx.batch(size, reason)
+            if reason == "pause":
+                ctx.warn(f"memory over {params.pause_above:.0%}: pausing {params.pause_seconds:g} s")
+
+        controller = BatchController(
+            params.start_batch_size,
+            params.max_batch_size,
+            probe=gpu.memory_fraction_probe(device),
+            on_change=on_change,
+            policy=_policy(params),
+        )
+        gen = _gen_params(params)
+        common = {
+            "model": params.model,
+            "dtype": info.dtype,
+            "device": device,
+            "load_4bit": params.load_4bit,
+            "gen_params": gen.record(),
+            "torch_threads": torch.get_num_threads(),
+        }
+        prompts = [p for _, _, p in todo]
+        for batch in iter_generate(model, tok, prompts, gen, controller=controller):
+            for g in batch:
+                key, index, prompt = todo[g.index]
+                ctx.record(
+                    key,
+                    {
+                        "index": index,
+                        "prompt": prompt,
+                        "output": g.text,
+                        "tokens_in": g.tokens_in,
+                        "tokens_out": g.tokens_out,
+                        "batch_size": g.batch_size,
+                        "seconds": g.seconds,
+                        **common,
+                    },
+                )
+            done += len(batch)
+            ctx.progress(done)
+            rates = _rates(ctx.ledger.records())
+            for name, value in rates.items():
+                ctx.metric(name, value, step=done)
+            ctx.check_stop()
+    final = _rates(ctx.ledger.records())
+    for name, value in final.items():
+        ctx.metric(name, value, step=done)
+    return final
+
+
+def dry_run(params: Params) -> DryRun:
+    """Units, memory and time, from the model's config alone (no weights are loaded)."""
+    from ...models import EMBEDDED, embedded_dir, footprint
+
+    n = len(params.prompts)
+    lines = [f"{n} prompts, up to {params.max_new_tokens} new tokens each, batch {params.start_batch_size}→{params.max_batch_size}"]
+    fp = footprint(params.model, params.dtype, params.load_4bit)
+    if fp is None:
+        lines.append(f"{params.model}: config not available offline; memory and time not estimated")
+        return DryRun(units=n, lines=lines)
+    seq = _PROMPT_TOKENS + params.max_new_tokens
+    kv = fp.kv_cache_bytes(params.max_batch_size, seq)
+    memory = fp.weight_bytes + kv
+    on_gpu = params.device_map != "none" and _cuda_available()
+    steps = math.ceil(n / params.max_batch_size) * params.max_new_tokens
+    load = _WARM_LOAD_SECONDS
+    if params.model in EMBEDDED and not (embedded_dir(params.model) / "config.json").exists():
+        load = _COLD_LOAD_SECONDS
+    seconds = load + steps * fp.weight_bytes / _BANDWIDTH["cuda" if on_gpu else "cpu"]
+    lines += [
+        f"{fp.params / 1e6:.1f}M parameters in {fp.dtype}: {fp.weight_bytes / 2**20:.0f} MiB of weights",
+        f"KV cache at batch {params.max_batch_size} × {seq} tokens: {kv / 2**20:.1f} MiB",
+        f"about {seconds:.0f} s on {'GPU' if on_gpu else 'CPU'} (rough: weights read once per new token)",
+    ]
+    return DryRun(units=n, memory_bytes=memory, seconds=round(seconds, 1), lines=lines)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
