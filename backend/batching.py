@@ -174,7 +174,9 @@ class BatchController:
         self._report("oom")
 
     # ---------------------------------------------------------------- driving work
-    def iter_batches(self, items: Sequence[T], work: Callable[[list[T]], R]) -> Iterator[Batch[T, R]]:
+    def iter_batches(
+        self, items: Sequence[T], work: Callable[[list[T]], R]
+    ) -> Iterator[Batch[T, R]]:
         """Yield each processed batch in input order; every item appears in exactly one.
 
         The caller handles a batch (records it, checks for a stop) before the next one

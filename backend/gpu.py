@@ -168,7 +168,13 @@ def _torch_readings(cuda: Any) -> list[DeviceMemory]:
         free, total = cuda.mem_get_info(i)
         out.append(
             DeviceMemory(
-                f"cuda:{i}", cuda.get_device_name(i), int(total - free), int(total), None, None, "torch"
+                f"cuda:{i}",
+                cuda.get_device_name(i),
+                int(total - free),
+                int(total),
+                None,
+                None,
+                "torch",
             )
         )
     return out

