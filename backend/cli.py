@@ -339,6 +339,7 @@ def cmd_params(args: argparse.Namespace) -> int:
             None,
             ["parameter", "type", "default", "bounds", "description"],
             [[r.name, r.type, json.dumps(r.default), r.bounds, r.description] for r in rows],
+            wrap=("description", "default", "type"),
         )
     )
     return 0

@@ -90,9 +90,8 @@ class LiveProgress:
             self._task(str(e.get("name")), e.get("total"))
         elif t == "progress":
             task = self._task(str(e.get("phase")), e.get("total"))
-            self.progress.update(
-                task, completed=e.get("done", 0), total=e.get("total"), note=self._mem
-            )
+            note = "  ".join(x for x in (self._last_metric, self._mem) if x)
+            self.progress.update(task, completed=e.get("done", 0), total=e.get("total"), note=note)
         elif t == "memory":
             devs = e.get("devices") or []
             self._mem = "  ".join(
@@ -104,7 +103,10 @@ class LiveProgress:
                 f"  batch size {e.get('size')} ({e.get('reason')})", style="cyan"
             )
         elif t == "metric":
-            where = " ".join(f"{k}={e[k]}" for k in ("step", "epoch", "level", "group") if k in e)
+            if "step" in e:  # per-step series would flood the terminal: the latest rides on the bar
+                self._last_metric = f"{e.get('name')}={fmt_value(e.get('value'))}"
+                return
+            where = " ".join(f"{k}={e[k]}" for k in ("epoch", "level", "group") if k in e)
             self.progress.console.print(
                 f"  {e.get('name')} = {fmt_value(e.get('value'))}  {where}", style="green"
             )

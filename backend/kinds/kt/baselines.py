@@ -56,7 +56,9 @@ def _pfa_features(seqs: Sequences, num_c: int) -> tuple[np.ndarray, np.ndarray, 
     return cat(skills), np.log1p(np.stack([cat(s_feat), cat(f_feat)], 1)), cat(answers)
 
 
-def pfa_baseline(train: Sequences, test: Sequences, num_c: int, steps: int = 100) -> dict[str, float]:
+def pfa_baseline(
+    train: Sequences, test: Sequences, num_c: int, steps: int = 100
+) -> dict[str, float]:
     skills, feats, answers = _pfa_features(train, num_c)
     k = torch.from_numpy(skills)
     x = torch.from_numpy(feats).float()

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from ...errors import UserError
 from ...jsonio import write_json_atomic
 from ...ledger import unit_key
+from ...runs import Run
 from ..base import DryRun, RunContext
 from .config import Params, is_synthetic
 from .data import load_data
@@ -119,7 +120,7 @@ def run(ctx: RunContext) -> dict[str, float]:
 
         def on_batch(i: int, n: int, total: Any, epoch: int = epoch, step0: int = step0) -> None:
             if i % p.monitor_frequency == 0 or i == n:
-                ctx.metric("batch_loss", float(total), step=step0 + i)
+                ctx.metric("batch_loss", float(total.detach()), step=step0 + i)
                 ctx.progress(epoch - 1, batch=i, batches=n)
 
         entry = trainer.run_epoch(on_batch)
@@ -154,13 +155,16 @@ def run(ctx: RunContext) -> dict[str, float]:
 
 
 def evaluate_run(
-    ctx_or_run_dir: RunContext | Path | str, params: Params | dict[str, Any]
+    ctx_or_run_dir: RunContext | Run | Path | str, params: Params | dict[str, Any]
 ) -> dict[str, Any]:
     """`labdeck eval RUN`: the best checkpoint on the test set, with `params` (config.json's,
     plus any `--set`); writes eval_results.json and metrics_epoch_eval.csv into artifacts/."""
-    run_dir = (
-        ctx_or_run_dir.run_dir if isinstance(ctx_or_run_dir, RunContext) else Path(ctx_or_run_dir)
-    )
+    if isinstance(ctx_or_run_dir, RunContext):
+        run_dir = ctx_or_run_dir.run_dir
+    elif isinstance(ctx_or_run_dir, Run):
+        run_dir = ctx_or_run_dir.path
+    else:
+        run_dir = Path(ctx_or_run_dir)
     if not isinstance(params, Params):
         try:
             params = Params.model_validate(params)
