@@ -31,10 +31,10 @@ def _run_of(args: argparse.Namespace, attr: str = "run") -> Run:
     return resolve_run(_results(args), getattr(args, attr))
 
 
-def _print(*objs: Any) -> None:
+def _print(*objs: Any, markup: bool = True) -> None:
     from .display import console
 
-    console.print(*objs)
+    console.print(*objs, markup=markup)
 
 
 def _finish(run: Run, status: str, quiet: bool) -> int:
@@ -334,12 +334,21 @@ def cmd_params(args: argparse.Namespace) -> int:
             w.writerow([r.name, r.type, json.dumps(r.default), r.bounds, r.description])
         return 0
     _print(f"[bold]{args.kind}[/]: {kind_config(args.kind).DESCRIPTION}")
+    from .display import console
+
+    if console.width < 100:  # a narrow terminal: one block per parameter reads better than a table
+        for r in rows:
+            bounds = f"  [dim]{r.bounds}[/]" if r.bounds else ""
+            _print(f"[bold]{r.name}[/] = {json.dumps(r.default)}  [cyan]{r.type}[/]{bounds}")
+            _print(f"    {r.description}", markup=False)
+        return 0
     _print(
         table(
             None,
             ["parameter", "type", "default", "bounds", "description"],
             [[r.name, r.type, json.dumps(r.default), r.bounds, r.description] for r in rows],
             wrap=("description", "default", "type"),
+            max_widths={"type": 16, "default": 16, "parameter": 32},
         )
     )
     return 0

@@ -121,17 +121,22 @@ class LiveProgress:
 
 
 def table(
-    title: str | None, columns: list[str], rows: list[list[Any]], wrap: tuple[str, ...] = ()
+    title: str | None,
+    columns: list[str],
+    rows: list[list[Any]],
+    wrap: tuple[str, ...] = (),
+    max_widths: dict[str, int] | None = None,
 ) -> Table:
     """Columns stay on one line (ellipsis when narrow) unless named in `wrap`."""
     t = Table(
         title=title, show_lines=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False
     )
     for c in columns:
+        width = (max_widths or {}).get(c)
         if c in wrap:
-            t.add_column(c, overflow="fold")
+            t.add_column(c, overflow="fold", max_width=width)
         else:
-            t.add_column(c, no_wrap=True, overflow="ellipsis")
+            t.add_column(c, no_wrap=True, overflow="ellipsis", max_width=width)
     for r in rows:
         t.add_row(*[fmt_value(x) if not isinstance(x, str) else x for x in r])
     return t
