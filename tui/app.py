@@ -1,0 +1,177 @@
+"""The labdeck dashboard: `labdeck` with no arguments.
+
+The app only reads run directories and starts `labdeck …` subprocesses, so
+quitting it leaves every run running, and a run written by another machine on a
+shared filesystem looks the same as a local one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from backend.errors import UserError
+from backend.runs import Run, default_results_dir
+
+from . import actions
+from .screens.runs import RunsScreen
+from .widgets.gpu_strip import Probe
+
+
+class LabdeckApp(App[None]):
+    """Screens are pushed on top of Runs; escape goes back, q quits (runs keep running)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "labdeck"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    def __init__(
+        self,
+        results: Path | None = None,
+        *,
+        gpu_probe: Probe | None = None,
+        gpu_interval: float = 2.0,
+        poll_interval: float = 1.0,
+        monitor_interval: float = 0.5,
+        clock: Callable[[], float] = time.time,
+        presets_dirs: list[Path] | None = None,
+    ) -> None:
+        super().__init__()
+        self.results = Path(results) if results else default_results_dir()
+        self.gpu_probe = gpu_probe
+        self.gpu_interval = gpu_interval
+        self.poll_interval = poll_interval
+        self.monitor_interval = monitor_interval
+        self.clock = clock
+        self.presets_dirs = presets_dirs
+
+    def on_mount(self) -> None:
+        self.push_screen(RunsScreen())
+
+    # ------------------------------------------------------------------ navigation
+
+    def open_monitor(self, run: Run) -> None:
+        from .screens.monitor import MonitorScreen
+
+        self.push_screen(MonitorScreen(run))
+
+    def open_launch(self) -> None:
+        from .screens.launch import LaunchScreen
+
+        self.push_screen(LaunchScreen())
+
+    def open_compare(self, runs: list[Run]) -> None:
+        from .screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(runs))
+
+    def compare_with_counterpart(self, run: Run) -> None:
+        """One run: compare it with its original, or with its newest reproduction."""
+        from backend.compare import counterpart
+
+        try:
+            other = counterpart(self.results, run)
+        except UserError as exc:
+            self.notify(f"{exc}; or mark two runs with space", severity="warning", timeout=8)
+            return
+        original, repro = (other, run) if run.state().get("reproduction_of") else (run, other)
+        self.open_compare([original, repro])
+
+    def action_back(self) -> None:
+        if len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    # ------------------------------------------------------------------ run actions
+
+    @work(thread=True, group="run-action")
+    def run_verb(self, name: str, run: Run) -> None:
+        """stop / resume / reproduce / delete, through the CLI, reported as a toast."""
+        self.call_from_thread(self.notify, f"{name} {run.short_id}…", timeout=3)
+        if name == "delete":
+            try:
+                message, ok = actions.delete(run), True
+            except OSError as exc:
+                message, ok = f"{run.path}: {exc.strerror}", False
+        else:
+            result = getattr(actions, name)(run, self.results)
+            message, ok = result.message, result.ok
+        self.call_from_thread(
+            self.notify, message, severity="information" if ok else "error", timeout=6
+        )
+        self.call_from_thread(self.refresh_runs)
+
+    def refresh_runs(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, RunsScreen):
+                screen.poll()
+
+    # ------------------------------------------------------------------ palette
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Launch a run", "Pick a preset, edit it, launch it", self.open_launch)
+        yield SystemCommand("Runs", "Back to the list of runs", self._to_runs)
+        yield SystemCommand("Keys", "Every key of every screen", self.action_help)
+        runs_screen = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
+        if isinstance(screen, RunsScreen) and runs_screen is not None:
+            for label, action, help_text in (
+                ("Open run", "open", "Monitor the selected run"),
+                (
+                    "Compare",
+                    "compare",
+                    "Compare marked runs, or the selected one with its reproduction",
+                ),
+                ("Stop run", "stop", "Ask the selected run to stop after its unit in hand"),
+                ("Resume run", "resume", "Resume the selected run in the background"),
+                ("Reproduce run", "reproduce", "Rerun the selected run from its config.json"),
+                ("Delete run", "delete", "Delete the selected run directory (asks first)"),
+            ):
+                yield SystemCommand(label, help_text, getattr(runs_screen, f"action_{action}"))
+        for label, action in (("Stop", "stop"), ("Resume", "resume"), ("Reproduce", "reproduce")):
+            if hasattr(screen, "run_for_actions"):
+                yield SystemCommand(
+                    f"{label} this run",
+                    f"{label} the run on this screen",
+                    getattr(screen, f"action_{action}"),
+                )
+
+    def _to_runs(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="labdeck", description="The labdeck dashboard.")
+    p.add_argument("--results", metavar="DIR", help="results folder (default ./results)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = Path(args.results) if args.results else default_results_dir()
+    if results.exists() and not results.is_dir():
+        print(f"labdeck: error: {results}: not a directory")
+        return 2
+    # Subprocesses (launch, stop, …) must see the same results folder as the screen.
+    os.environ["LABDECK_RESULTS"] = str(results)
+    LabdeckApp(results).run()
+    return 0

@@ -1,0 +1,552 @@
+"""The incremental model of one run that Monitor and Compare render.
+
+`RunView` folds events.jsonl into bounded structures (memory history, batch
+timeline, phases with ETA, metric and trajectory series, checkpoint/level
+table, log tail). It is pure Python so it can be unit-tested and benchmarked
+without a screen, and it only ever reads files, so it works the same for a run
+that is still being written and for one that finished long ago.
+
+Reading is split from folding: `read()` does the file work (meant for a worker
+thread) and returns a `ReadBatch`; `apply()` folds it (cheap, meant for the UI
+thread, so widgets never see a half-updated model). `poll()` does both.
+
+Huge files: the first read takes only the last `tail_bytes` of events.jsonl in
+full. Older bytes are skimmed: every "rare" event (phase, batch, checkpoint,
+trajectory, status, error, per-level/per-epoch metric) is found with a byte
+search, and dense events (memory, progress, per-step metrics) are sampled from
+evenly spaced windows. Memory stays bounded because every series halves its
+resolution when it outgrows its cap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.events import EventReader
+from backend.runs import Run
+
+TAIL_BYTES = 1024 * 1024
+SKIM_WINDOWS = 240
+SKIM_WINDOW_BYTES = 2 * 1024
+SERIES_CAP = 1500
+LOG_LINES = 400
+BATCH_MARKS = 2000
+TABLE_ROWS = 500
+
+# Events whose loss would change what the screen says (a missing checkpoint row, a
+# missing OOM mark). The skim finds them with plain byte searches (fast, C speed) for
+# the compact form every writer uses (backend.jsonio.dumps_line), never parsing
+# every line; the tail is parsed in full whatever its form.
+_RARE_NEEDLES = tuple(
+    f'"type":"{t}"'.encode()
+    for t in ("phase", "batch", "checkpoint", "trajectory", "status", "error")
+)
+_TABLE_NEEDLES = (b'"epoch":', b'"level":')  # per-epoch / per-level metrics
+_METRIC = b'"type":"metric"'
+
+
+class Series:
+    """A bounded (x, y) series: when it outgrows `cap` it keeps every other point
+    and from then on accepts one point in `stride`, so a run of any length costs
+    the same memory while the latest point is always kept for display."""
+
+    __slots__ = ("_skip", "cap", "last", "stride", "xs", "ys")
+
+    def __init__(self, cap: int = SERIES_CAP) -> None:
+        self.xs: list[float] = []
+        self.ys: list[float] = []
+        self.cap = cap
+        self.stride = 1
+        self._skip = 0
+        self.last: tuple[float, float] | None = None
+
+    def add(self, x: float, y: float) -> None:
+        self.last = (x, y)
+        self._skip += 1
+        if self._skip < self.stride:
+            return
+        self._skip = 0
+        self.xs.append(x)
+        self.ys.append(y)
+        if len(self.xs) > self.cap:
+            self.xs = self.xs[::2]
+            self.ys = self.ys[::2]
+            self.stride *= 2
+
+    def points(self) -> tuple[list[float], list[float]]:
+        """All kept points plus the latest one (which the stride may have skipped)."""
+        if self.last is not None and (not self.xs or self.xs[-1] != self.last[0]):
+            return [*self.xs, self.last[0]], [*self.ys, self.last[1]]
+        return list(self.xs), list(self.ys)
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
+
+@dataclass
+class DeviceHistory:
+    device: str
+    name: str = ""
+    source: str = "?"
+    total: float = 0.0
+    used: float = 0.0
+    util: float | None = None
+    temperature: float | None = None
+    history: Series = field(default_factory=Series)
+
+    @property
+    def fraction(self) -> float:
+        return self.used / self.total if self.total else 0.0
+
+
+@dataclass
+class BatchMark:
+    t: float
+    size: int
+    reason: str
+
+
+@dataclass
+class Phase:
+    """Progress of one phase; the ETA comes from the rate observed since the phase
+    (re)started, so a resumed run does not count skipped units as speed."""
+
+    name: str
+    total: int | None = None
+    done: int = 0
+    t_start: float | None = None
+    done_start: int = 0
+    t_last: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        if not self.total:
+            return 0.0
+        return min(1.0, self.done / self.total)
+
+    @property
+    def rate(self) -> float | None:
+        if self.t_start is None or self.t_last is None:
+            return None
+        dt = self.t_last - self.t_start
+        dn = self.done - self.done_start
+        return dn / dt if dt > 0 and dn > 0 else None
+
+    @property
+    def eta(self) -> float | None:
+        if not self.total or self.done >= self.total:
+            return 0.0 if self.total and self.done >= self.total else None
+        rate = self.rate
+        return (self.total - self.done) / rate if rate else None
+
+
+@dataclass
+class LogLine:
+    t: float
+    level: str
+    message: str
+
+
+@dataclass
+class ReadBatch:
+    """What one `read()` found: new events (in order), the state, the bad-line count."""
+
+    events: list[dict[str, Any]]
+    state: dict[str, Any] | None
+    status: str | None
+    bad_lines: int
+    error: str | None = None
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, int | float):
+        return float(v)
+    return None
+
+
+def _flatten(entry: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a (nested) trajectory entry as dotted names."""
+    out: dict[str, float] = {}
+    for k, v in entry.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, name + "."))
+        else:
+            n = _num(v)
+            if n is not None:
+                out[name] = n
+    return out
+
+
+def _fmt_x(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def skim_older(path: Path, end: int, windows: int = SKIM_WINDOWS) -> list[dict[str, Any]]:
+    """Events from bytes [0, end): every rare event, plus dense events from sampled windows.
+
+    Returned in file order (by seq), so folding them before the tail keeps every
+    series monotonic.
+    """
+    found: dict[int, dict[str, Any]] = {}
+
+    def take(line: bytes) -> None:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(obj, dict):
+            found[int(obj.get("seq", -len(found) - 1))] = obj
+
+    chunk_size = 8 * 1024 * 1024
+    with open(path, "rb") as fh:
+        pos = 0
+        carry = b""
+        while pos < end:
+            data = carry + fh.read(min(chunk_size, end - pos))
+            pos = fh.tell()
+            cut = data.rfind(b"\n") + 1
+            carry, data = data[cut:], data[:cut]
+            for needle in (*_RARE_NEEDLES, *_TABLE_NEEDLES):
+                i = data.find(needle)
+                while i >= 0:
+                    start = data.rfind(b"\n", 0, i) + 1
+                    stop = data.find(b"\n", i)
+                    stop = len(data) if stop < 0 else stop
+                    line = data[start:stop]
+                    if needle in _RARE_NEEDLES or _METRIC in line:
+                        take(line)
+                    i = data.find(needle, stop)
+        # Sample at most an eighth of the older bytes: a skim, not a second full read.
+        windows = min(windows, end // (SKIM_WINDOW_BYTES * 8))
+        if windows > 0:
+            step = end / windows
+            for w in range(windows):
+                fh.seek(int(w * step))
+                raw = fh.read(min(SKIM_WINDOW_BYTES, end - int(w * step)))
+                lines = raw.split(b"\n")
+                # The first piece is a partial line and so is the last (unless the
+                # window ends on a newline); both are dropped.
+                for line in lines[1:-1]:
+                    if line:
+                        take(line)
+    return [found[k] for k in sorted(found)]
+
+
+class RunView:
+    """Everything Monitor and Compare show about one run, folded from its files."""
+
+    def __init__(
+        self,
+        run: Run | Path,
+        tail_bytes: int = TAIL_BYTES,
+        series_cap: int = SERIES_CAP,
+        skim: bool = True,
+    ) -> None:
+        self.run = run if isinstance(run, Run) else Run(Path(run))
+        self.tail_bytes = tail_bytes
+        self.series_cap = series_cap
+        self._skim = skim
+        self._reader: EventReader | None = None
+        self.state: dict[str, Any] = {}
+        self.status: str = "queued"
+        self.bad_lines = 0
+        self.problem: str | None = None
+        self.skimmed_bytes = 0
+        self.needs_skim = False  # the first read took only the tail; older bytes are pending
+        self._replay: list[dict[str, Any]] = []  # events folded while the skim is pending
+        self._reset()
+
+    def _reset(self) -> None:
+        """Empty every folded structure (also used to refold once the skim arrives)."""
+        self.events_seen = 0
+        self.first_t: float | None = None
+        self.last_t: float | None = None
+        self.last_seq: int = -1
+        self.devices: dict[str, DeviceHistory] = {}
+        self.batches: deque[BatchMark] = deque(maxlen=BATCH_MARKS)
+        self.batch_counts: dict[str, int] = {}
+        self.phases: dict[str, Phase] = {}
+        self.current_phase: str | None = None
+        self.metrics: dict[str, Series] = {}
+        self.trajectory: dict[str, Series] = {}
+        self.trajectory_entries = 0
+        self.table: dict[tuple[str, str, str], dict[str, float | None]] = {}
+        self.table_columns: list[str] = []
+        self.table_version = getattr(self, "table_version", 0) + 1
+        self.checkpoints: list[dict[str, Any]] = []
+        self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
+        self.log_count = getattr(self, "log_count", 0)  # only grows: widgets append by it
+        self.errors: list[str] = []
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self) -> ReadBatch:
+        """Read what is new on disk (file work only; safe to call from a thread)."""
+        path = self.run.events_path
+        events: list[dict[str, Any]] = []
+        error = None
+        try:
+            state = self.run.state()
+            from backend.runs import effective_status
+
+            status = effective_status(state)
+        except Exception as exc:  # a bad state.json must not blank the screen
+            state, status = None, None
+            error = f"{self.run.path / 'state.json'}: {exc}"
+        if self._reader is None:
+            self._reader = EventReader.from_tail(path, self.tail_bytes)
+            self.skimmed_bytes = self._reader.offset
+            self.needs_skim = self._skim and self.skimmed_bytes > 0
+        try:
+            events.extend(self._reader.read_new())
+        except OSError as exc:
+            error = f"{path}: {exc}"
+        return ReadBatch(events, state, status, self._reader.bad_lines, error)
+
+    def apply(self, batch: ReadBatch) -> set[str]:
+        """Fold a batch into the model; returns the names of the sections that changed."""
+        changed: set[str] = set()
+        if batch.state is not None and batch.state != self.state:
+            self.state = batch.state
+            changed.add("state")
+        if batch.status is not None and batch.status != self.status:
+            self.status = batch.status
+            changed.add("state")
+        if batch.bad_lines != self.bad_lines:
+            self.bad_lines = batch.bad_lines
+            changed.add("problem")
+        if batch.error != self.problem:
+            self.problem = batch.error
+            changed.add("problem")
+        if self.needs_skim:
+            self._replay.extend(batch.events)
+        changed |= self._fold_all(batch.events)
+        return changed
+
+    def read_older(self) -> list[dict[str, Any]]:
+        """The skim of the bytes before the tail (file work only; for a worker thread)."""
+        try:
+            return skim_older(self.run.events_path, self.skimmed_bytes)
+        except OSError as exc:
+            self.problem = f"{self.run.events_path}: {exc}"
+            return []
+
+    def merge_older(self, older: list[dict[str, Any]]) -> set[str]:
+        """Refold: the skimmed older events first, then everything folded since the tail.
+
+        The first frame shows the tail at once; history arrives a moment later.
+        """
+        replay, self._replay = self._replay, []
+        self.needs_skim = False
+        self._reset()
+        self._fold_all(older)
+        self._fold_all(replay)
+        return {"memory", "batch", "phases", "metrics", "trajectory", "log", "state"}
+
+    def _fold_all(self, events: list[dict[str, Any]]) -> set[str]:
+        changed: set[str] = set()
+        for ev in events:
+            seq = ev.get("seq")
+            if isinstance(seq, int):
+                if seq <= self.last_seq:
+                    continue  # already folded (skim and tail overlap)
+                self.last_seq = seq
+            section = self._fold(ev)
+            if section:
+                changed.add(section)
+        return changed
+
+    def poll(self) -> set[str]:
+        """Read and fold synchronously, skim included (tests, Compare, scripts)."""
+        changed = self.apply(self.read())
+        if self.needs_skim:
+            changed |= self.merge_older(self.read_older())
+        return changed
+
+    # ------------------------------------------------------------------ folding
+
+    def _fold(self, ev: dict[str, Any]) -> str | None:
+        self.events_seen += 1
+        t = _num(ev.get("t")) or 0.0
+        if self.first_t is None:
+            self.first_t = t
+        self.last_t = t
+        handler = getattr(self, f"_on_{ev.get('type')}", None)
+        if handler is None:
+            return None
+        try:
+            return handler(ev, t)
+        except (TypeError, ValueError, AttributeError):
+            # An event of a known type with unexpected fields: count it, keep going.
+            self.bad_lines += 1
+            return "problem"
+
+    def _on_memory(self, ev: dict[str, Any], t: float) -> str:
+        devices = ev.get("devices")
+        if devices is None:
+            devices = [ev]
+        for d in devices:
+            key = str(d.get("device", "?"))
+            dev = self.devices.get(key)
+            if dev is None:
+                dev = self.devices[key] = DeviceHistory(key, history=Series(self.series_cap))
+            dev.name = str(d.get("name") or dev.name)
+            dev.source = str(d.get("source") or dev.source)
+            dev.total = _num(d.get("total")) or dev.total
+            dev.used = _num(d.get("used")) or 0.0
+            dev.util = _num(d.get("util"))
+            dev.temperature = _num(d.get("temperature"))
+            dev.history.add(t, dev.used)
+        return "memory"
+
+    def _on_batch(self, ev: dict[str, Any], t: float) -> str:
+        reason = str(ev.get("reason", "?"))
+        self.batches.append(BatchMark(t, int(ev.get("size", 0)), reason))
+        self.batch_counts[reason] = self.batch_counts.get(reason, 0) + 1
+        return "batch"
+
+    def _on_phase(self, ev: dict[str, Any], t: float) -> str:
+        name = str(ev.get("name", "?"))
+        total = ev.get("total")
+        ph = self.phases.get(name) or Phase(name)
+        ph.total = int(total) if total is not None else None
+        ph.t_start, ph.t_last, ph.done_start = t, t, ph.done
+        self.phases[name] = ph
+        self.current_phase = name
+        return "phases"
+
+    def _on_progress(self, ev: dict[str, Any], t: float) -> str:
+        name = str(ev.get("phase") or self.current_phase or "run")
+        ph = self.phases.get(name)
+        if ph is None:
+            ph = self.phases[name] = Phase(name, t_start=t, done_start=int(ev.get("done", 0)))
+        ph.done = int(ev.get("done", 0))
+        if ev.get("total") is not None:
+            ph.total = int(ev["total"])
+        ph.t_last = t
+        self.current_phase = name
+        return "phases"
+
+    def _on_metric(self, ev: dict[str, Any], t: float) -> str | None:
+        value = _num(ev.get("value"))
+        name = str(ev.get("name", "?"))
+        group = ev.get("group")
+        axis = next((a for a in ("level", "epoch", "step") if ev.get(a) is not None), None)
+        x = ev.get(axis) if axis else None
+        key = f"{name}[{group}]" if group not in (None, "") else name
+        if value is not None:
+            series = self.metrics.get(key)
+            if series is None:
+                series = self.metrics[key] = Series(self.series_cap)
+            xn = _num(x)
+            series.add(xn if xn is not None else float(self.events_seen), value)
+        if axis in ("level", "epoch"):
+            self._table_set((axis, _fmt_x(x), "" if group is None else str(group)), name, value)
+        return "metrics"
+
+    def _table_set(self, row: tuple[str, str, str], column: str, value: float | None) -> None:
+        if column not in self.table_columns:
+            self.table_columns.append(column)
+        if row not in self.table and len(self.table) >= TABLE_ROWS:
+            self.table.pop(next(iter(self.table)))
+        self.table.setdefault(row, {})[column] = value
+        self.table_version += 1
+
+    def _on_checkpoint(self, ev: dict[str, Any], t: float) -> str:
+        metrics = ev.get("metrics") or {}
+        self.checkpoints.append({"step": ev.get("step"), "path": ev.get("path"), "t": t})
+        self.checkpoints = self.checkpoints[-TABLE_ROWS:]
+        for name, value in metrics.items():
+            self._table_set(("checkpoint", _fmt_x(ev.get("step")), ""), str(name), _num(value))
+        return "metrics"
+
+    def _on_trajectory(self, ev: dict[str, Any], t: float) -> str:
+        entry = {k: v for k, v in ev.items() if k not in ("t", "seq", "type")}
+        x = _num(entry.get("epoch"))
+        x = float(self.trajectory_entries) if x is None else x
+        self.trajectory_entries += 1
+        for name, value in _flatten(entry).items():
+            if name == "epoch":
+                continue
+            series = self.trajectory.get(name)
+            if series is None:
+                series = self.trajectory[name] = Series(self.series_cap)
+            series.add(x, value)
+        return "trajectory"
+
+    def _on_log(self, ev: dict[str, Any], t: float) -> str:
+        self._log(LogLine(t, str(ev.get("level", "info")), str(ev.get("message", ""))))
+        return "log"
+
+    def _on_error(self, ev: dict[str, Any], t: float) -> str:
+        msg = str(ev.get("message", ""))
+        self.errors.append(msg)
+        self._log(LogLine(t, "error", msg))
+        return "log"
+
+    def _on_status(self, ev: dict[str, Any], t: float) -> str:
+        self._log(LogLine(t, "status", str(ev.get("status", ""))))
+        return "log"
+
+    def _log(self, line: LogLine) -> None:
+        self.log.append(line)
+        self.log_count += 1
+
+    # ------------------------------------------------------------------ queries
+
+    def series(self, name: str) -> Series | None:
+        """A metric or trajectory series by its display name."""
+        if name.startswith("trajectory:"):
+            return self.trajectory.get(name.removeprefix("trajectory:"))
+        return self.metrics.get(name)
+
+    def series_names(self) -> list[str]:
+        return sorted(self.metrics) + [f"trajectory:{n}" for n in sorted(self.trajectory)]
+
+    def table_rows(self) -> list[tuple[tuple[str, str, str], dict[str, float | None]]]:
+        def sort_key(item: tuple[tuple[str, str, str], Any]) -> tuple[str, str, float, str]:
+            (axis, x, group), _ = item
+            try:
+                xv = float(x)
+            except ValueError:
+                xv = float("inf")
+            return (axis, group, xv, x)
+
+        return sorted(self.table.items(), key=sort_key)
+
+    def problem_line(self) -> str | None:
+        """One line naming what is wrong and where, or None."""
+        parts = []
+        if self.problem:
+            parts.append(self.problem)
+        if self.bad_lines:
+            parts.append(f"{self.run.events_path}: skipped {self.bad_lines} corrupt event line(s)")
+        return "; ".join(parts) or None
+
+    @property
+    def events_size(self) -> int:
+        try:
+            return os.path.getsize(self.run.events_path)
+        except OSError:
+            return 0
+
+
+def pick_default(names: list[str], primary: str | None) -> str:
+    """The series to plot first: the kind's primary metric (any group), else a loss."""
+    for candidate in (primary, "loss", "trajectory:loss", "train_loss"):
+        if not candidate:
+            continue
+        for n in names:
+            if n == candidate or n.startswith(candidate + "["):
+                return n
+    return names[0]

@@ -1,0 +1,64 @@
+"""Every key of every screen, generated from the screens' own BINDINGS (never a second list)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+def _key_label(key: str) -> str:
+    names = {"question_mark": "?", "slash": "/", "space": "space", "escape": "esc"}
+    return " / ".join(names.get(k.strip(), k.strip()) for k in key.split(","))
+
+
+def binding_table(title: str, bindings: list) -> Table:
+    table = Table(title=title, title_justify="left", expand=True, show_header=False, box=None)
+    table.add_column("key", style="bold", width=16)
+    table.add_column("action")
+    for b in bindings:
+        if isinstance(b, Binding):
+            table.add_row(_key_label(b.key), b.description or b.action)
+        else:
+            key, action, *desc = b
+            table.add_row(_key_label(key), desc[0] if desc else action)
+    return table
+
+
+def sections() -> list[tuple[str, list]]:
+    from ..app import LabdeckApp
+    from .compare import CompareScreen
+    from .launch import LaunchScreen
+    from .monitor import MonitorScreen
+    from .runs import RunsScreen
+
+    return [
+        ("Everywhere", [*LabdeckApp.BINDINGS, Binding("ctrl+p", "palette", "Command palette")]),
+        ("Runs", RunsScreen.BINDINGS),
+        ("Launch", LaunchScreen.BINDINGS),
+        ("Monitor", MonitorScreen.BINDINGS),
+        ("Compare", CompareScreen.BINDINGS),
+    ]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            for title, bindings in sections():
+                yield Static(binding_table(title, bindings))
+            yield Static(
+                "\n[dim]Runs keep running when the dashboard quits. Themes: ctrl+p → Theme.[/dim]"
+            )
+
+    def on_mount(self) -> None:
+        self.query_one("#help-box").border_title = "keys"
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss(None)

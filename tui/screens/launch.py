@@ -1,0 +1,381 @@
+"""Launch: pick a preset, edit its parameters, see the estimate, start a detached run.
+
+Everything that could import model code (the dry-run estimate, the run itself)
+happens in a `labdeck` subprocess; this screen only validates against the kind's
+schema, which lives in the kind's config.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.markup import escape
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from backend.errors import UserError
+from backend.kinds import kind_names
+from backend.presets import (
+    Preset,
+    apply_sets,
+    flatten,
+    list_presets,
+    load_preset,
+    resolve,
+    schema_rows,
+    toml_value,
+    write_preset,
+)
+
+from .. import actions, fmt
+from ..widgets.param_form import ParamForm
+
+if TYPE_CHECKING:
+    from ..app import LabdeckApp
+
+
+@dataclass
+class Source:
+    """What the form starts from: a preset file, or a kind's bare defaults."""
+
+    kind: str
+    preset: Preset | None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.preset.params if self.preset else {}
+
+    @property
+    def title(self) -> str:
+        return self.preset.title if self.preset else self.kind
+
+    def cli_args(self) -> list[str]:
+        return [str(self.preset.path)] if self.preset else ["--kind", self.kind]
+
+
+class LaunchScreen(Screen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+t", "estimate", "Dry run", priority=True),
+        Binding("ctrl+r", "launch", "Launch", priority=True),
+        Binding("ctrl+s", "save", "Save preset", priority=True),
+        Binding("ctrl+n", "reset", "Reset to preset", priority=True),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.source: Source | None = None
+        self._sets: list[str] = []
+        self._valid = False
+        self._wanted: str | None = None
+        self._loaded: str | None = None
+        self._loading = False
+
+    @property
+    def lab(self) -> LabdeckApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            yield OptionList(id="presets")
+            with Vertical(id="form-col"):
+                with Horizontal(id="title-row", classes="field"):
+                    yield Label("title ", classes="label")
+                    yield Input(id="run-title", placeholder="title in the run id")
+                yield ParamForm(id="form")
+            with Vertical(id="side-col"):
+                yield Static("[dim]no overrides[/dim]", id="diff")
+                yield Static(id="launch-error", markup=False)
+                yield Static("[dim]ctrl+t: dry run (units, memory, time)[/dim]", id="estimate")
+                with Horizontal(id="launch-buttons"):
+                    yield Button("Dry run", id="btn-estimate")
+                    yield Button("Launch", variant="success", id="btn-launch")
+                    yield Button("Save", id="btn-save")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "labdeck · launch"
+        self.query_one("#presets").border_title = "presets"
+        self.query_one("#form").border_title = "parameters"
+        self.query_one("#diff").border_title = "overrides vs preset"
+        self.query_one("#estimate").border_title = "estimate"
+        options: list[Option] = []
+        for info in list_presets(self.lab.presets_dirs):
+            if info.error:
+                options.append(
+                    Option(
+                        f"[$error]✘ {escape(info.path.name)}[/]\n  [dim]{escape(info.error)[:200]}[/dim]",
+                        id=f"bad:{info.path}",
+                        disabled=True,
+                    )
+                )
+            else:
+                options.append(
+                    Option(
+                        f"[b]{escape(info.title)}[/b] [dim]{escape(info.kind)}[/dim]\n  [dim]{escape(info.path.name)}[/dim]",
+                        id=f"preset:{info.path}",
+                    )
+                )
+        for kind in kind_names():
+            options.append(
+                Option(f"[i]{escape(kind)}[/i] [dim]kind defaults[/dim]", id=f"kind:{kind}")
+            )
+        presets = self.query_one("#presets", OptionList)
+        presets.add_options(options)
+        presets.focus()
+        first = next((i for i, o in enumerate(options) if not o.disabled), None)
+        if first is not None:
+            presets.highlighted = first  # posts OptionHighlighted, which loads it
+
+    # ------------------------------------------------------------------ source
+
+    @on(OptionList.OptionHighlighted, "#presets")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.select_option(event.option.id or "")
+
+    @on(OptionList.OptionSelected, "#presets")
+    def _selected(self) -> None:
+        form = self.query_one(ParamForm)
+        if form.fields:
+            form.focus_next()
+
+    def select_option(self, option_id: str) -> None:
+        """Load a preset into the form; fast scrolling coalesces to the last one asked for
+        (loads are serialised: tearing down a form while it mounts is not safe)."""
+        self._wanted = option_id
+        if not self._loading:
+            self._loading = True
+            self._load_loop()
+
+    @work(group="load-source")
+    async def _load_loop(self) -> None:
+        try:
+            while self._wanted != self._loaded:
+                target = self._wanted
+                await self._load(target)
+                self._loaded = target
+        finally:
+            self._loading = False
+
+    async def _load(self, option_id: str) -> None:
+        kind_of, _, value = option_id.partition(":")
+        try:
+            if kind_of == "preset":
+                preset = load_preset(Path(value))
+                source = Source(preset.kind, preset)
+            elif kind_of == "kind":
+                source = Source(value, None)
+            else:
+                return
+            rows = schema_rows(source.kind)
+            values = flatten(resolve(source.kind, {}).params)
+        except UserError as exc:
+            self._show_error(str(exc))
+            return
+        # The preset's own values, even invalid ones, so its errors show on its fields
+        # and can be fixed here instead of only being reported.
+        values.update({k: v for k, v in flatten(source.params).items() if k in values})
+        self.source = source
+        self.query_one("#run-title", Input).value = source.title
+        await self.query_one(ParamForm).load(rows, values)
+        self.query_one("#estimate", Static).update(self._source_line())
+        self._revalidate()
+
+    def _source_line(self) -> str:
+        s = self.source
+        if s is None:
+            return ""
+        desc = (s.preset.description if s.preset else "") or ""
+        where = str(s.preset.path) if s.preset else f"kind {s.kind}, no preset"
+        return f"[b]{escape(s.title)}[/b] [dim]{escape(where)}[/dim]\n{escape(desc)}\n\n[dim]ctrl+t: dry run[/dim]"
+
+    # ------------------------------------------------------------------ validation
+
+    @on(ParamForm.Edited)
+    def _edited(self) -> None:
+        self._revalidate()
+
+    def _revalidate(self) -> None:
+        if self.source is None:
+            return
+        form = self.query_one(ParamForm)
+        changed, errors = form.overrides()
+        self._sets = [f"{k}={toml_value(new)}" for k, (_, new) in changed.items()]
+        message = None
+        if not errors:
+            try:
+                where = str(self.source.preset.path) if self.source.preset else "defaults"
+                resolve(self.source.kind, self.source.params, self._sets, source=where)
+            except UserError as exc:
+                message = str(exc)
+                for name in form.fields:
+                    if f"params.{name}:" in message:
+                        errors[name] = message.split(f"params.{name}:", 1)[1].strip()
+        form.show_errors(errors)
+        self._valid = not errors and message is None
+        if errors and message is None:
+            message = f"{len(errors)} field(s) invalid: {', '.join(errors)}"
+        self._show_error(message)
+        lines = [
+            f"[b]{escape(k)}[/b]: [dim]{escape(toml_value(old))}[/dim] → [$accent]{escape(toml_value(new))}[/]"
+            for k, (old, new) in changed.items()
+        ]
+        self.query_one("#diff", Static).update("\n".join(lines) or "[dim]no overrides[/dim]")
+
+    def _show_error(self, message: str | None) -> None:
+        self.query_one("#launch-error", Static).update(message or "")
+
+    def _ready(self) -> bool:
+        if self.source is None:
+            self.notify("pick a preset first", severity="warning")
+            return False
+        if not self._valid:
+            self.notify("fix the invalid fields first", severity="error")
+            return False
+        return True
+
+    def _title(self) -> str | None:
+        title = self.query_one("#run-title", Input).value.strip()
+        return title or None
+
+    # ------------------------------------------------------------------ actions
+
+    @on(Button.Pressed, "#btn-estimate")
+    def action_estimate(self) -> None:
+        if self._ready():
+            self.query_one("#estimate", Static).update("[dim]estimating…[/dim]")
+            self._estimate(self.source.cli_args(), list(self._sets))  # type: ignore[union-attr]
+
+    @work(thread=True, exclusive=True, group="estimate")
+    def _estimate(self, source_args: list[str], sets: list[str]) -> None:
+        result = actions.dry_run(source_args, sets, self.lab.results)
+        self.app.call_from_thread(self._show_estimate, result)
+
+    def _show_estimate(self, result: actions.CliResult) -> None:
+        if not result.ok:
+            self.query_one("#estimate", Static).update(f"[$error]{escape(result.message)}[/]")
+            return
+        try:
+            data = json.loads(result.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            self.query_one("#estimate", Static).update(
+                f"[$error]dry run printed no JSON: {escape(result.stdout[:200])}[/]"
+            )
+            return
+        lines = [
+            f"units   [b]{data.get('units')}[/b]",
+            f"memory  [b]{fmt.size(data.get('memory_bytes'))}[/b]",
+            f"time    [b]~{fmt.duration(data.get('seconds'))}[/b]",
+            "",
+            *(escape(str(x)) for x in data.get("lines", [])),
+        ]
+        self.query_one("#estimate", Static).update("\n".join(lines))
+
+    @on(Button.Pressed, "#btn-launch")
+    def action_launch(self) -> None:
+        if self._ready():
+            self.notify("launching…", timeout=3)
+            self._launch(self.source.cli_args(), list(self._sets), self._title())  # type: ignore[union-attr]
+
+    @work(thread=True, exclusive=True, group="launch")
+    def _launch(self, source_args: list[str], sets: list[str], title: str | None) -> None:
+        result = actions.launch(source_args, sets, self.lab.results, title)
+        self.app.call_from_thread(self._launched, result)
+
+    def _launched(self, result: actions.CliResult) -> None:
+        run_id = actions.launched_run_id(result)
+        if not run_id:
+            self._show_error(result.message)
+            self.notify(result.message, severity="error", timeout=8)
+            return
+        self.notify(f"launched {run_id}", timeout=5)
+        self.lab.refresh_runs()
+        from backend.runs import Run
+
+        self.app.pop_screen()
+        self.lab.open_monitor(Run(self.lab.results / run_id))
+
+    @on(Button.Pressed, "#btn-save")
+    def action_save(self) -> None:
+        if not self._ready():
+            return
+        src = self.source
+        assert src is not None
+        folder = src.preset.path.parent if src.preset else Path("presets")
+        title = self._title() or src.title
+        default = folder / f"{title}.toml"
+        if default.exists():
+            default = folder / f"{title}-edited.toml"
+
+        def save(path: str | None) -> None:
+            if path:
+                self._save(Path(path), title)
+
+        self.app.push_screen(SavePresetScreen(str(default)), save)
+
+    def _save(self, path: Path, title: str) -> None:
+        src = self.source
+        assert src is not None
+        try:
+            params = apply_sets(src.params, self._sets)
+            desc = (
+                src.preset.description if src.preset else ""
+            ) or f"{src.kind} from the dashboard"
+            write_preset(path, src.kind, title, desc, params)
+            load_preset(path)  # what was written must load back
+        except (UserError, OSError, TypeError) as exc:
+            self.notify(f"{path}: not saved: {exc}", severity="error", timeout=8)
+            return
+        self.notify(f"saved {path}", timeout=5)
+        presets = self.query_one("#presets", OptionList)
+        presets.add_option(
+            Option(
+                f"[b]{escape(title)}[/b] [dim]{escape(src.kind)}[/dim]\n  [dim]{escape(path.name)}[/dim]",
+                id=f"preset:{path}",
+            )
+        )
+
+    def action_reset(self) -> None:
+        presets = self.query_one("#presets", OptionList)
+        if presets.highlighted is not None:
+            self._loaded = None
+            self.select_option(presets.get_option_at_index(presets.highlighted).id or "")
+
+
+class SavePresetScreen(ModalScreen[str | None]):
+    """Asks where to write the edited form as a preset file."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, default: str) -> None:
+        super().__init__()
+        self.default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Save the edited parameters as a preset file:")
+            yield Input(self.default, id="save-path")
+            with Horizontal(id="buttons"):
+                yield Button("Save", variant="success", id="yes")
+                yield Button("Cancel", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(self.query_one(Input).value.strip() if event.button.id == "yes" else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

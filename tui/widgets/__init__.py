@@ -1,0 +1,1 @@
+"""Widgets shared by the screens; each renders one part of a `RunView` or a run list."""

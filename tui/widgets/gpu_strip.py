@@ -1,0 +1,89 @@
+"""The device strip at the top of the Runs screen (like nvitop's header).
+
+It probes through `backend.gpu` (NVML, then torch if already loaded, then host
+memory), in a thread so a slow driver call never stalls a key press.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.markup import escape
+from textual.widgets import Static
+
+from .. import fmt
+
+Probe = Callable[[], tuple[str, list[Any]]]
+
+
+def default_probe() -> tuple[str, list[Any]]:
+    from backend import gpu
+
+    return gpu.nvml_status(), gpu.probe_all()
+
+
+def _level(fraction: float) -> str:
+    return "$error" if fraction > 0.9 else "$warning" if fraction > 0.7 else "$success"
+
+
+def device_line(d: Any, bar_width: int = 20) -> str:
+    """One device as markup: name, memory bar, used/total, utilisation, temperature, source."""
+    total = float(getattr(d, "total", 0) or 0)
+    used = float(getattr(d, "used", 0) or 0)
+    frac = used / total if total else 0.0
+    util = getattr(d, "util", None)
+    temp = getattr(d, "temperature", None)
+    parts = [
+        f"[b]{escape(str(d.device))}[/b] {escape(str(d.name or ''))[:28]:<28}",
+        f"[{_level(frac)}]{fmt.bar(frac, bar_width)}[/] {fmt.size(used)}/{fmt.size(total)}"
+        f" {frac * 100:3.0f}%",
+        f"util {util:3.0f}%" if util is not None else "util  —",
+        f"{temp:.0f}°C" if temp is not None else "",
+        f"[dim]{escape(str(d.source))}[/dim]",
+    ]
+    return "  ".join(p for p in parts if p)
+
+
+class GpuStrip(Static):
+    """Per-device memory used/total, utilisation and temperature, refreshed every 2 s."""
+
+    DEFAULT_CSS = """
+    GpuStrip { height: auto; padding: 0 1; background: $boost; }
+    """
+
+    def __init__(self, probe: Probe | None = None, interval: float = 2.0, **kw: Any) -> None:
+        super().__init__("probing devices…", **kw)
+        self._probe = probe or default_probe
+        self._interval = interval
+        self._busy = False
+
+    def on_mount(self) -> None:
+        self._tick()
+        if self._interval > 0:
+            self.set_interval(self._interval, self._tick)
+
+    def _tick(self) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        self.run_worker(self._read, thread=True, group="gpu-probe", exit_on_error=False)
+
+    def _read(self) -> None:
+        try:
+            status, devices = self._probe()
+            text = self.render_devices(status, devices)
+        except Exception as exc:  # a broken driver must not take the dashboard down
+            text = f"[$error]device probe failed: {escape(str(exc))}[/]"
+        self.app.call_from_thread(self._show, text)
+
+    def _show(self, text: str) -> None:
+        self._busy = False
+        self.update(text)
+
+    def render_devices(self, status: str, devices: list[Any]) -> str:
+        width = 14 if self.app.size.width < 100 else 20
+        lines = [device_line(d, width) for d in devices]
+        if not any(getattr(d, "source", "") == "nvml" for d in devices):
+            lines.insert(0, f"[dim]{escape(status)}[/dim]")
+        return "\n".join(lines)
