@@ -146,6 +146,12 @@ class Params(BaseModel):
         "auto", description="weight dtype (auto = the checkpoint's own)"
     )
     device: str = Field("auto", min_length=1, description="auto, cpu, cuda or cuda:N")
+    cpu_threads: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="torch threads when running on the CPU (0 = torch's default, one per core)",
+    )
     method: Literal["mult_gauss", "ablation", "uni_quant"] = Field(
         "mult_gauss",
         description="mult_gauss: w·(1+σN); ablation: zero a fraction; uni_quant: round to a grid",

@@ -26,7 +26,9 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device: {device!r} requested but no CUDA GPU is visible; use device=cpu or auto")
+        raise UserError(
+            f"device: {device!r} requested but no CUDA GPU is visible; use device=cpu or auto"
+        )
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise UserError(f"device: {device!r}; expected auto, cpu, cuda or cuda:N")
     return "cuda:0" if device == "cuda" else device
@@ -73,6 +75,12 @@ def run(ctx: RunContext) -> dict[str, float]:
     p: Params = ctx.params  # type: ignore[assignment]
     prompts = load_prompt_set(p.prompts.set, p.prompts.limit)
     device = resolve_device(p.device)
+    if device == "cpu" and p.cpu_threads:
+        import torch
+
+        # On a shared CPU, OpenMP threads spin-waiting on each other can make two
+        # threads several times slower than one; the preset decides.
+        torch.set_num_threads(p.cpu_threads)
     ctx.phase("load", None)
     model, tok = _load(p, device)
     image, image_name = _image(p, model)
@@ -88,7 +96,9 @@ def run(ctx: RunContext) -> dict[str, float]:
     )
     for name in p.param_groups:
         g = groups.groups[name]
-        ctx.info(f"group {name}: {len(g.params)} tensors, {g.numel:,} parameters {'; '.join(g.notes)}".rstrip())
+        ctx.info(
+            f"group {name}: {len(g.params)} tensors, {g.numel:,} parameters {'; '.join(g.notes)}".rstrip()
+        )
     rt = Runtime(
         model=model,
         tok=tok,

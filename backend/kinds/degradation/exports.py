@@ -37,7 +37,9 @@ def export_seed_json(run: Run, out_dir: Path) -> Path:
         dest = out_dir
     else:
         dest = out_dir / seed_json_name(
-            params.get("method", "unknown"), params.get("model", "model"), params.get("name_suffix", "")
+            params.get("method", "unknown"),
+            params.get("model", "model"),
+            params.get("name_suffix", ""),
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(dest, json.dumps(records, indent=2, ensure_ascii=False) + "\n")

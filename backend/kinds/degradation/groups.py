@@ -82,7 +82,9 @@ def _layer_stack(decoder: nn.Module) -> tuple[str, nn.ModuleList]:
         if isinstance(mod, nn.ModuleList) and len(mod) and "vision" not in name
     ]
     if not lists:
-        raise UserError(f"{type(decoder).__name__}: no decoder layer stack found (no ModuleList of blocks)")
+        raise UserError(
+            f"{type(decoder).__name__}: no decoder layer stack found (no ModuleList of blocks)"
+        )
     return max(lists, key=lambda item: len(item[1]))
 
 
@@ -100,7 +102,9 @@ def _section(param_path: str) -> str | None:
     return None
 
 
-def discover_groups(model: nn.Module, layer_start: int = 0, layer_end: int | None = None) -> ModelGroups:
+def discover_groups(
+    model: nn.Module, layer_start: int = 0, layer_end: int | None = None
+) -> ModelGroups:
     """Groups attention / mlp / embedding / all for any decoder model in transformers."""
     full_name = {id(p): n for n, p in model.named_parameters()}
     decoder = _decoder(model)
@@ -108,9 +112,13 @@ def discover_groups(model: nn.Module, layer_start: int = 0, layer_end: int | Non
     n_layers = len(stack)
     last = n_layers - 1 if layer_end is None else layer_end
     if layer_start > n_layers - 1:
-        raise UserError(f"layer_start: {layer_start} is beyond the model's {n_layers} decoder layers (0..{n_layers - 1})")
+        raise UserError(
+            f"layer_start: {layer_start} is beyond the model's {n_layers} decoder layers (0..{n_layers - 1})"
+        )
     if last > n_layers - 1:
-        raise UserError(f"layer_end: {last} is beyond the model's {n_layers} decoder layers (0..{n_layers - 1})")
+        raise UserError(
+            f"layer_end: {last} is beyond the model's {n_layers} decoder layers (0..{n_layers - 1})"
+        )
 
     groups = {name: ParamGroup(name) for name in ("attention", "mlp", "embedding", "all")}
     for i in range(layer_start, last + 1):
@@ -136,10 +144,14 @@ def discover_groups(model: nn.Module, layer_start: int = 0, layer_end: int | Non
     tied = out is not None and out.weight is emb.weight
     groups["embedding"].params.append((full_name[id(emb.weight)], emb.weight))
     if tied:
-        groups["embedding"].notes.append(f"tied: {full_name[id(emb.weight)]} is also the output head (lm_head)")
+        groups["embedding"].notes.append(
+            f"tied: {full_name[id(emb.weight)]} is also the output head (lm_head)"
+        )
     elif out is not None and id(out.weight) in full_name:
         groups["embedding"].params.append((full_name[id(out.weight)], out.weight))
-        groups["embedding"].notes.append("untied: input embedding and output head (lm_head) both degraded")
+        groups["embedding"].notes.append(
+            "untied: input embedding and output head (lm_head) both degraded"
+        )
 
     seen: set[int] = set()
     for name in ("attention", "mlp", "embedding"):

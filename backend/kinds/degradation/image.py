@@ -24,14 +24,21 @@ def draw_kitchen(size: tuple[int, int] = (640, 480)) -> Any:
     d = ImageDraw.Draw(img)
     d.rectangle([0, int(h * 0.78), w, h], fill=(170, 140, 110))  # floor
     # window with garden, curtains
-    d.rectangle([int(w * 0.36), 40, int(w * 0.72), 190], fill=(150, 200, 240), outline=(90, 70, 50), width=6)
+    d.rectangle(
+        [int(w * 0.36), 40, int(w * 0.72), 190], fill=(150, 200, 240), outline=(90, 70, 50), width=6
+    )
     d.rectangle([int(w * 0.36), 150, int(w * 0.72), 190], fill=(90, 170, 80))
     d.ellipse([int(w * 0.60), 95, int(w * 0.68), 150], fill=(60, 130, 60))
     d.line([int(w * 0.54), 40, int(w * 0.54), 190], fill=(90, 70, 50), width=4)
     d.rectangle([int(w * 0.32), 35, int(w * 0.37), 200], fill=(200, 80, 80))
     d.rectangle([int(w * 0.71), 35, int(w * 0.76), 200], fill=(200, 80, 80))
     # counter and sink, water spilling to a puddle
-    d.rectangle([int(w * 0.30), 250, int(w * 0.95), 300], fill=(200, 200, 205), outline=(120, 120, 120), width=2)
+    d.rectangle(
+        [int(w * 0.30), 250, int(w * 0.95), 300],
+        fill=(200, 200, 205),
+        outline=(120, 120, 120),
+        width=2,
+    )
     d.rectangle([int(w * 0.30), 300, int(w * 0.95), int(h * 0.78)], fill=(150, 110, 80))
     d.rectangle([int(w * 0.48), 240, int(w * 0.66), 262], fill=(120, 170, 230))
     d.line([int(w * 0.57), 205, int(w * 0.57), 240], fill=(140, 140, 150), width=6)
@@ -41,8 +48,13 @@ def draw_kitchen(size: tuple[int, int] = (640, 480)) -> Any:
     # woman drying a plate, standing in the puddle
     d.ellipse([int(w * 0.80), 120, int(w * 0.88), 180], fill=(230, 190, 160))
     d.rectangle([int(w * 0.78), 180, int(w * 0.90), 340], fill=(80, 90, 170))
-    d.polygon([(int(w * 0.76), 340), (int(w * 0.92), 340), (int(w * 0.90), 410), (int(w * 0.78), 410)], fill=(80, 90, 170))
-    d.ellipse([int(w * 0.70), 220, int(w * 0.80), 260], fill=(250, 250, 250), outline=(120, 120, 120))
+    d.polygon(
+        [(int(w * 0.76), 340), (int(w * 0.92), 340), (int(w * 0.90), 410), (int(w * 0.78), 410)],
+        fill=(80, 90, 170),
+    )
+    d.ellipse(
+        [int(w * 0.70), 220, int(w * 0.80), 260], fill=(250, 250, 250), outline=(120, 120, 120)
+    )
     # cupboard, cookie jar, tipping stool and a child reaching up
     d.rectangle([20, 30, int(w * 0.28), 150], fill=(160, 110, 70), outline=(90, 60, 40), width=3)
     d.rectangle([60, 70, 110, 115], fill=(210, 170, 110), outline=(120, 90, 50), width=2)

@@ -130,7 +130,8 @@ class Sweep:
 
     def _keys(self, group: str, level: float, repeat: int) -> dict[int, str]:
         return {
-            pr.id: record_key(group, level, repeat, self.p.method, pr.text) for pr in self.rt.prompts.prompts
+            pr.id: record_key(group, level, repeat, self.p.method, pr.text)
+            for pr in self.rt.prompts.prompts
         }
 
     # ------------------------------------------------------------------ main loop
@@ -171,8 +172,9 @@ class Sweep:
         repeat_seed = p.seed + repeat
         set_all_seeds(repeat_seed)
         params = rt.groups.groups[group].params
-        rt.snapshot.mark_dirty([n for n, _ in params])
-        degrade(params, p.method, level, repeat_seed, p.uni_quant_mode)
+        if level != 0:  # level 0 is the clean model: nothing to degrade or restore later
+            rt.snapshot.mark_dirty([n for n, _ in params])
+            degrade(params, p.method, level, repeat_seed, p.uni_quant_mode)
         if need_ppl:
             stats.perplexity = perplexity(rt.model, rt.tok, rt.perplexity_text)
             self._metric("perplexity", stats.perplexity, group, level)
@@ -181,7 +183,9 @@ class Sweep:
         for batch in self.controller.iter_batches(pending, self._work(group, li, repeat_seed)):
             vram = self._vram_percent()
             for prompt, gen in zip(batch.items, batch.result, strict=True):
-                rec = self._record(group, li, level, repeat, prompt, gen, batch.size, vram, stats.perplexity)
+                rec = self._record(
+                    group, li, level, repeat, prompt, gen, batch.size, vram, stats.perplexity
+                )
                 ctx.record(keys[prompt.id], rec)
                 stats.add(rec)
             done += len(batch.items)
@@ -194,7 +198,9 @@ class Sweep:
         )
         return done
 
-    def _work(self, group: str, li: int, repeat_seed: int) -> Callable[[list[Prompt]], list[Generation]]:
+    def _work(
+        self, group: str, li: int, repeat_seed: int
+    ) -> Callable[[list[Prompt]], list[Generation]]:
         def work(batch: list[Prompt]) -> list[Generation]:
             set_all_seeds(batch_seed(repeat_seed, group, li, batch[0].id))
             return generate_batch(
@@ -273,7 +279,9 @@ class Sweep:
 
     def _level_complete(self, group: str, level: float) -> bool:
         return all(
-            self.ctx.is_done(k) for r in range(self.p.n_rep) for k in self._keys(group, level, r).values()
+            self.ctx.is_done(k)
+            for r in range(self.p.n_rep)
+            for k in self._keys(group, level, r).values()
         )
 
     def _emit_level(self, group: str, level: float) -> None:
@@ -291,7 +299,9 @@ class Sweep:
             for li, level in enumerate(self.p.levels):
                 st = self.stats.get((group, float(level)))
                 if st and st.outputs:
-                    rows.append({"param_group": group, "level_index": li, "level": level, **st.metrics()})
+                    rows.append(
+                        {"param_group": group, "level_index": li, "level": level, **st.metrics()}
+                    )
         return rows
 
     def final_metrics(self) -> dict[str, float]:
@@ -306,7 +316,9 @@ class Sweep:
                 per_name.setdefault(name, []).append(v)
         for name, vs in per_name.items():
             out[name] = sum(vs) / len(vs)
-        clean = [self.stats[(g, 0.0)].perplexity for g in self.p.param_groups if (g, 0.0) in self.stats]
+        clean = [
+            self.stats[(g, 0.0)].perplexity for g in self.p.param_groups if (g, 0.0) in self.stats
+        ]
         clean = [c for c in clean if c is not None]
         if clean:
             out["perplexity_clean"] = clean[0]
