@@ -71,22 +71,54 @@ class LiveProgress:
         self._tasks: dict[str, Any] = {}
         self._mem = ""
         self._last_metric = ""
+        self._pending: tuple[str, list[str]] | None = None
 
     def __enter__(self) -> LiveProgress:
         self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._flush_metrics()
         self.progress.stop()
 
     def _task(self, phase: str, total: int | None) -> Any:
         if phase not in self._tasks:
+            for other in self._tasks.values():  # a new phase means the earlier ones are over
+                task = self.progress.tasks[other]
+                if task.total is None:
+                    self.progress.update(other, total=1, completed=1)
             self._tasks[phase] = self.progress.add_task(phase, total=total, note="")
         return self._tasks[phase]
 
+    def _say(self, text: str, style: str) -> None:
+        self._flush_metrics()
+        self.progress.console.print(text, style=style, markup=False)
+
+    def _flush_metrics(self) -> None:
+        """Metrics of one level/epoch/group arrive together: print them as one line."""
+        if self._pending:
+            where, values = self._pending
+            self.progress.console.print(
+                f"  {where}  " + "  ".join(values), style="green", markup=False
+            )
+            self._pending = None
+
     def __call__(self, e: dict[str, Any]) -> None:
         t = e.get("type")
-        if t == "phase":
+        if t == "metric":
+            if "step" in e:  # per-step series would flood the terminal: the latest rides on the bar
+                self._last_metric = f"{e.get('name')}={fmt_value(e.get('value'))}"
+                return
+            where = (
+                " ".join(f"{k}={e[k]}" for k in ("epoch", "level", "group") if k in e) or "final"
+            )
+            if self._pending and self._pending[0] != where:
+                self._flush_metrics()
+            if not self._pending:
+                self._pending = (where, [])
+            self._pending[1].append(f"{e.get('name')}={fmt_value(e.get('value'))}")
+        elif t == "phase":
+            self._flush_metrics()
             self._task(str(e.get("name")), e.get("total"))
         elif t == "progress":
             task = self._task(str(e.get("phase")), e.get("total"))
@@ -99,25 +131,15 @@ class LiveProgress:
                 for d in devs[:2]
             )
         elif t == "batch":
-            self.progress.console.print(
-                f"  batch size {e.get('size')} ({e.get('reason')})", style="cyan"
-            )
-        elif t == "metric":
-            if "step" in e:  # per-step series would flood the terminal: the latest rides on the bar
-                self._last_metric = f"{e.get('name')}={fmt_value(e.get('value'))}"
-                return
-            where = " ".join(f"{k}={e[k]}" for k in ("epoch", "level", "group") if k in e)
-            self.progress.console.print(
-                f"  {e.get('name')} = {fmt_value(e.get('value'))}  {where}", style="green"
-            )
+            self._say(f"  batch size {e.get('size')} ({e.get('reason')})", "cyan")
         elif t == "log" and e.get("level") in ("warning", "error"):
-            self.progress.console.print(f"  {e.get('message')}", style="yellow")
+            self._say(f"  {e.get('message')}", "yellow")
         elif t == "checkpoint":
-            self.progress.console.print(
-                f"  checkpoint {e.get('step')} → {e.get('path')}", style="magenta"
-            )
+            self._say(f"  checkpoint {e.get('step')} → {e.get('path')}", "magenta")
         elif t == "error":
-            self.progress.console.print(f"  error: {e.get('message')}", style="red")
+            self._say(f"  error: {e.get('message')}", "red")
+        elif t == "status":
+            self._flush_metrics()
 
 
 def table(
