@@ -8,7 +8,7 @@
     degradation, no records): the floor labdeck's bookkeeping is measured against.
 
 Prints prompts/s for each, a/b (goal >= 5x) and the overhead a/c (goal <= 1.10).
-Usage: python bench/bench_sweep.py [--prompts 38] [--levels 0,0.05,0.1] [--tokens 16]
+Usage: python bench/bench_sweep.py [--prompts 38] [--levels 0,0.05,0.1] [--tokens 16] [--threads 1]
 """
 
 from __future__ import annotations
@@ -83,13 +83,13 @@ def seeds_way(folder: str, texts: list[str], levels: list[float], tokens: int, o
 
 
 def labdeck_sweep(
-    results: Path, prompts_file: Path, levels: list[float], n: int, tokens: int
+    results: Path, prompts_file: Path, levels: list[float], n: int, tokens: int, threads: int
 ) -> tuple[float, list[dict]]:
     from backend import cli
 
     sets = [
         "model=smollm2-135m",
-        "cpu_threads=1",
+        f"cpu_threads={threads}",
         f"prompts.set={json.dumps(str(prompts_file))}",
         'param_groups=["attention"]',
         f"levels={json.dumps(levels)}",
@@ -124,13 +124,17 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=38, help="dream prompts (the seed ran all 38)")
     ap.add_argument("--levels", default="0,0.05,0.1")
     ap.add_argument("--tokens", type=int, default=16)
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads, the same for every side"
+    )
     args = ap.parse_args()
     import torch
 
     from backend.kinds.degradation.promptsets import load_prompt_set
     from backend.models import ensure_embedded, load_model
 
-    torch.set_num_threads(1)  # every side alike; a shared 2-core machine is fastest on one thread
+    # every side alike; a busy shared 2-core machine is fastest on one thread
+    torch.set_num_threads(args.threads)
     levels = [float(x) for x in args.levels.split(",")]
     texts = [p.text for p in load_prompt_set("dreams", args.prompts).prompts]
     folder = str(ensure_embedded())
@@ -140,7 +144,7 @@ def main() -> None:
         prompts_file = tmpd / "prompts.json"
         prompts_file.write_text(json.dumps(texts))
         print(
-            f"smollm2-135m, {len(texts)} prompts × {len(levels)} levels, {args.tokens} new tokens, greedy, 1 thread"
+            f"smollm2-135m, {len(texts)} prompts × {len(levels)} levels, {args.tokens} new tokens, greedy, {args.threads} thread(s)"
         )
 
         model, tok = load_model("smollm2-135m")
@@ -155,7 +159,9 @@ def main() -> None:
             f"(c) bare batched generate : {c:7.1f} s  {n_done / c:6.2f} prompts/s  (load included)"
         )
 
-        a, recs = labdeck_sweep(tmpd / "results", prompts_file, levels, len(texts), args.tokens)
+        a, recs = labdeck_sweep(
+            tmpd / "results", prompts_file, levels, len(texts), args.tokens, args.threads
+        )
         print(
             f"(a) labdeck sweep         : {a:7.1f} s  {n_done / a:6.2f} prompts/s  ({len(recs)} records)"
         )

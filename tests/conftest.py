@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # shared test modules such as tiny_models
 # The protocol-test kind `counter` lives with the tests; it is found the way a lab's own
 # kinds are (LABDECK_KIND_PATH), which this also exercises.
 os.environ["LABDECK_KIND_PATH"] = str(ROOT / "tests" / "core" / "kinds")
@@ -24,7 +25,9 @@ def results_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
-def labdeck(*args: str, env: dict[str, str] | None = None, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
+def labdeck(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, check: bool = False
+) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess, as a user would."""
     proc = subprocess.run(
         [sys.executable, "-m", "backend.cli", *args],
@@ -36,7 +39,9 @@ def labdeck(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
         check=False,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"labdeck {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"labdeck {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 

@@ -25,8 +25,13 @@ def write(p: Path, text: str) -> Path:
 
 
 def test_extends_and_set_override_resolve_to_explicit_params(tmp_path: Path) -> None:
-    write(tmp_path / "base.toml", 'kind = "counter"\ntitle = "base"\n[params]\nunits = 5\n[params.inner]\nscale = 2.0\n')
-    child = write(tmp_path / "child.toml", 'extends = "base.toml"\ntitle = "child"\n[params]\nseed = 7\n')
+    write(
+        tmp_path / "base.toml",
+        'kind = "counter"\ntitle = "base"\n[params]\nunits = 5\n[params.inner]\nscale = 2.0\n',
+    )
+    child = write(
+        tmp_path / "child.toml", 'extends = "base.toml"\ntitle = "child"\n[params]\nseed = 7\n'
+    )
     pr = load_preset(child)
     assert (pr.kind, pr.title) == ("counter", "child")
     assert pr.chain and pr.chain[0].endswith("base.toml")
@@ -38,17 +43,26 @@ def test_extends_and_set_override_resolve_to_explicit_params(tmp_path: Path) -> 
 
 
 def test_explicit_command_round_trips_every_value(tmp_path: Path) -> None:
-    res = resolve("counter", {}, ["note=\"quote \\\" and 'x'\"", "inner.scale=0.1", "units=3"])
+    res = resolve("counter", {}, ['note="quote \\" and \'x\'"', "inner.scale=0.1", "units=3"])
     cmd = explicit_command("counter", "t", res.params)
     argv = shlex.split(cmd)
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
     again = resolve("counter", {}, sets)
     assert again.params == res.params and again.md5 == res.md5
     # every parameter is spelled out, defaults included
-    assert {s.split("=")[0] for s in sets} == {"units", "unit_seconds", "seed", "fail_at", "note", "inner.scale"}
+    assert {s.split("=")[0] for s in sets} == {
+        "units",
+        "unit_seconds",
+        "seed",
+        "fail_at",
+        "note",
+        "inner.scale",
+    }
 
 
-@pytest.mark.parametrize("value", [None, True, 0, -3, 0.1, 1e-12, "a b", "é\n\"", [1, 2.5], ["x", None], float("inf")])
+@pytest.mark.parametrize(
+    "value", [None, True, 0, -3, 0.1, 1e-12, "a b", 'é\n"', [1, 2.5], ["x", None], float("inf")]
+)
 def test_toml_value_inverse(value) -> None:
     assert parse_value(toml_value(value)) == value
 
@@ -58,14 +72,22 @@ def test_toml_value_inverse(value) -> None:
     [
         ('kind = "nope"\n', "unknown kind 'nope'"),
         ('kind = "counter"\n[params]\nunitz = 3\n', "params.unitz: unknown parameter"),
-        ('kind = "counter"\n[params]\nunits = "many"\n', "params.units: Input should be a valid integer"),
-        ('kind = "counter"\n[params]\nunits = 0\n', "params.units: Input should be greater than or equal to 1"),
+        (
+            'kind = "counter"\n[params]\nunits = "many"\n',
+            "params.units: Input should be a valid integer",
+        ),
+        (
+            'kind = "counter"\n[params]\nunits = 0\n',
+            "params.units: Input should be greater than or equal to 1",
+        ),
         ('kind = "counter"\n[params\n', "malformed TOML"),
         ('kind = "counter"\nextends = "missing.toml"\n', "missing.toml: preset file not found"),
         ('kind = "counter"\ncolour = "red"\n', "unknown top-level key 'colour'"),
     ],
 )
-def test_broken_presets_give_one_line_naming_file_and_key(tmp_path: Path, text: str, expect: str) -> None:
+def test_broken_presets_give_one_line_naming_file_and_key(
+    tmp_path: Path, text: str, expect: str
+) -> None:
     p = write(tmp_path / "bad.toml", text)
     with pytest.raises(UserError) as err:
         pr = load_preset(p)

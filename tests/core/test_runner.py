@@ -29,7 +29,17 @@ def records(run) -> list[tuple]:
 
 
 def test_run_writes_the_whole_run_directory(results_dir: Path, lab) -> None:
-    p = lab("run", "--kind", "counter", "--title", "My Title!", "--set", "units=6", "--set", "inner.scale=2.0")
+    p = lab(
+        "run",
+        "--kind",
+        "counter",
+        "--title",
+        "My Title!",
+        "--set",
+        "units=6",
+        "--set",
+        "inner.scale=2.0",
+    )
     assert p.returncode == 0, p.stderr
     run = only_run(results_dir)
     assert run.id.split("_")[2:4] == ["counter", "My-Title"] and len(run.short_id) == 6
@@ -43,13 +53,19 @@ def test_run_writes_the_whole_run_directory(results_dir: Path, lab) -> None:
     assert st["status"] == "completed" and st["records"] == 6 and st["heartbeat"] >= st["started"]
     assert len(records(run)) == 6
     assert (run.path / "runner.log").stat().st_size > 0
-    assert (run.path / "checkpoints").is_dir() and (run.path / "artifacts" / "summary.json").is_file()
-    types = [json.loads(line)["type"] for line in (run.path / "events.jsonl").read_text().splitlines()]
+    assert (run.path / "checkpoints").is_dir() and (
+        run.path / "artifacts" / "summary.json"
+    ).is_file()
+    types = [
+        json.loads(line)["type"] for line in (run.path / "events.jsonl").read_text().splitlines()
+    ]
     for t in ("status", "phase", "progress", "metric", "memory"):
         assert t in types
 
 
-def test_bad_input_exits_2_with_one_line_and_no_run_dir(results_dir: Path, lab, tmp_path: Path) -> None:
+def test_bad_input_exits_2_with_one_line_and_no_run_dir(
+    results_dir: Path, lab, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('kind = "counter"\n[params]\nunits = "lots"\n')
     for args in (
@@ -98,7 +114,19 @@ def test_sigkill_at_several_points_then_resume_gives_exactly_the_uninterrupted_r
 ) -> None:
     args = ["--set", "units=30", "--set", "unit_seconds=0.03", "--set", "seed=5"]
     ref_dir = tmp_path / "ref"
-    assert lab("run", "--kind", "counter", *args, "--set", "unit_seconds=0.0", "--results", str(ref_dir)).returncode == 0
+    assert (
+        lab(
+            "run",
+            "--kind",
+            "counter",
+            *args,
+            "--set",
+            "unit_seconds=0.0",
+            "--results",
+            str(ref_dir),
+        ).returncode
+        == 0
+    )
     reference = records(only_run(ref_dir))
 
     proc = _start(results_dir, "run", "--kind", "counter", *args)
@@ -126,11 +154,18 @@ def test_sigkill_at_several_points_then_resume_gives_exactly_the_uninterrupted_r
     got = records(run)
     assert sorted(got) == sorted(reference) and len(got) == len(reference)
     assert run.state()["attempts"] == 4
-    assert run.summary()["final_metrics"] == json.loads((only_run(ref_dir).path / "artifacts/summary.json").read_text())["final_metrics"]
+    assert (
+        run.summary()["final_metrics"]
+        == json.loads((only_run(ref_dir).path / "artifacts/summary.json").read_text())[
+            "final_metrics"
+        ]
+    )
 
 
 def test_stop_finishes_the_unit_then_resume_completes(results_dir: Path, lab) -> None:
-    p = lab("run", "--kind", "counter", "--set", "units=200", "--set", "unit_seconds=0.02", "--detach")
+    p = lab(
+        "run", "--kind", "counter", "--set", "units=200", "--set", "unit_seconds=0.02", "--detach"
+    )
     assert p.returncode == 0, p.stderr
     run = resolve_run(results_dir, p.stdout.strip())
     _wait_records(run.path, 3)
@@ -156,7 +191,10 @@ def test_failure_is_recorded_and_resumable(results_dir: Path, lab) -> None:
 
 
 def test_reproduce_then_compare(results_dir: Path, lab) -> None:
-    assert lab("run", "--kind", "counter", "--set", "units=8", "--set", "seed=3", "--quiet").returncode == 0
+    assert (
+        lab("run", "--kind", "counter", "--set", "units=8", "--set", "seed=3", "--quiet").returncode
+        == 0
+    )
     orig = only_run(results_dir)
     p = lab("reproduce", orig.short_id, "--quiet")
     assert p.returncode == 0, p.stderr
@@ -168,8 +206,11 @@ def test_reproduce_then_compare(results_dir: Path, lab) -> None:
     assert cmp.returncode == 0, cmp.stdout
     assert "PASS" in cmp.stdout and "FAIL" not in cmp.stdout and "identical" in cmp.stdout
     # a different run fails the comparison and shows the parameter that differs
-    assert lab("run", "--kind", "counter", "--set", "units=8", "--set", "seed=4", "--quiet").returncode == 0
-    other = [r for r in list_runs(results_dir) if r.id not in (orig.id, repro.id)][0]
+    assert (
+        lab("run", "--kind", "counter", "--set", "units=8", "--set", "seed=4", "--quiet").returncode
+        == 0
+    )
+    other = next(r for r in list_runs(results_dir) if r.id not in (orig.id, repro.id))
     cmp = lab("compare", orig.short_id, other.id, "--tol", "1e-9")
     assert cmp.returncode == 1 and "FAIL" in cmp.stdout and "seed" in cmp.stdout
 
@@ -201,10 +242,14 @@ def test_export_and_plot(results_dir: Path, lab) -> None:
 
 
 @pytest.mark.parametrize("name", ["TOGETHER_API_KEY", "HF_TOKEN", "MY_SERVICE_API_KEY"])
-def test_no_secret_from_the_environment_lands_in_the_run_directory(results_dir: Path, lab, name: str) -> None:
+def test_no_secret_from_the_environment_lands_in_the_run_directory(
+    results_dir: Path, lab, name: str
+) -> None:
     secret = f"sk-{name.lower()}-8f3a9c"
     env = {name: secret}
-    p = lab("run", "--kind", "counter", "--set", "units=3", "--set", "fail_at=2", "--quiet", env=env)
+    p = lab(
+        "run", "--kind", "counter", "--set", "units=3", "--set", "fail_at=2", "--quiet", env=env
+    )
     assert p.returncode == 1
     run = only_run(results_dir)
     # a kind (or a library) that echoes the secret into events, records or the log is masked

@@ -7,16 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-TINY_TEXT = dict(
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    head_dim=8,
-    vocab_size=128,
-)
+from tiny_models import TINY_TEXT, TINY_VISION
 
 
 def tiny_gemma3_config() -> Any:
@@ -24,14 +15,7 @@ def tiny_gemma3_config() -> Any:
 
     return Gemma3Config(
         text_config=dict(TINY_TEXT),
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-        ),
+        vision_config=dict(TINY_VISION, num_hidden_layers=1),
         mm_tokens_per_image=4,
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from tiny_models import TINY_VISION, text_config_for
 
 from backend.models import ensure_embedded, load_model
 
@@ -29,17 +30,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     tok = AutoTokenizer.from_pretrained(ensure_embedded(), local_files_only=True)
     config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
+        **text_config_for(tok, max_position_embeddings=256, tie_word_embeddings=True)
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
@@ -69,27 +60,8 @@ def tiny_llava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     tok = AutoTokenizer.from_pretrained(ensure_embedded(), local_files_only=True)
     tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
-    text = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=8,
-        projection_dim=32,
-    )
+    text = LlamaConfig(**text_config_for(tok, max_position_embeddings=512))
+    vision = CLIPVisionConfig(**TINY_VISION, num_hidden_layers=2, projection_dim=32)
     config = LlavaConfig(
         vision_config=vision,
         text_config=text,

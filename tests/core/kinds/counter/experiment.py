@@ -30,4 +30,9 @@ def run(ctx: RunContext) -> dict[str, float]:
 
 
 def dry_run(params) -> DryRun:
-    return DryRun(units=params.units, memory_bytes=0, seconds=params.units * params.unit_seconds, lines=["counter"])
+    return DryRun(
+        units=params.units,
+        memory_bytes=0,
+        seconds=params.units * params.unit_seconds,
+        lines=["counter"],
+    )
