@@ -24,6 +24,7 @@ from backend.runs import Run
 
 from .. import fmt
 from ..data import RunView, pick_default
+from ..polling import BackgroundPoll
 from ..widgets.series_plot import Curve, SeriesPlot
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class CompareScreen(Screen):
         self.runs = runs
         self.tol = tol
         self.views = [RunView(r) for r in runs]
-        self._reading = False
+        self._poll = BackgroundPoll(self, self._read, self._apply, "compare-read")
         self._series: list[str] = []
 
     @property
@@ -152,13 +153,7 @@ class CompareScreen(Screen):
 
     # ------------------------------------------------------------------ curves
 
-    def _poll(self) -> None:
-        if self._reading:
-            return
-        self._reading = True
-        self.run_worker(self._read, thread=True, group="compare-read", exit_on_error=False)
-
-    def _read(self) -> None:
+    def _read(self) -> list:
         batches = []
         for v in self.views:
             try:
@@ -166,10 +161,9 @@ class CompareScreen(Screen):
                 batches.append((batch, v.read_older() if v.needs_skim else None))
             except Exception:
                 batches.append((None, None))
-        self.app.call_from_thread(self._apply, batches)
+        return batches
 
     def _apply(self, batches: list) -> None:
-        self._reading = False
         changed = False
         for view, (batch, older) in zip(self.views, batches, strict=True):
             if batch is not None and view.apply(batch) & {"metrics", "trajectory", "state"}:

@@ -30,6 +30,7 @@ from backend.runs import Run
 
 from .. import fmt
 from ..data import ReadBatch, RunView, pick_default
+from ..polling import BackgroundPoll
 from ..widgets.log_tail import LogTail
 from ..widgets.metrics_table import MetricsTable
 from ..widgets.panels import BatchPanel, MemoryPanel, PhasePanel
@@ -56,7 +57,9 @@ class MonitorScreen(Screen):
         super().__init__()
         self.run_for_actions = run
         self.view = RunView(run)
-        self._reading = False
+        self._poll = BackgroundPoll(
+            self, lambda: self.view.read(), self._apply, "monitor-read", on_error=self._read_failed
+        )
         self._loaded = False
         self._plot_dirty = True
         self._last_plot = 0.0
@@ -108,21 +111,11 @@ class MonitorScreen(Screen):
 
     # ------------------------------------------------------------------ polling
 
-    def _poll(self) -> None:
-        if self._reading:
-            return
-        self._reading = True
-        self.run_worker(self._read, thread=True, group="monitor-read", exit_on_error=False)
-
-    def _read(self) -> None:
-        try:
-            batch = self.view.read()
-        except Exception as exc:  # e.g. the directory was deleted under us
-            batch = ReadBatch([], None, None, self.view.bad_lines, f"{self.view.run.path}: {exc}")
-        self.app.call_from_thread(self._apply, batch)
+    def _read_failed(self, exc: Exception) -> ReadBatch:
+        # e.g. the directory was deleted under us: say so, keep what is on screen
+        return ReadBatch([], None, None, self.view.bad_lines, f"{self.view.run.path}: {exc}")
 
     def _apply(self, batch: ReadBatch) -> None:
-        self._reading = False
         changed = self.view.apply(batch)
         first = not self._loaded
         self._loaded = True

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
 from .. import fmt
+from ..polling import BackgroundPoll
 from ..runlist import RunList, RunRow
 from ..widgets.gpu_strip import GpuStrip
 from .confirm import ConfirmScreen
@@ -74,7 +75,9 @@ class RunsScreen(Screen):
         self._status_filter: str | None = None
         self._kind_filter: str | None = None
         self._shown: list[str] = []
-        self._busy = False
+        self._poller = BackgroundPoll(
+            self, lambda: self.model.refresh(), self._refresh_model, "runs-scan"
+        )
 
     @property
     def lab(self) -> LabdeckApp:
@@ -107,20 +110,7 @@ class RunsScreen(Screen):
 
     def poll(self) -> None:
         """Rescan in a thread (stat calls on a shared filesystem can be slow)."""
-        if self._busy:
-            return
-        self._busy = True
-        self.run_worker(self._scan, thread=True, group="runs-scan", exit_on_error=False)
-
-    def _scan(self) -> None:
-        try:
-            delta = self.model.refresh()
-        finally:
-            self.app.call_from_thread(self._scanned, delta)
-
-    def _scanned(self, delta: tuple[set[str], set[str], set[str]]) -> None:
-        self._busy = False
-        self._refresh_model(delta)
+        self._poller()
 
     def _refresh_model(self, delta: tuple[set[str], set[str], set[str]]) -> None:
         added, changed, removed = delta

@@ -13,6 +13,7 @@ from textual.markup import escape
 from textual.widgets import Static
 
 from .. import fmt
+from ..polling import BackgroundPoll
 
 Probe = Callable[[], tuple[str, list[Any]]]
 
@@ -56,30 +57,23 @@ class GpuStrip(Static):
         super().__init__("probing devices…", **kw)
         self._probe = probe or default_probe
         self._interval = interval
-        self._busy = False
+        # a broken driver must not take the dashboard down: its error is shown instead
+        self._tick = BackgroundPoll(
+            self,
+            self._read,
+            self.update,
+            "gpu-probe",
+            on_error=lambda exc: f"[$error]device probe failed: {escape(str(exc))}[/]",
+        )
 
     def on_mount(self) -> None:
         self._tick()
         if self._interval > 0:
             self.set_interval(self._interval, self._tick)
 
-    def _tick(self) -> None:
-        if self._busy:
-            return
-        self._busy = True
-        self.run_worker(self._read, thread=True, group="gpu-probe", exit_on_error=False)
-
-    def _read(self) -> None:
-        try:
-            status, devices = self._probe()
-            text = self.render_devices(status, devices)
-        except Exception as exc:  # a broken driver must not take the dashboard down
-            text = f"[$error]device probe failed: {escape(str(exc))}[/]"
-        self.app.call_from_thread(self._show, text)
-
-    def _show(self, text: str) -> None:
-        self._busy = False
-        self.update(text)
+    def _read(self) -> str:
+        status, devices = self._probe()
+        return self.render_devices(status, devices)
 
     def render_devices(self, status: str, devices: list[Any]) -> str:
         width = 14 if self.app.size.width < 100 else 20
