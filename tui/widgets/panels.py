@@ -7,6 +7,7 @@ run writing a thousand events a second costs one `update()` per panel per poll.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from textual.markup import escape
 from textual.widgets import Static
@@ -32,8 +33,8 @@ class ViewPanel(Static):
         self._view = view
         self.draw(view)
 
-    def draw(self, view: RunView) -> None:
-        raise NotImplementedError
+    # Each panel class defines `draw(view)`; the base only remembers the view for redraws.
+    draw: Callable[[RunView], None]
 
     def on_resize(self) -> None:
         if self._view is not None:
