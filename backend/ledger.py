@@ -19,7 +19,7 @@ from typing import Any
 
 from .jsonl import JsonlAppender, JsonlReader
 
-_DIGEST_FIELD = "key_sha1"
+DIGEST_FIELD = "key_sha1"
 _PREFIX = b'{"key_sha1":"'
 _DIGEST_LEN = 20  # hex characters: 80 bits, no collision in any realistic run
 
@@ -73,17 +73,13 @@ class Ledger:
     def __len__(self) -> int:
         return len(self._done)
 
-    @property
-    def keys(self) -> frozenset[str]:
-        return frozenset(scan_keys(self.path))
-
     def append(self, key: str, record: dict[str, Any]) -> None:
         """Record a finished unit; a key recorded twice is a bug in the caller, so refuse it."""
         digest = key_digest(key)
         if digest in self._done:
             raise ValueError(f"work unit {key!r} is already recorded in {self.path}")
-        fields = {k: v for k, v in record.items() if k not in ("key", _DIGEST_FIELD)}
-        self._out.append({_DIGEST_FIELD: digest.decode("ascii"), "key": key, **fields})
+        fields = {k: v for k, v in record.items() if k not in ("key", DIGEST_FIELD)}
+        self._out.append({DIGEST_FIELD: digest.decode("ascii"), "key": key, **fields})
         self._done.add(digest)
 
     def records(self) -> list[dict[str, Any]]:

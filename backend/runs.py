@@ -242,20 +242,6 @@ class RunLock:
         self.release()
 
 
-def is_locked(run: Run) -> bool:
-    try:
-        fd = os.open(run.path / LOCK, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 # --------------------------------------------------------------------------- listing
 
 

@@ -21,8 +21,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..events import EventWriter
+from ..jsonio import write_json_atomic
 from ..ledger import Ledger
-from ..runs import ARTIFACTS, CHECKPOINTS, Run
+from ..runs import ARTIFACTS, CHECKPOINTS, STATE, Run
 
 
 class StopRequested(Exception):
@@ -54,21 +55,18 @@ class StateKeeper:
         self.run = run
         self._state = run.state()
         self._lock = threading.Lock()
-        self._dirty = False
         self._last_write = 0.0
         self._min_interval = min_interval
 
     def update(self, force: bool = False, **changes: Any) -> None:
         with self._lock:
             self._state.update(changes)
-            self._dirty = True
             if force or time.time() - self._last_write >= self._min_interval:
                 self._write_locked()
 
     def update_nested(self, key: str, **changes: Any) -> None:
         with self._lock:
             self._state.setdefault(key, {}).update(changes)
-            self._dirty = True
             if time.time() - self._last_write >= self._min_interval:
                 self._write_locked()
 
@@ -78,15 +76,8 @@ class StateKeeper:
                 self._state["heartbeat"] = time.time()
             self._write_locked()
 
-    def get(self, key: str, default: Any = None) -> Any:
-        with self._lock:
-            return self._state.get(key, default)
-
     def _write_locked(self) -> None:
-        from ..jsonio import write_json_atomic
-
-        write_json_atomic(self.run.path / "state.json", self._state)
-        self._dirty = False
+        write_json_atomic(self.run.path / STATE, self._state)
         self._last_write = time.time()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from ...errors import UserError
 from ...jsonio import write_atomic
 from ...jsonl import iter_jsonl
+from ...ledger import DIGEST_FIELD
 from ...runs import Run
 
 
@@ -29,7 +30,10 @@ def seed_json_name(method: str, model: str, suffix: str) -> str:
 
 def export_seed_json(run: Run, out_dir: Path) -> Path:
     params = run.config.get("params", {})
-    records = [{k: v for k, v in r.items() if k != "key"} for r in iter_jsonl(run.records_path)]
+    bookkeeping = ("key", DIGEST_FIELD)  # labdeck's resume fields, not the seed's contract
+    records = [
+        {k: v for k, v in r.items() if k not in bookkeeping} for r in iter_jsonl(run.records_path)
+    ]
     if not records:
         raise UserError(f"{run.records_path}: no records to export yet")
     out_dir = Path(out_dir)
