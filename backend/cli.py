@@ -619,7 +619,7 @@ def _headless_demo(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0] == "--results" and len(argv) == 2):
-        from tui.app import main as tui_main
+        from labdeck.tui.app import main as tui_main
 
         return tui_main(argv)
     parser = build_parser()

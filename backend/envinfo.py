@@ -19,20 +19,45 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def git_commit() -> str | None:
-    """The commit of the labdeck checkout, if it is one (a wheel install has none)."""
-    root = Path(__file__).resolve().parent.parent
+def _git(root: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def source_checkout(root: Path | None = None) -> Path | None:
+    """The labdeck source checkout this code runs from, or None for an installed wheel.
+
+    Only a folder that is both labdeck's own project root (its pyproject names the
+    distribution) and the top of a git work tree counts: an installed copy inside
+    site-packages sits in whatever repository holds the virtualenv, and that
+    repository's commit says nothing about labdeck.
+    """
+    root = (root or Path(__file__).resolve().parent.parent).resolve()
+    try:
+        pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if 'name = "labdeck"' not in pyproject:
+        return None
+    top = _git(root, "rev-parse", "--show-toplevel")
+    return root if top and Path(top).resolve() == root else None
+
+
+def git_commit() -> dict[str, Any] | None:
+    """labdeck's own commit and whether its tracked files differ from it (`dirty`)."""
+    root = source_checkout()
+    if root is None:
+        return None
+    commit = _git(root, "rev-parse", "HEAD")
+    if not commit:
+        return None
+    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", "backend", "tui")
+    return {"commit": commit, "dirty": bool(status)}
 
 
 def device_name() -> str:
@@ -55,7 +80,7 @@ def environment() -> dict[str, Any]:
         "torch": _version("torch"),
         "transformers": _version("transformers"),
         "peft": _version("peft"),
-        "labdeck": __version__,
-        "git_commit": git_commit(),
+        "labdeck": _version("labdeck") or __version__,
+        "labdeck_source": git_commit(),
         "device": device_name(),
     }

@@ -17,7 +17,7 @@ from .runs import LOG
 
 def cli_argv(*args: str) -> list[str]:
     """The labdeck command line for this interpreter (works without the console script on PATH)."""
-    return [sys.executable, "-m", "backend.cli", *args]
+    return [sys.executable, "-m", "labdeck.backend.cli", *args]
 
 
 def launch_detached(argv: list[str], results: Path, log_path: Path | None = None) -> int:

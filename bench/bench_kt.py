@@ -27,14 +27,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.events import EventWriter  # noqa: E402
-from backend.kinds.base import RunContext, StateKeeper  # noqa: E402
-from backend.kinds.kt.baselines import frequency_baseline, pfa_baseline  # noqa: E402
-from backend.kinds.kt.config import Params  # noqa: E402
-from backend.kinds.kt.data import load_data  # noqa: E402
-from backend.kinds.kt.evaluate import evaluate_model  # noqa: E402
-from backend.kinds.kt.losses import compute  # noqa: E402
-from backend.kinds.kt.train import (  # noqa: E402
+from labdeck.backend.events import EventWriter  # noqa: E402
+from labdeck.backend.kinds.base import RunContext, StateKeeper  # noqa: E402
+from labdeck.backend.kinds.kt.baselines import frequency_baseline, pfa_baseline  # noqa: E402
+from labdeck.backend.kinds.kt.config import Params  # noqa: E402
+from labdeck.backend.kinds.kt.data import load_data  # noqa: E402
+from labdeck.backend.kinds.kt.evaluate import evaluate_model  # noqa: E402
+from labdeck.backend.kinds.kt.losses import compute  # noqa: E402
+from labdeck.backend.kinds.kt.train import (  # noqa: E402
     Trainer,
     build_model,
     build_optimizer,
@@ -42,8 +42,8 @@ from backend.kinds.kt.train import (  # noqa: E402
     train_batches,
     trimmed_batch,
 )
-from backend.ledger import Ledger  # noqa: E402
-from backend.runs import create_run_dir, new_run_id  # noqa: E402
+from labdeck.backend.ledger import Ledger  # noqa: E402
+from labdeck.backend.runs import create_run_dir, new_run_id  # noqa: E402
 
 
 def demo_params() -> Params:

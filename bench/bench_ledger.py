@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.ledger import Ledger, scan_keys, unit_key
+from labdeck.backend.ledger import Ledger, scan_keys, unit_key
 
 
 def make_record(i: int, rng: random.Random) -> tuple[str, dict]:

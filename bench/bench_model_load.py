@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def timed_load() -> tuple[float, int]:
-    from backend.models import load_model, model_info
+    from labdeck.backend.models import load_model, model_info
 
     t0 = time.perf_counter()
     model, _ = load_model("smollm2-135m")
@@ -40,14 +40,14 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # shared machines: keep the figure about I/O and conversion
-    from backend import models
+    from labdeck.backend import models
 
     wheel = models.cache_root() / "downloads" / models.SMOLLM2.wheel
     with tempfile.TemporaryDirectory(prefix="labdeck-bench-") as tmp:
         os.environ["LABDECK_CACHE"] = tmp
         if wheel.is_file() and not os.environ.get(models.WHEEL_ENV):
             os.environ[models.WHEEL_ENV] = str(wheel)
-        from backend.models import load_model
+        from labdeck.backend.models import load_model
 
         load_model  # noqa: B018 - import cost stays out of the first timing
         cold, params = timed_load()

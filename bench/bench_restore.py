@@ -29,12 +29,12 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from backend.generation import GenParams, generate_batch
-    from backend.kinds.degradation.groups import discover_groups
-    from backend.kinds.degradation.methods import degrade
-    from backend.kinds.degradation.promptsets import load_prompt_set
-    from backend.kinds.degradation.restore import SubsetSnapshot
-    from backend.models import load_model
+    from labdeck.backend.generation import GenParams, generate_batch
+    from labdeck.backend.kinds.degradation.groups import discover_groups
+    from labdeck.backend.kinds.degradation.methods import degrade
+    from labdeck.backend.kinds.degradation.promptsets import load_prompt_set
+    from labdeck.backend.kinds.degradation.restore import SubsetSnapshot
+    from labdeck.backend.models import load_model
 
     torch.set_num_threads(1)
     model, tok = load_model("smollm2-135m")

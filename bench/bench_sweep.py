@@ -48,8 +48,8 @@ def seeds_way(folder: str, texts: list[str], levels: list[float], tokens: int, o
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from backend.kinds.degradation.groups import discover_groups
-    from backend.kinds.degradation.methods import degrade
+    from labdeck.backend.kinds.degradation.groups import discover_groups
+    from labdeck.backend.kinds.degradation.methods import degrade
 
     results: list[dict] = []
     t0 = time.perf_counter()
@@ -85,7 +85,7 @@ def seeds_way(folder: str, texts: list[str], levels: list[float], tokens: int, o
 def labdeck_sweep(
     results: Path, prompts_file: Path, levels: list[float], n: int, tokens: int, threads: int
 ) -> tuple[float, list[dict]]:
-    from backend import cli
+    from labdeck.backend import cli
 
     sets = [
         "model=smollm2-135m",
@@ -130,8 +130,8 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from backend.kinds.degradation.promptsets import load_prompt_set
-    from backend.models import ensure_embedded, load_model
+    from labdeck.backend.kinds.degradation.promptsets import load_prompt_set
+    from labdeck.backend.models import ensure_embedded, load_model
 
     # every side alike; a busy shared 2-core machine is fastest on one thread
     torch.set_num_threads(args.threads)

@@ -29,12 +29,12 @@ sys.path.insert(0, str(ROOT / "tests" / "tui"))
 
 import fixture_runs  # noqa: E402
 
-from backend.jsonio import dumps_line, write_json_atomic  # noqa: E402
-from backend.runs import create_run_dir  # noqa: E402
+from labdeck.backend.jsonio import dumps_line, write_json_atomic  # noqa: E402
+from labdeck.backend.runs import create_run_dir  # noqa: E402
 
 
 def host_probe():
-    from backend import gpu
+    from labdeck.backend import gpu
 
     return gpu.nvml_status(), gpu.probe_all()
 
@@ -101,9 +101,9 @@ def write_big_run(results: Path, n: int) -> Path:
 
 
 async def _open(run_dir: Path, naive: bool) -> dict:
-    from backend.runs import Run
-    from tui.app import LabdeckApp
-    from tui.data import RunView
+    from labdeck.backend.runs import Run
+    from labdeck.tui.app import LabdeckApp
+    from labdeck.tui.data import RunView
 
     app = LabdeckApp(run_dir.parent, gpu_probe=host_probe, poll_interval=0, gpu_interval=0)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -178,8 +178,8 @@ with open(path, "a") as fh:
 
 
 async def _live(run_dir: Path, seconds: float, rate: float) -> dict:
-    from backend.runs import Run
-    from tui.app import LabdeckApp
+    from labdeck.backend.runs import Run
+    from labdeck.tui.app import LabdeckApp
 
     app = LabdeckApp(run_dir.parent, gpu_probe=host_probe)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -229,7 +229,7 @@ async def _live(run_dir: Path, seconds: float, rate: float) -> dict:
 
 
 async def _idle(results: Path, seconds: float) -> dict:
-    from tui.app import LabdeckApp
+    from labdeck.tui.app import LabdeckApp
 
     app = LabdeckApp(results, gpu_probe=host_probe)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -30,7 +30,7 @@ def labdeck(
 ) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess, as a user would."""
     proc = subprocess.run(
-        [sys.executable, "-m", "backend.cli", *args],
+        [sys.executable, "-m", "labdeck.backend.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

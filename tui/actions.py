@@ -13,8 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.launch import cli_argv
-from backend.runs import Run
+from labdeck.backend.launch import cli_argv
+from labdeck.backend.runs import Run
 
 CLI_TIMEOUT = 120.0
 

@@ -19,8 +19,8 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from backend.errors import UserError
-from backend.runs import Run, default_results_dir
+from labdeck.backend.errors import UserError
+from labdeck.backend.runs import Run, default_results_dir
 
 from . import actions
 from .screens.runs import RunsScreen
@@ -80,7 +80,7 @@ class LabdeckApp(App[None]):
 
     def compare_with_counterpart(self, run: Run) -> None:
         """One run: compare it with its original, or with its newest reproduction."""
-        from backend.compare import counterpart
+        from labdeck.backend.compare import counterpart
 
         try:
             other = counterpart(self.results, run)

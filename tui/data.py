@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backend.events import EventReader
-from backend.runs import Run
+from labdeck.backend.events import EventReader
+from labdeck.backend.runs import Run
 
 TAIL_BYTES = 1024 * 1024
 SKIM_WINDOWS = 240
@@ -297,7 +297,7 @@ class RunView:
         error = None
         try:
             state = self.run.state()
-            from backend.runs import effective_status
+            from labdeck.backend.runs import effective_status
 
             status = effective_status(state)
         except Exception as exc:  # a bad state.json must not blank the screen

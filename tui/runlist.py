@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backend.errors import UserError
-from backend.runs import CONFIG, STATE, Run, effective_status
+from labdeck.backend.errors import UserError
+from labdeck.backend.runs import CONFIG, STATE, Run, effective_status
 
 
 @dataclass
@@ -60,7 +60,7 @@ class RunRow:
 def _primary_metric(kind: str) -> str | None:
     """The kind's PRIMARY_METRIC from its config.py (schemas only, never model code)."""
     try:
-        from backend.kinds import kind_config
+        from labdeck.backend.kinds import kind_config
 
         return getattr(kind_config(kind), "PRIMARY_METRIC", None)
     except Exception:

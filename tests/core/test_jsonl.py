@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from backend.events import EventWriter
-from backend.jsonl import JsonlAppender, JsonlReader, repair_torn_tail
-from backend.ledger import Ledger, scan_keys, unit_key
+from labdeck.backend.events import EventWriter
+from labdeck.backend.jsonl import JsonlAppender, JsonlReader, repair_torn_tail
+from labdeck.backend.ledger import Ledger, scan_keys, unit_key
 
 
 def test_reader_is_incremental_and_waits_for_a_torn_line(tmp_path: Path) -> None:

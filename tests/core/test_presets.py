@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.errors import UserError
-from backend.presets import (
+from labdeck.backend.errors import UserError
+from labdeck.backend.presets import (
     explicit_command,
     list_presets,
     load_preset,

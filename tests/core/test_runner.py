@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.runs import list_runs, resolve_run
+from labdeck.backend.runs import list_runs, resolve_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ def test_dry_run_creates_nothing(results_dir: Path, lab) -> None:
 
 def _start(results: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", *args, "--quiet"],
+        [sys.executable, "-m", "labdeck.backend.cli", *args, "--quiet"],
         cwd=ROOT,
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
@@ -253,8 +253,8 @@ def test_no_secret_from_the_environment_lands_in_the_run_directory(
     assert p.returncode == 1
     run = only_run(results_dir)
     # a kind (or a library) that echoes the secret into events, records or the log is masked
-    from backend.events import EventWriter
-    from backend.ledger import Ledger
+    from labdeck.backend.events import EventWriter
+    from labdeck.backend.ledger import Ledger
 
     os.environ[name] = secret
     try:
@@ -266,7 +266,7 @@ def test_no_secret_from_the_environment_lands_in_the_run_directory(
         led.close()
         import logging
 
-        from backend.secrets import RedactingFilter
+        from labdeck.backend.secrets import RedactingFilter
 
         log = logging.getLogger("test-secrets")
         h = logging.FileHandler(run.path / "runner.log")

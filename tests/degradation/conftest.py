@@ -53,7 +53,7 @@ def tiny_model(request: pytest.FixtureRequest) -> tuple[str, Any]:
 @pytest.fixture(scope="session")
 def smollm2() -> tuple[Any, Any]:
     """The real SmolLM2-135M-Instruct (from the labdeck cache; built once if missing)."""
-    from backend.models import load_model
+    from labdeck.backend.models import load_model
 
     return load_model("smollm2-135m")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from backend import cli
-from backend.kinds.degradation.config import Params
-from backend.kinds.degradation.experiment import dry_run
+from labdeck.backend import cli
+from labdeck.backend.kinds.degradation.config import Params
+from labdeck.backend.kinds.degradation.experiment import dry_run
 from tests.degradation.conftest import build_tiny, tiny_gemma3_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def test_dry_run_of_an_image_text_model_from_its_config_alone(tmp_path, results_
     assert report.units == 3 * 3 * 2 * 65
     text = "\n".join(report.lines)
     real = build_tiny("gemma3-image-text")
-    from backend.kinds.degradation.groups import discover_groups
+    from labdeck.backend.kinds.degradation.groups import discover_groups
 
     mg = discover_groups(real)
     assert f"{mg.groups['attention'].numel:,} parameters" in text
@@ -40,7 +40,7 @@ def test_dry_run_of_an_image_text_model_from_its_config_alone(tmp_path, results_
 
 
 def test_cli_dry_run_of_the_demo_preset(capsys, results_dir):
-    from backend.models import ensure_embedded
+    from labdeck.backend.models import ensure_embedded
 
     ensure_embedded()  # the estimate reads smollm2's config from the labdeck cache
     rc = cli.main(["run", str(REPO / "presets" / "degradation-demo.toml"), "--dry-run", "--json"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.errors import UserError
-from backend.kinds.degradation.groups import discover_groups
+from labdeck.backend.errors import UserError
+from labdeck.backend.kinds.degradation.groups import discover_groups
 
 
 def test_groups_cover_every_layer_and_skip_norms(tiny_model):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from backend.kinds.degradation.methods import degrade, param_seed
+from labdeck.backend.kinds.degradation.methods import degrade, param_seed
 
 
 def _param(shape=(64, 128), dtype=torch.float32, seed=0) -> tuple[str, nn.Parameter]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from backend.generation import perplexity
-from backend.kinds.degradation.groups import discover_groups
-from backend.kinds.degradation.methods import degrade
-from backend.kinds.degradation.promptsets import shipped_perplexity_text
-from backend.kinds.degradation.restore import SubsetSnapshot
+from labdeck.backend.generation import perplexity
+from labdeck.backend.kinds.degradation.groups import discover_groups
+from labdeck.backend.kinds.degradation.methods import degrade
+from labdeck.backend.kinds.degradation.promptsets import shipped_perplexity_text
+from labdeck.backend.kinds.degradation.restore import SubsetSnapshot
 
 pytestmark = pytest.mark.slow
 

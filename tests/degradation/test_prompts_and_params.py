@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from backend.errors import UserError
-from backend.kinds.degradation.config import Params
-from backend.kinds.degradation.promptsets import load_prompt_set, shipped_perplexity_text
+from labdeck.backend.errors import UserError
+from labdeck.backend.kinds.degradation.config import Params
+from labdeck.backend.kinds.degradation.promptsets import load_prompt_set, shipped_perplexity_text
 
 
 def test_shipped_sets_have_the_seed_sizes():
@@ -84,6 +84,6 @@ def test_config_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, backend.kinds.degradation.config as c; c.Params(); print('torch' in sys.modules)"
+    code = "import sys, labdeck.backend.kinds.degradation.config as c; c.Params(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from backend.kinds.degradation.groups import discover_groups
-from backend.kinds.degradation.methods import degrade
-from backend.kinds.degradation.restore import SubsetSnapshot
+from labdeck.backend.kinds.degradation.groups import discover_groups
+from labdeck.backend.kinds.degradation.methods import degrade
+from labdeck.backend.kinds.degradation.restore import SubsetSnapshot
 from tests.degradation.conftest import build_tiny
 
 

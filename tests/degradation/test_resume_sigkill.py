@@ -32,7 +32,7 @@ def _cmd(results: Path, prompts: Path) -> list[str]:
         "generation.max_new_tokens=8",
         "generation.do_sample=false",
     ]
-    argv = [sys.executable, "-m", "backend.cli", "run", "--kind", "degradation", "--title", "kill"]
+    argv = [sys.executable, "-m", "labdeck.backend.cli", "run", "--kind", "degradation", "--title", "kill"]
     for s in sets:
         argv += ["--set", s]
     return [*argv, "--quiet", "--results", str(results)]
@@ -94,7 +94,7 @@ def test_sigkill_twice_then_resume_matches_uninterrupted(tmp_path):
     resume = [
         sys.executable,
         "-m",
-        "backend.cli",
+        "labdeck.backend.cli",
         "resume",
         run_id,
         "--quiet",

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend import cli
-from backend.kinds.degradation import sweep as sweep_mod
+from labdeck.backend import cli
+from labdeck.backend.kinds.degradation import sweep as sweep_mod
 from tests.degradation.conftest import only_run, read_events, read_records, write_prompts
 
 pytestmark = pytest.mark.slow

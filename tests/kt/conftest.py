@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import torch
 
-from backend.events import EventWriter
-from backend.jsonl import iter_jsonl
-from backend.kinds.base import RunContext, StateKeeper
-from backend.kinds.kt.config import Params
-from backend.ledger import Ledger
-from backend.runs import create_run_dir, new_run_id
+from labdeck.backend.events import EventWriter
+from labdeck.backend.jsonl import iter_jsonl
+from labdeck.backend.kinds.base import RunContext, StateKeeper
+from labdeck.backend.kinds.kt.config import Params
+from labdeck.backend.ledger import Ledger
+from labdeck.backend.runs import create_run_dir, new_run_id
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "presets" / "kt-demo.toml"
@@ -70,7 +70,7 @@ class Harness:
         return ctx, events, ledger
 
     def execute(self) -> dict[str, float]:
-        from backend.kinds.kt.experiment import run
+        from labdeck.backend.kinds.kt.experiment import run
 
         ctx, events, ledger = self.context()
         try:

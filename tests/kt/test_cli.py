@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.jsonl import iter_jsonl
-from backend.ledger import unit_key
-from backend.runs import list_runs
+from labdeck.backend.jsonl import iter_jsonl
+from labdeck.backend.ledger import unit_key
+from labdeck.backend.runs import list_runs
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ SETS = {
 def labdeck(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     out = subprocess.run(
-        [sys.executable, "-m", "backend.cli", *args],
+        [sys.executable, "-m", "labdeck.backend.cli", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if check:
@@ -68,7 +68,7 @@ def test_kill_during_epoch_3_then_resume_matches_an_uninterrupted_run(results_di
     cmd = [
         sys.executable,
         "-m",
-        "backend.cli",
+        "labdeck.backend.cli",
         "run",
         str(DEMO),
         "--title",

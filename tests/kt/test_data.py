@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.errors import UserError
-from backend.kinds.kt.config import Params
-from backend.kinds.kt.data import load_data
-from backend.kinds.kt.simulator import simulate
+from labdeck.backend.errors import UserError
+from labdeck.backend.kinds.kt.config import Params
+from labdeck.backend.kinds.kt.data import load_data
+from labdeck.backend.kinds.kt.simulator import simulate
 
 
 def test_simulated_mastery_grows_with_practice_and_drives_answers():

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from backend.kinds.kt.config import Params, extra_commands
-from backend.kinds.kt.experiment import dry_run
+from labdeck.backend.kinds.kt.config import Params, extra_commands
+from labdeck.backend.kinds.kt.experiment import dry_run
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_NAMES = [
@@ -95,7 +95,7 @@ def test_unknown_and_out_of_range_values_are_refused():
 
 
 def test_config_module_does_not_import_torch():
-    code = "import sys, backend.kinds.kt.config; print('torch' in sys.modules)"
+    code = "import sys, labdeck.backend.kinds.kt.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -113,7 +113,7 @@ def test_eval_command_names_every_architecture_value():
 def test_dry_run_counts_epochs_and_refuses_missing_pykt_data(tmp_path: Path):
     dr = dry_run(Params(epochs=3, d_model=32, n_heads=4))
     assert dr.units == 3 and dr.memory_bytes > 0
-    from backend.errors import UserError
+    from labdeck.backend.errors import UserError
 
     with pytest.raises(UserError, match=r"train_valid_sequences\.csv"):
         dry_run(Params(dataset="assist2015", data_dir=str(tmp_path)))

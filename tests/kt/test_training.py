@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from backend.kinds.kt.baselines import frequency_baseline
-from backend.kinds.kt.data import load_data
-from backend.kinds.kt.losses import Batch, compute
-from backend.kinds.kt.model import KTTransformer, count_parameters
-from backend.kinds.kt.train import Trainer
-from backend.ledger import unit_key
+from labdeck.backend.kinds.kt.baselines import frequency_baseline
+from labdeck.backend.kinds.kt.data import load_data
+from labdeck.backend.kinds.kt.losses import Batch, compute
+from labdeck.backend.kinds.kt.model import KTTransformer, count_parameters
+from labdeck.backend.kinds.kt.train import Trainer
+from labdeck.backend.ledger import unit_key
 
 SEED_TRAJECTORY_FIELDS = {
     "epoch", "mastery_correlation", "gain_correlation", "warmup_scale", "alignment_corr_mastery",
@@ -86,8 +86,8 @@ def test_stop_then_resume_ends_exactly_like_an_uninterrupted_run(harness, tiny_p
             h.stop.set()
 
     events.add_listener(stop_after_epoch_2)
-    from backend.kinds.base import StopRequested
-    from backend.kinds.kt.experiment import run
+    from labdeck.backend.kinds.base import StopRequested
+    from labdeck.backend.kinds.kt.experiment import run
 
     with pytest.raises(StopRequested):
         run(ctx)
@@ -138,7 +138,7 @@ class _StubTrainer:
     """Just the state `Trainer.weights` reads, to test the schedule without data."""
 
     def __init__(self, p):
-        from backend.kinds.kt.train import TrainState
+        from labdeck.backend.kinds.kt.train import TrainState
 
         self.p = p
         self.state = TrainState(

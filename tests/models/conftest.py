@@ -10,7 +10,7 @@ import pytest
 import torch
 from tiny_models import TINY_VISION, text_config_for
 
-from backend.models import ensure_embedded, load_model
+from labdeck.backend.models import ensure_embedded, load_model
 
 # The test machines share two cores; more than one torch thread per worker makes
 # every worker spin-wait on the others and runs several times slower.

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from backend.batching import BatchController, BatchPolicy, BatchTooLarge, is_oom
+from labdeck.backend.batching import BatchController, BatchPolicy, BatchTooLarge, is_oom
 
 
 class Recorder:

@@ -8,9 +8,9 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from backend.batching import BatchController
-from backend.generation import GenParams, generate, iter_generate, perplexity, render
-from backend.seeding import set_all_seeds
+from labdeck.backend.batching import BatchController
+from labdeck.backend.generation import GenParams, generate, iter_generate, perplexity, render
+from labdeck.backend.seeding import set_all_seeds
 
 PROMPTS = [
     "What is the capital of France?",
@@ -134,7 +134,7 @@ def test_gen_params_are_validated_and_only_sampling_passes_sampling_knobs() -> N
 def test_image_prompts_go_through_the_processor(tiny_llava_dir, tmp_path) -> None:
     from PIL import Image
 
-    from backend.models import load_model
+    from labdeck.backend.models import load_model
 
     model, processor = load_model(str(tiny_llava_dir), processor=True)
     assert type(model).__name__ == "LlavaForConditionalGeneration"

@@ -8,7 +8,7 @@ from collections import namedtuple
 
 import pytest
 
-from backend import gpu
+from labdeck.backend import gpu
 
 
 def test_probe_reports_a_labelled_reading_and_a_clear_status() -> None:

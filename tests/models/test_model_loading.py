@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from backend import models
-from backend.errors import UserError
-from backend.generation import GenParams, generate
-from backend.models import build_once, footprint, load_model, model_info
+from labdeck.backend import models
+from labdeck.backend.errors import UserError
+from labdeck.backend.generation import GenParams, generate
+from labdeck.backend.models import build_once, footprint, load_model, model_info
 
 
 @pytest.mark.slow

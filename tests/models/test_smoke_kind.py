@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from backend.events import EventWriter
-from backend.jsonl import iter_jsonl
-from backend.kinds import kind_config, kind_experiment, kind_names
-from backend.kinds.base import RunContext, StateKeeper, StopRequested
-from backend.ledger import Ledger
-from backend.runs import create_run_dir
+from labdeck.backend.events import EventWriter
+from labdeck.backend.jsonl import iter_jsonl
+from labdeck.backend.kinds import kind_config, kind_experiment, kind_names
+from labdeck.backend.kinds.base import RunContext, StateKeeper, StopRequested
+from labdeck.backend.ledger import Ledger
+from labdeck.backend.runs import create_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 Params = kind_config("smoke").Params

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import fixture_runs
 
-from backend.gpu import DeviceMemory
-from tui.app import LabdeckApp
+from labdeck.backend.gpu import DeviceMemory
+from labdeck.tui.app import LabdeckApp
 
 GIB = 1024**3
 

@@ -14,9 +14,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from backend.events import EventWriter
-from backend.jsonio import write_json_atomic
-from backend.runs import ARTIFACTS, SUMMARY, create_run_dir
+from labdeck.backend.events import EventWriter
+from labdeck.backend.jsonio import write_json_atomic
+from labdeck.backend.runs import ARTIFACTS, SUMMARY, create_run_dir
 
 T0 = 1767258000.0  # 2026-01-01 09:00 UTC
 GIB = 1024**3

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from fixture_runs import DEAD_PID, T0, FixedWriter, kt_run
 
-from backend.jsonio import write_json_atomic
-from backend.runs import create_run_dir
-from tui.data import RunView, Series
-from tui.runlist import RunList
+from labdeck.backend.jsonio import write_json_atomic
+from labdeck.backend.runs import create_run_dir
+from labdeck.tui.data import RunView, Series
+from labdeck.tui.runlist import RunList
 
 
 def test_completed_run_folds_every_section(fixture_dir):
@@ -125,12 +125,12 @@ def test_dashboard_never_imports_model_code():
 
     code = (
         "import sys\n"
-        "import tui.app, tui.screens.launch, tui.screens.monitor, tui.screens.compare, tui.screens.help\n"
-        "from backend.kinds import kind_names\n"
-        "from backend.presets import schema_rows\n"
+        "import labdeck.tui.app, labdeck.tui.screens.launch, labdeck.tui.screens.monitor, labdeck.tui.screens.compare, labdeck.tui.screens.help\n"
+        "from labdeck.backend.kinds import kind_names\n"
+        "from labdeck.backend.presets import schema_rows\n"
         "[schema_rows(k) for k in kind_names()]\n"
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
-        "bad += [m for m in sys.modules if m.startswith('backend.kinds.') and m.endswith('.experiment')]\n"
+        "bad += [m for m in sys.modules if m.startswith('labdeck.backend.kinds.') and m.endswith('.experiment')]\n"
         "assert not bad, bad\n"
     )
     root = Path(__file__).resolve().parents[2]

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
-from backend.runs import Run, list_runs
-from tui.screens.launch import LaunchScreen
-from tui.screens.monitor import MonitorScreen
-from tui.screens.runs import RunsScreen
+from labdeck.backend.runs import Run, list_runs
+from labdeck.tui.screens.launch import LaunchScreen
+from labdeck.tui.screens.monitor import MonitorScreen
+from labdeck.tui.screens.runs import RunsScreen
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 SIZE = (120, 40)
@@ -87,7 +87,7 @@ async def test_launch_screen_starts_a_run_that_completes(live_dir, make_app):
 
 async def test_stop_resume_and_sigkill_from_the_dashboard(live_dir, make_app):
     preset = _smoke_preset(Path("presets"), prompts=6, tokens=8)
-    from tui import actions
+    from labdeck.tui import actions
 
     result = actions.launch([str(preset)], [], live_dir)
     assert result.ok, result.message

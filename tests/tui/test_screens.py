@@ -6,15 +6,15 @@ from pathlib import Path
 
 from textual.widgets import DataTable, OptionList, Static
 
-from backend.presets import load_preset
-from backend.runs import Run
-from tui.screens.compare import CompareScreen
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.help import HelpScreen
-from tui.screens.launch import LaunchScreen
-from tui.screens.monitor import MonitorScreen
-from tui.screens.runs import RunsScreen
-from tui.widgets.param_form import ParamForm
+from labdeck.backend.presets import load_preset
+from labdeck.backend.runs import Run
+from labdeck.tui.screens.compare import CompareScreen
+from labdeck.tui.screens.confirm import ConfirmScreen
+from labdeck.tui.screens.help import HelpScreen
+from labdeck.tui.screens.launch import LaunchScreen
+from labdeck.tui.screens.monitor import MonitorScreen
+from labdeck.tui.screens.runs import RunsScreen
+from labdeck.tui.widgets.param_form import ParamForm
 
 SIZE = (120, 40)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.runs import Run
+from labdeck.backend.runs import Run
 
 SIZE = (120, 40)
 

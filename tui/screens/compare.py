@@ -1,6 +1,6 @@
 """Compare: two or more runs — parameter diff, final metrics with PASS/FAIL, overlaid curves.
 
-PASS/FAIL and the parameter diff come from `backend.compare` (what `labdeck
+PASS/FAIL and the parameter diff come from `labdeck.backend.compare` (what `labdeck
 compare` prints), each run against the first; the curves come from the same
 `RunView` the Monitor screen uses.
 """
@@ -18,9 +18,9 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
-from backend.compare import compare_runs
-from backend.errors import UserError
-from backend.runs import Run
+from labdeck.backend.compare import compare_runs
+from labdeck.backend.errors import UserError
+from labdeck.backend.runs import Run
 
 from .. import fmt
 from ..data import RunView, pick_default
@@ -138,7 +138,7 @@ class CompareScreen(Screen):
         keys: list[str] = []
         for c in comps:
             keys += [p.key for p in c.params if p.key not in keys]
-        from backend.presets import flatten
+        from labdeck.backend.presets import flatten
 
         flat = []
         for run in self.runs:

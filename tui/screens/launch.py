@@ -21,9 +21,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from backend.errors import UserError
-from backend.kinds import kind_names
-from backend.presets import (
+from labdeck.backend.errors import UserError
+from labdeck.backend.kinds import kind_names
+from labdeck.backend.presets import (
     Preset,
     apply_sets,
     flatten,
@@ -298,7 +298,7 @@ class LaunchScreen(Screen):
             return
         self.notify(f"launched {run_id}", timeout=5)
         self.lab.refresh_runs()
-        from backend.runs import Run
+        from labdeck.backend.runs import Run
 
         self.app.pop_screen()
         self.lab.open_monitor(Run(self.lab.results / run_id))

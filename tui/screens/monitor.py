@@ -26,7 +26,7 @@ from textual.widgets import (
     TabPane,
 )
 
-from backend.runs import Run
+from labdeck.backend.runs import Run
 
 from .. import fmt
 from ..data import ReadBatch, RunView, pick_default

@@ -1,6 +1,6 @@
 """The device strip at the top of the Runs screen (like nvitop's header).
 
-It probes through `backend.gpu` (NVML, then torch if already loaded, then host
+It probes through `labdeck.backend.gpu` (NVML, then torch if already loaded, then host
 memory), in a thread so a slow driver call never stalls a key press.
 """
 
@@ -19,7 +19,7 @@ Probe = Callable[[], tuple[str, list[Any]]]
 
 
 def default_probe() -> tuple[str, list[Any]]:
-    from backend import gpu
+    from labdeck.backend import gpu
 
     return gpu.nvml_status(), gpu.probe_all()
 

@@ -1,4 +1,4 @@
-"""A form generated from a kind's parameter schema (`backend.presets.schema_rows`).
+"""A form generated from a kind's parameter schema (`labdeck.backend.presets.schema_rows`).
 
 One field per leaf parameter (nested ones by dotted name): a switch for bools, a
 select for Literal choices, otherwise an input holding the value in TOML syntax
@@ -18,8 +18,8 @@ from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
-from backend.errors import UserError
-from backend.presets import ParamRow, parse_value, toml_value
+from labdeck.backend.errors import UserError
+from labdeck.backend.presets import ParamRow, parse_value, toml_value
 
 
 def literal_choices(type_name: str) -> list[Any] | None:

@@ -1,8 +1,8 @@
 import random
 import time
 
-from backend.kinds.base import DryRun, RunContext
-from backend.ledger import unit_key
+from labdeck.backend.kinds.base import DryRun, RunContext
+from labdeck.backend.ledger import unit_key
 
 
 def value_of(seed: int, i: int, scale: float) -> float:
