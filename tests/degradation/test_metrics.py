@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from labdeck.backend.kinds.degradation.metrics import distinct_n, level_metrics, mattr, repetition_rate
+from labdeck.backend.kinds.degradation.metrics import (
+    distinct_n,
+    level_metrics,
+    mattr,
+    repetition_rate,
+)
 
 
 def test_distinct_2_pools_bigrams_over_outputs():

@@ -32,7 +32,16 @@ def _cmd(results: Path, prompts: Path) -> list[str]:
         "generation.max_new_tokens=8",
         "generation.do_sample=false",
     ]
-    argv = [sys.executable, "-m", "labdeck.backend.cli", "run", "--kind", "degradation", "--title", "kill"]
+    argv = [
+        sys.executable,
+        "-m",
+        "labdeck.backend.cli",
+        "run",
+        "--kind",
+        "degradation",
+        "--title",
+        "kill",
+    ]
     for s in sets:
         argv += ["--set", s]
     return [*argv, "--quiet", "--results", str(results)]
