@@ -1,0 +1,91 @@
+"""What a kind declares about itself in `config.py`, beyond its parameters (torch-free).
+
+`compare`, `ls`, `plot` and the dashboard know nothing about any kind's code; they read
+these declarations:
+
+- `METRICS: dict[str, Metric]`: each metric's role. *Outcomes* are what a reproduction
+  must reproduce (compared PASS/FAIL at their tolerance); *measurements* (throughput,
+  wall time, memory) are shown with their ratio and never FAIL. Keys may be fnmatch
+  patterns (`"*_seconds"`); a metric matching no key is an outcome at `DEFAULT_TOL`.
+- `VIEWS: list[Curve | Table]`: what the Monitor and Compare screens draw for the kind,
+  so a new kind gets a useful dashboard without touching `tui/`.
+- Parameters naming an input carry `Input(...)` in their `Annotated` type. Validation
+  checks that the input exists (exit 2 and no run directory when it does not),
+  config.json records its content hash, and `reproduce` refuses when it changed. Such
+  a parameter may also be a run reference, `run:<id>` or `run:<id>/<artifact>`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Literal
+
+# Outcomes of CPU-deterministic kinds reproduce exactly; this leaves room for
+# float summation order only. Kinds with noisier outcomes declare their own.
+DEFAULT_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How a metric is compared and shown."""
+
+    role: Literal["outcome", "measurement"] = "outcome"
+    tol: float = DEFAULT_TOL
+    label: str = ""
+    unit: str = ""
+    higher_is_better: bool | None = None
+
+
+MEASUREMENT = Metric(role="measurement")
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A plot of metric events: one line per metric name (fnmatch patterns allowed),
+    over `x`, which is a field of the metric event (`step`, `epoch`, `level`) or `t`."""
+
+    title: str
+    metrics: tuple[str, ...]
+    x: str = "step"
+    group_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of events of one type (`checkpoint`, `metric`, `trajectory`, ...), one row
+    per event, with the named fields as columns (dotted names reach into dicts)."""
+
+    title: str
+    event: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Input:
+    """Marks a parameter that names an input file or folder (see the module docstring).
+
+    `what`: "file", "dir" or "any". `hub_ok`: a value that is not an existing path may be
+    a model hub id (or an embedded alias) and is then not required to exist locally.
+    Empty values ("" or None) mean "not given" and are not checked.
+    """
+
+    what: Literal["file", "dir", "any"] = "file"
+    hub_ok: bool = False
+    run_artifacts: tuple[str, ...] = field(default_factory=tuple)
+
+
+def metric_spec(config: ModuleType, name: str) -> Metric:
+    """The declaration that governs metric `name` in a kind's config module."""
+    declared: dict[str, Metric] = getattr(config, "METRICS", {}) or {}
+    if name in declared:
+        return declared[name]
+    for pattern, spec in declared.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return spec
+    return Metric()
+
+
+def views(config: ModuleType) -> list[Curve | Table]:
+    return list(getattr(config, "VIEWS", []) or [])
