@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .durable import fsync_dir
+
 
 def canonical_json(obj: Any) -> str:
     """Key-sorted, whitespace-free JSON: the form hashed for md5 and compared for equality."""
@@ -23,7 +25,8 @@ def write_atomic(path: Path, text: str) -> None:
     """Replace `path` so that a reader sees the old or the new file, never a torn one.
 
     The temp file lives in the same folder (os.replace is only atomic within a
-    filesystem) and is fsynced before the rename so a crash cannot leave an empty file.
+    filesystem) and is fsynced before the rename so a crash cannot leave an empty file;
+    the folder is fsynced after it so the new name itself survives a crash.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -33,6 +36,7 @@ def write_atomic(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -63,9 +63,18 @@ def _setup_logging(run: Run, console: bool) -> logging.Logger:
 class _Monitor(threading.Thread):
     """Heartbeat, memory events and the cross-host stop file, on one quiet thread."""
 
-    def __init__(self, run: Run, state: StateKeeper, events: EventWriter, stop: threading.Event):
+    def __init__(
+        self,
+        run: Run,
+        state: StateKeeper,
+        events: EventWriter,
+        stop: threading.Event,
+        ledger: Ledger,
+        lock: RunLock,
+    ):
         super().__init__(name="labdeck-monitor", daemon=True)
         self.target, self.state, self.events, self.stop = run, state, events, stop
+        self.ledger, self.lock = ledger, lock
         self._done = threading.Event()
 
     def sample_memory(self) -> None:
@@ -80,6 +89,8 @@ class _Monitor(threading.Thread):
         next_mem = time.time() + MEMORY_SECONDS
         while not self._done.wait(HEARTBEAT_SECONDS):
             self.state.flush(heartbeat=True)
+            self.ledger.sync()  # bounds how long a finished unit waits for its group commit
+            self.lock.heartbeat()
             if (self.target.path / STOP_FILE).exists():
                 self.stop.set()
             if time.time() >= next_mem:
@@ -91,21 +102,41 @@ class _Monitor(threading.Thread):
         self.join(timeout=5)
 
 
+def verify_config_md5(run: Run) -> None:
+    """Refuse a config.json whose params no longer hash to its recorded md5.
+
+    config.json is written once; an edit (by hand or by a tool) would silently change
+    what a resumed run computes, and its records would then mix two experiments.
+    """
+    from .presets import params_md5
+
+    config = run.config
+    recorded = config.get("md5")
+    actual = params_md5(config.get("params", {}))
+    if recorded != actual:
+        raise UserError(
+            f"{run.path / 'config.json'}: params were edited after creation (md5 {actual}, "
+            f"recorded {recorded}); a resumed run would not be the recorded experiment; "
+            "start a new run with the changed parameters instead"
+        )
+
+
 def execute(
     run: Run, listener: Callable[[dict[str, Any]], None] | None = None, console: bool = False
 ) -> str:
     """Run (or continue) `run` to an end; returns the final status."""
     lock = RunLock(run).acquire()
     try:
-        return _execute_locked(run, listener, console)
+        return _execute_locked(run, lock, listener, console)
     finally:
         lock.release()
 
 
 def _execute_locked(
-    run: Run, listener: Callable[[dict[str, Any]], None] | None, console: bool
+    run: Run, lock: RunLock, listener: Callable[[dict[str, Any]], None] | None, console: bool
 ) -> str:
     config = run.config
+    verify_config_md5(run)
     kind = config["kind"]
     cfg = kind_config(kind)
     try:
@@ -154,7 +185,7 @@ def _execute_locked(
     if in_main:
         for s in previous:
             signal.signal(s, _on_signal)
-    monitor = _Monitor(run, state, events, stop)
+    monitor = _Monitor(run, state, events, stop, ledger, lock)
     monitor.sample_memory()  # one reading before any work, so even a short run has one
     monitor.start()
     ctx = RunContext(

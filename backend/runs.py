@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import random
 import re
@@ -21,8 +22,9 @@ from typing import Any
 
 import psutil
 
+from .durable import fsync_dir
 from .errors import RunLocked, UserError
-from .jsonio import read_json, write_json_atomic
+from .jsonio import read_json, write_atomic, write_json_atomic
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -32,7 +34,8 @@ LOG = "runner.log"
 CHECKPOINTS = "checkpoints"
 ARTIFACTS = "artifacts"
 SUMMARY = "summary.json"  # inside artifacts/: final metrics, written at completion
-LOCK = ".lock"
+LOCK = ".lock"  # flock guard (local filesystems)
+RUNNER_LOCK = ".runner.lock"  # O_EXCL lock file naming its holder (holds on NFS)
 
 STATUSES = ("queued", "running", "interrupted", "failed", "completed", "crashed")
 RESUMABLE = ("interrupted", "failed", "crashed", "queued")
@@ -199,20 +202,140 @@ def create_run_dir(results: Path, run_id: str, config_text: str) -> Run:
         (path / sub).mkdir()
     with open(path / CONFIG, "x", encoding="utf-8") as fh:
         fh.write(config_text)
+        fh.flush()
+        os.fsync(fh.fileno())  # written once, read by every resume and reproduction
     run = Run(path)
     write_json_atomic(path / STATE, {"status": "queued", "created": time.time()})
+    fsync_dir(path)  # checkpoints/, artifacts/, config.json
+    fsync_dir(results)  # the run directory's own name
     return run
 
 
 # --------------------------------------------------------------------------- lock
 
 
+def boot_id() -> str:
+    """This machine's boot identity: a pid from before a reboot is certainly gone."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return f"boot-{psutil.boot_time():.0f}"
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """What a runner writes into the lock file it holds."""
+
+    host: str
+    pid: int
+    pid_started: float | None
+    boot_id: str
+    heartbeat: float
+
+    @classmethod
+    def me(cls) -> LockHolder:
+        return cls(
+            this_host(), os.getpid(), psutil.Process().create_time(), boot_id(), time.time()
+        )
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> LockHolder:
+        return cls(
+            str(data.get("host", "?")),
+            int(data.get("pid") or 0),
+            data.get("pid_started"),
+            str(data.get("boot_id", "")),
+            float(data.get("heartbeat") or 0),
+        )
+
+    def as_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    def is_stale(self, now: float | None = None) -> bool:
+        """True when this holder can no longer be running.
+
+        On this host the process table is authoritative: another boot id means the
+        machine restarted since, otherwise the pid (with its start time) must be gone.
+        A holder on another host can only be judged by its heartbeat, which a live
+        runner refreshes every HEARTBEAT_SECONDS over the shared filesystem.
+        """
+        now = time.time() if now is None else now
+        if self.host == this_host():
+            if self.boot_id and self.boot_id != boot_id():
+                return True
+            return not pid_alive(self.pid, self.pid_started)
+        return now - self.heartbeat > STALE_SECONDS
+
+
 class RunLock:
-    """An OS file lock held for a runner's lifetime; the kernel drops it if the runner dies."""
+    """One runner per run directory, on local disks and on NFS alike.
+
+    The lock is a file created with O_EXCL (atomic on NFSv3+, unlike flock, which NFS
+    may emulate per client or not at all) naming its holder: host, pid, boot id and a
+    heartbeat the runner refreshes. A lock whose holder is gone (see
+    `LockHolder.is_stale`) is taken over; any other is a refusal naming pid and host.
+    A flock on `.lock` stays as an extra guard where the filesystem supports it.
+    """
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self._fd: int | None = None
+        self._holder: LockHolder | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.run.path / RUNNER_LOCK
+
+    def _refuse(self, pid: Any, host: Any, why: str = "") -> RunLocked:
+        return RunLocked(
+            f"{self.run.id}: already being run by pid {pid} on {host}{why}; "
+            f"stop it first (labdeck stop {self.run.short_id})"
+        )
+
+    def _read_holder(self) -> LockHolder | None:
+        try:
+            return LockHolder.parse(json.loads(self.path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError, AttributeError):
+            # Torn by a holder killed while creating it: only its age can say whether
+            # the creator is still around.
+            try:
+                return LockHolder("?", 0, None, "", self.path.stat().st_mtime)
+            except FileNotFoundError:
+                return None
+
+    def _create(self, holder: LockHolder) -> bool:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(holder.as_json())
+            fh.flush()
+            os.fsync(fh.fileno())
+        fsync_dir(self.run.path)
+        return True
+
+    def _take_over(self, stale: LockHolder) -> None:
+        """Remove a stale lock, once, even with several runners racing for it.
+
+        Takers serialise on an O_EXCL `.breaking` file and re-read the lock inside it, so
+        a lock that a faster taker already replaced with a live one is never removed.
+        """
+        breaking = self.path.with_name(self.path.name + ".breaking")
+        try:
+            fd = os.open(breaking, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if time.time() - breaking.stat().st_mtime > STALE_SECONDS:
+                breaking.unlink(missing_ok=True)  # a taker killed mid-way
+            return
+        try:
+            os.close(fd)
+            if self._read_holder() == stale:
+                self.path.unlink(missing_ok=True)
+        finally:
+            breaking.unlink(missing_ok=True)
 
     def acquire(self) -> RunLock:
         fd = os.open(self.run.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -221,19 +344,53 @@ class RunLock:
         except BlockingIOError:
             os.close(fd)
             st = self.run.state()
-            raise RunLocked(
-                f"{self.run.id}: already being run by pid {st.get('pid', '?')} on "
-                f"{st.get('host', '?')}; stop it first (labdeck stop {self.run.short_id})"
-            ) from None
+            raise self._refuse(st.get("pid", "?"), st.get("host", "?")) from None
+        except OSError:
+            pass  # no flock on this filesystem: the lock file below is the guard
         self._fd = fd
-        return self
+        me = LockHolder.me()
+        try:
+            for _attempt in range(3):
+                if self._create(me):
+                    self._holder = me
+                    return self
+                holder = self._read_holder()
+                if holder is None:
+                    continue  # released between our two calls
+                if not holder.is_stale():
+                    age = time.time() - holder.heartbeat
+                    raise self._refuse(holder.pid, holder.host, f" (heartbeat {age:.0f} s ago)")
+                self._take_over(holder)
+            raise self._refuse("?", "?", " (the lock file keeps changing)")
+        except BaseException:
+            self._release_flock()
+            raise
 
-    def release(self) -> None:
+    def heartbeat(self) -> None:
+        """Refresh the holder's heartbeat (the monitor thread calls this)."""
+        if self._holder is None:
+            return
+        self._holder = LockHolder(**{**self._holder.__dict__, "heartbeat": time.time()})
+        try:
+            write_atomic(self.path, self._holder.as_json())
+        except OSError:
+            pass  # a full or flaky disk must not kill the run; the next beat retries
+
+    def _release_flock(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    def release(self) -> None:
+        if self._holder is not None:
+            current = self._read_holder()
+            mine = (self._holder.host, self._holder.pid, self._holder.boot_id)
+            if current is not None and (current.host, current.pid, current.boot_id) == mine:
+                self.path.unlink(missing_ok=True)  # never remove a lock someone took over
+            self._holder = None
+        self._release_flock()
 
     def __enter__(self) -> RunLock:
         return self.acquire()

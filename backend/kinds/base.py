@@ -13,13 +13,14 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from ..durable import STAGING_PREFIX, recover_swaps, swap_dir
 from ..events import EventWriter
 from ..jsonio import write_json_atomic
 from ..ledger import Ledger
@@ -105,6 +106,11 @@ class RunContext:
         self._primary = primary_metric
         self._phase: str | None = None
         self._phase_total: int | None = None
+        # Called at each step of a checkpoint swap (durable.SWAP_STEPS); tests inject kills.
+        self.on_swap_step: Callable[[str], None] | None = None
+        restored = recover_swaps(self.checkpoints_dir)
+        if restored:
+            log.warning("checkpoints %s: restored after a swap was interrupted", restored)
 
     # ---- paths
     @property
@@ -134,6 +140,7 @@ class RunContext:
 
     def phase(self, name: str, total: int | None) -> None:
         self._phase, self._phase_total = name, total
+        self.ledger.sync()  # a phase end is a unit boundary: commit its records
         self.events.emit("phase", name=name, total=total)
         self.state.update(force=True, phase=name, done=0, total=total)
 
@@ -175,24 +182,19 @@ class RunContext:
 
     @contextlib.contextmanager
     def stage_checkpoint(self, name: str) -> Iterator[Path]:
-        """Yields a staging folder; on success it is renamed to checkpoints/<name> in one step.
+        """Yields a staging folder; on success it replaces checkpoints/<name> crash-safely.
 
-        A kill while writing leaves only a `.staging-*` folder, which is ignored and
-        cleared on the next attempt, so a checkpoint on disk is always complete.
+        A kill while writing leaves only a `.staging-*` folder, which is cleared on the
+        next attempt; a kill during the swap is finished or undone when the next
+        context opens the run (`durable.recover_swaps`), so a reader always finds the
+        last complete checkpoint under `name`.
         """
         final = self.checkpoints_dir / name
-        staging = self.checkpoints_dir / f".staging-{name}"
+        staging = self.checkpoints_dir / f"{STAGING_PREFIX}{name}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         yield staging
-        if final.exists():
-            old = self.checkpoints_dir / f".old-{name}"
-            shutil.rmtree(old, ignore_errors=True)
-            final.rename(old)
-            staging.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(final)
+        swap_dir(staging, final, self.on_swap_step)
 
     def checkpoint(
         self, step: int | str, path: Path, metrics: dict[str, Any] | None = None
