@@ -343,6 +343,9 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            holder = self._read_holder()
+            if holder is not None:
+                raise self._refuse(holder.pid, holder.host) from None
             st = self.run.state()
             raise self._refuse(st.get("pid", "?"), st.get("host", "?")) from None
         except OSError:

@@ -106,8 +106,9 @@ class RunContext:
         self._primary = primary_metric
         self._phase: str | None = None
         self._phase_total: int | None = None
-        # Called at each step of a checkpoint swap (durable.SWAP_STEPS); tests inject kills.
-        self.on_swap_step: Callable[[str], None] | None = None
+        # Called as (checkpoint name, step) at each step of a checkpoint swap
+        # (durable.SWAP_STEPS); tests inject kills there.
+        self.on_swap_step: Callable[[str, str], None] | None = None
         restored = recover_swaps(self.checkpoints_dir)
         if restored:
             log.warning("checkpoints %s: restored after a swap was interrupted", restored)
@@ -194,7 +195,8 @@ class RunContext:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         yield staging
-        swap_dir(staging, final, self.on_swap_step)
+        hook = self.on_swap_step
+        swap_dir(staging, final, None if hook is None else lambda step: hook(name, step))
 
     def checkpoint(
         self, step: int | str, path: Path, metrics: dict[str, Any] | None = None
