@@ -4,9 +4,10 @@ Stable API (the `smoke` and `degradation` kinds depend on it):
 
     GenParams(max_new_tokens=64, do_sample=False, temperature=1.0, top_k=50, top_p=1.0,
               max_seq_length=512)
-    iter_generate(model, tok, prompts, params, *, controller=None, image=None) -> Iterator[list[Generation]]
-    generate(model, tok, prompts, params, *, controller=None, image=None) -> list[Generation]
-    perplexity(model, tok, text) -> float
+    iter_generate(model, tok, prompts, params, *, controller=None, image=None, seed=None,
+                  keys=None) -> Iterator[list[Generation]]
+    generate(...same...) -> list[Generation]
+    perplexity(model, tok, text, *, controller=None) -> float
 
 A prompt is a user message (str) or a full chat (list of {"role", "content"} dicts). It
 is rendered with the tokenizer's chat template (plain text when there is none), batches
@@ -14,7 +15,10 @@ are left-padded, and only the new tokens are decoded. Batches go through a
 `BatchController`, so an out-of-memory error shrinks the batch and retries the same
 prompts instead of failing the run.
 
-Greedy decoding (`do_sample=False`) is deterministic. Whether a prompt gives the same
+Sampling (`do_sample=True`) is per row (backend/sampling.py): each prompt draws from its
+own generator seeded by `seed` and its key, so a record's text does not depend on which
+prompts shared its batch (an out-of-memory retry or a resume with another batch size
+replays it). Greedy decoding (`do_sample=False`) is deterministic. Whether a prompt gives the same
 text alone and inside a padded batch depends on the kernels: padding changes matrix
 shapes, so float32 logits can differ in the last bits and, rarely, flip a near-tie. Each
 `Generation` records the batch size that produced it so such differences can be traced.
@@ -46,7 +50,9 @@ class GenParams(BaseModel):
     top_k: int = Field(50, ge=0, description="Sample among the k likeliest tokens (0: all).")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     max_seq_length: int = Field(
-        512, ge=8, description="Prompt tokens kept (from the end); not applied with an image."
+        512,
+        ge=8,
+        description="Prompt tokens kept (with an image: the prompt's text is cut, never the image).",
     )
 
     def generate_kwargs(self) -> dict[str, Any]:
@@ -114,22 +120,73 @@ def _load_image(image: Any) -> Any:
     return Image.open(image).convert("RGB")
 
 
+def _image_inputs(processor: Any, texts: list[str], image: Any) -> Any:
+    """Processor inputs with the same image shown once in every prompt of the batch.
+
+    The nested form (one list of images per prompt) is what every image-text processor
+    reads as "one image per sample"; a flat list of n images is read by some (Gemma 3)
+    as n images for a single sample.
+    """
+    return processor(text=texts, images=[[image] for _ in texts], return_tensors="pt", padding=True)
+
+
+def fit_image_prompt(processor: Any, prompt: Prompt, image: Any, limit: int) -> Prompt:
+    """`prompt` with its text cut from the front so text and image fit in `limit` tokens.
+
+    Truncating the token sequence itself would cut the image's placeholder tokens and
+    break the model, so the budget is taken from the text: the image's expanded tokens
+    and the chat template are counted as they are, the rest of the budget keeps the end
+    of the prompt (the question and the assistant cue, as for text prompts).
+    """
+
+    def length(p: Prompt) -> int:
+        enc = _image_inputs(processor, [render(processor, p, with_image=True)], image)
+        return int(enc["attention_mask"][0].sum())
+
+    if not isinstance(prompt, str) or length(prompt) <= limit:
+        return prompt
+    fixed = length("")
+    budget = limit - fixed
+    if budget < 1:
+        raise ValueError(
+            f"max_seq_length={limit} is too small for the image: it takes {fixed} tokens "
+            "with the chat template alone"
+        )
+    tokenizer = getattr(processor, "tokenizer", processor)
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    while budget > 0:
+        cut = tokenizer.decode(ids[-budget:], skip_special_tokens=True)
+        if length(cut) <= limit:  # re-tokenising in context may merge differently
+            return cut
+        budget -= max(1, budget // 16)
+    return ""
+
+
 def generate_batch(
-    model: Any, tok: Any, prompts: Sequence[Prompt], params: GenParams, *, image: Any = None
+    model: Any,
+    tok: Any,
+    prompts: Sequence[Prompt],
+    params: GenParams,
+    *,
+    image: Any = None,
+    row_seeds: Sequence[int] | None = None,
 ) -> list[Generation]:
     """One `model.generate` call over `prompts` (no batching policy; see `iter_generate`).
 
     `tok` is a tokenizer, or a processor when an image is given (the same image is shown
-    with every prompt, as in the seed's image-description runs).
+    with every prompt, as in the seed's image-description runs). `row_seeds`: one seed
+    per prompt for sampling (see backend/sampling.py); by default each prompt's seed
+    comes from torch's current seed and the prompt's text.
     """
     import torch
 
     image = _load_image(image)
     tokenizer = getattr(tok, "tokenizer", tok)
+    if image is not None:
+        prompts = [fit_image_prompt(tok, p, image, params.max_seq_length) for p in prompts]
     texts = [render(tok, p, with_image=image is not None) for p in prompts]
     if image is not None:
-        # Never truncate around an image: cutting its placeholder tokens breaks the model.
-        enc = tok(text=texts, images=[image] * len(texts), return_tensors="pt", padding=True)
+        enc = _image_inputs(tok, texts, image)
     else:
         tokenizer.truncation_side = "left"  # keep the end: the question and the assistant cue
         enc = tokenizer(
@@ -142,9 +199,22 @@ def generate_batch(
         )
     device = next(model.parameters()).device
     enc = enc.to(device)
+    kwargs = params.generate_kwargs()
+    if params.do_sample:
+        from .sampling import RowSampler, row_seed
+
+        if row_seeds is None:
+            row_seeds = [row_seed(torch.initial_seed(), t) for t in texts]
+        if len(row_seeds) != len(texts):
+            raise ValueError(f"{len(texts)} prompts but {len(row_seeds)} row seeds")
+        # Greedy over scores where only each row's own draw is finite: the draw decides.
+        kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+        kwargs["logits_processor"] = [
+            RowSampler(row_seeds, params.temperature, params.top_k, params.top_p)
+        ]
     t0 = time.perf_counter()
     with torch.inference_mode():
-        out = model.generate(**enc, **params.generate_kwargs(), pad_token_id=tokenizer.pad_token_id)
+        out = model.generate(**enc, **kwargs, pad_token_id=tokenizer.pad_token_id)
     seconds = time.perf_counter() - t0
     prompt_len = enc["input_ids"].shape[1]
     stops = _stop_ids(model, tokenizer)
@@ -172,17 +242,33 @@ def iter_generate(
     *,
     controller: BatchController | None = None,
     image: Any = None,
+    seed: int | None = None,
+    keys: Sequence[str] | None = None,
 ) -> Iterator[list[Generation]]:
     """Answers batch by batch, in prompt order, each with `index` into `prompts`.
 
     Yielding per batch lets the caller record and check for a stop before the next
-    batch starts. Without a controller, all prompts run as one batch.
+    batch starts. Without a controller, all prompts run as one batch. When sampling,
+    prompt i draws from a generator seeded by (`seed`, `keys[i]`): pass the record's
+    key so its text depends on nothing else (defaults: torch's seed, the prompt text).
     """
     ctl = controller or BatchController(start=max(1, len(prompts)), maximum=max(1, len(prompts)))
     image = _load_image(image)
+    if keys is not None and len(keys) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(keys)} keys")
 
     def work(batch: list[tuple[int, Prompt]]) -> list[Generation]:
-        gens = generate_batch(model, tok, [p for _, p in batch], params, image=image)
+        seeds = None
+        if params.do_sample:
+            import torch
+
+            from .sampling import row_seed
+
+            base = torch.initial_seed() if seed is None else seed
+            seeds = [row_seed(base, keys[i] if keys else render(tok, p)) for i, p in batch]
+        gens = generate_batch(
+            model, tok, [p for _, p in batch], params, image=image, row_seeds=seeds
+        )
         return [
             Generation(idx, g.text, g.tokens_in, g.tokens_out, g.batch_size, g.seconds)
             for (idx, _), g in zip(batch, gens, strict=True)
@@ -200,12 +286,14 @@ def generate(
     *,
     controller: BatchController | None = None,
     image: Any = None,
+    seed: int | None = None,
+    keys: Sequence[str] | None = None,
 ) -> list[Generation]:
     """All answers at once (see `iter_generate`)."""
-    return [
-        g for batch in iter_generate(model, tok, prompts, params, controller=controller, image=image)
-        for g in batch
-    ]  # fmt: skip
+    batches = iter_generate(
+        model, tok, prompts, params, controller=controller, image=image, seed=seed, keys=keys
+    )
+    return [g for batch in batches for g in batch]
 
 
 def perplexity(model: Any, tok: Any, text: str, *, window: int | None = None) -> float:

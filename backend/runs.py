@@ -234,9 +234,7 @@ class LockHolder:
 
     @classmethod
     def me(cls) -> LockHolder:
-        return cls(
-            this_host(), os.getpid(), psutil.Process().create_time(), boot_id(), time.time()
-        )
+        return cls(this_host(), os.getpid(), psutil.Process().create_time(), boot_id(), time.time())
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> LockHolder:

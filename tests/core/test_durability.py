@@ -168,9 +168,9 @@ def test_a_fresh_lock_of_another_host_is_not_taken_over_but_a_stale_one_is(tmp_p
 
 
 def test_a_running_runner_refuses_a_second_one_with_pid_and_host(results_dir: Path, lab):
+    argv = ["run", "--kind", "counter", "--quiet", "--set", "units=400"]
     first = subprocess.Popen(
-        [sys.executable, "-m", "labdeck.backend.cli", "run", "--kind", "counter", "--quiet"]
-        + ["--set", "units=400", "--set", "unit_seconds=0.05"],
+        [sys.executable, "-m", "labdeck.backend.cli", *argv, "--set", "unit_seconds=0.05"],
         cwd=Path(__file__).resolve().parents[2],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

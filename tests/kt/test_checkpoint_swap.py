@@ -11,9 +11,7 @@ class Killed(Exception):
     """Stands for a SIGKILL at one point of a swap."""
 
 
-def test_killed_once_at_every_swap_step_resumes_to_the_uninterrupted_result(
-    harness, tiny_params
-):
+def test_killed_once_at_every_swap_step_resumes_to_the_uninterrupted_result(harness, tiny_params):
     """One run killed at a different step of the `latest` swap in each epoch, resumed each
     time: it continues from the last complete epoch and no epoch is recorded twice."""
     p = tiny_params(epochs=len(durable.SWAP_STEPS) + 1, sim_num_students=150)

@@ -90,3 +90,55 @@ def tiny_llava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     LlavaForConditionalGeneration(config).save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random Gemma 3 image+text model with a real Gemma3Processor, built offline.
+
+    The embedded tokenizer gains Gemma's three image tokens (begin, soft placeholder,
+    end) as the processor expects; the image processor comes from its own config.
+    """
+    from transformers import (
+        AutoTokenizer,
+        Gemma3Config,
+        Gemma3ForConditionalGeneration,
+        Gemma3ImageProcessorPil,
+        Gemma3Processor,
+    )
+
+    tok = AutoTokenizer.from_pretrained(
+        ensure_embedded(),
+        local_files_only=True,
+        extra_special_tokens={
+            "boi_token": "<start_of_image>",
+            "eoi_token": "<end_of_image>",
+            "image_token": "<image_soft_token>",
+        },
+    )
+    config = Gemma3Config(
+        text_config=text_config_for(tok, max_position_embeddings=512),
+        vision_config=dict(TINY_VISION, num_hidden_layers=1),
+        mm_tokens_per_image=4,
+        image_token_index=tok.image_token_id,
+        boi_token_index=tok.boi_token_id,
+        eoi_token_index=tok.eoi_token_id,
+    )
+    template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+        "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+        "{% if c['type'] == 'image' %}<start_of_image>{% else %}{{ c['text'] }}{% endif %}"
+        "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    processor = Gemma3Processor(
+        image_processor=Gemma3ImageProcessorPil(size={"height": 32, "width": 32}),
+        tokenizer=tok,
+        chat_template=template,
+        image_seq_length=config.mm_tokens_per_image,
+    )
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny-gemma3")
+    Gemma3ForConditionalGeneration(config).save_pretrained(out)
+    processor.save_pretrained(out)
+    return out

@@ -8,8 +8,9 @@ same records as one that never stopped:
   touching the model;
 - the degraded weights depend only on (seed + repeat, parameter name, level)
   (see methods.py), never on what ran before in the process;
-- every batch reseeds the RNGs from (repeat seed, group, level, first prompt),
-  so a sampled batch replays identically after a resume or an OOM retry;
+- sampling is per row: each prompt draws from its own generator seeded by
+  (repeat seed, record key), so a record's text is the same whatever batch it ran in
+  (an OOM retry, a resume with another batch size);
 - per-level metrics are computed from all records of the level (earlier
   attempts included) and emitted once, whichever attempt completes the level.
 """
@@ -17,7 +18,6 @@ same records as one that never stopped:
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,10 +44,6 @@ TEXT_METRICS = ("mean_tokens_out", "distinct_2", "mattr", "repetition_rate")
 def record_key(group: str, level: float, repeat: int, method: str, prompt_text: str) -> str:
     """The seed's resume key: (param_group, level, repeat_index, method, prompt_text)."""
     return unit_key(group, level, repeat, method, prompt_text)
-
-
-def batch_seed(repeat_seed: int, group: str, level_index: int, first_prompt: int) -> int:
-    return zlib.crc32(f"{repeat_seed}|{group}|{level_index}|{first_prompt}".encode()) & 0x7FFFFFFF
 
 
 @dataclass
@@ -180,7 +176,7 @@ class Sweep:
             self._metric("perplexity", stats.perplexity, group, level)
         t1 = time.perf_counter()
         n_before = done
-        for batch in self.controller.iter_batches(pending, self._work(group, li, repeat_seed)):
+        for batch in self.controller.iter_batches(pending, self._work(keys, repeat_seed)):
             vram = self._vram_percent()
             for prompt, gen in zip(batch.items, batch.result, strict=True):
                 rec = self._record(
@@ -199,12 +195,18 @@ class Sweep:
         return done
 
     def _work(
-        self, group: str, li: int, repeat_seed: int
+        self, keys: dict[int, str], repeat_seed: int
     ) -> Callable[[list[Prompt]], list[Generation]]:
+        from ...sampling import row_seed
+
         def work(batch: list[Prompt]) -> list[Generation]:
-            set_all_seeds(batch_seed(repeat_seed, group, li, batch[0].id))
             return generate_batch(
-                self.rt.model, self.rt.tok, [pr.text for pr in batch], self.gen, image=self.rt.image
+                self.rt.model,
+                self.rt.tok,
+                [pr.text for pr in batch],
+                self.gen,
+                image=self.rt.image,
+                row_seeds=[row_seed(repeat_seed, keys[pr.id]) for pr in batch],
             )
 
         return work

@@ -110,7 +110,11 @@ def run(ctx: RunContext) -> dict[str, float]:
         }
         prompts = [p for _, _, p in todo]
         rates: dict[str, float] = {}
-        for batch in iter_generate(model, tok, prompts, gen, controller=controller):
+        keys = [key for key, _, _ in todo]  # sampling draws per record: key + seed
+        batches = iter_generate(
+            model, tok, prompts, gen, controller=controller, seed=params.seed, keys=keys
+        )
+        for batch in batches:
             for g in batch:
                 key, index, prompt = todo[g.index]
                 ctx.record(
