@@ -1,15 +1,29 @@
 """The adaptive batch controller: the seed-001 VRAM policy, made safe.
 
 The original scripts grew the batch while memory was under 40 %, paused over 90 % and
-aborted over 95 %, losing the batch in hand on an out-of-memory error. Here:
+aborted over 95 %, losing the batch in hand on an out-of-memory error. Here, on a GPU
+(`memory=` a `gpu.ProcessMemory`), the policy reads this process's own allocator:
 
-- after every batch the probe is consulted: under `grow_below` the size doubles (up to
-  the maximum), over `pause_above` the loop warns and pauses, over `shrink_above` the
-  size halves instead of aborting;
-- an out-of-memory error frees the allocator cache, halves the size and retries the
-  *same* items, so nothing is lost or done twice; a size that ran out of memory is never
-  grown back into;
+- before each batch the peak statistics are reset, so after it `peak - base` is what the
+  batch itself needed; per item, that predicts the need of any size. The batch's share
+  of the device is (other processes' memory + our peak) / total; other processes'
+  memory comes from NVML, our own never counts PyTorch's cache as used;
+- over `shrink_above` the size drops to the largest predicted to fit under it (the cache
+  is emptied, so the memory goes back to the device); over `pause_above` it holds, and
+  pauses only when other processes leave no room for even one more item; otherwise it
+  grows toward the largest size predicted to fit under `shrink_above` (at most doubling
+  per batch);
+- an out-of-memory error is handled after the `except` block has ended (inside it the
+  traceback still holds the failed batch's tensors): the cache is emptied, the size
+  shrinks, and the *same* items are retried, so nothing is lost or done twice. The size
+  that failed is a ceiling only while other processes hold as much memory as when it
+  failed: once they release it, the size may grow back;
 - only when a single item does not fit does it stop, with `BatchTooLarge` saying which.
+
+Without a GPU the coarse `probe=` (a used fraction of host memory) keeps the seed's
+rules: double under `grow_below`, pause over `pause_above`, halve over `shrink_above`.
+`guard(work, what)` gives work that has no batch dimension (degrading a tensor) the same
+protection: free, pause, retry, and a clear stop if it never fits.
 
 Every change is reported through `on_change(size, reason)` (the runner turns it into a
 `batch` event) and every batch is handed over with the size it was produced with, so
@@ -24,7 +38,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -55,11 +69,38 @@ def is_oom(exc: BaseException) -> bool:
 
 
 def free_memory() -> None:
-    """Drop what the failed batch left behind so the retry sees the memory really free."""
+    """Drop what the failed batch left behind so the retry sees the memory really free.
+
+    Call it after the `except` block has ended: until then the traceback keeps the
+    failed batch's frames, and with them its tensors, alive.
+    """
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+class MemoryReadings(Protocol):
+    """This process's view of the device a model runs on (bytes); see gpu.ProcessMemory."""
+
+    def total(self) -> int: ...
+    def allocated(self) -> int: ...
+    def peak(self) -> int: ...
+    def reserved(self) -> int: ...
+    def others(self) -> int: ...
+    def reset_peak(self) -> None: ...
+    def empty_cache(self) -> None: ...
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _detach(exc: BaseException) -> BaseException:
+    """The error without its traceback: the frames (and tensors) it held can be freed."""
+    exc.__traceback__ = None
+    exc.__context__ = None
+    return exc
 
 
 @dataclass(frozen=True)
@@ -99,12 +140,15 @@ def _describe(item: object) -> str:
 class BatchController:
     """Splits work into batches whose size follows device memory (see module docstring)."""
 
+    HISTORY = 8  # sizes whose measured per-item cost is remembered
+
     def __init__(
         self,
         start: int,
         maximum: int,
         *,
         probe: Callable[[], float | None] | None = None,
+        memory: MemoryReadings | None = None,
         on_change: Callable[[int, Reason], None] | None = None,
         policy: BatchPolicy | None = None,
         describe: Callable[[object], str] = _describe,
@@ -118,10 +162,14 @@ class BatchController:
         self.size = min(start, maximum)
         self.policy = policy or BatchPolicy()
         self._probe = probe
+        self._memory = memory
         self._on_change = on_change
         self._describe = describe
         self._sleep = sleep
         self._ceiling = maximum  # lowered below any size that ran out of memory
+        self._ceiling_others: int | None = None  # others' memory when that happened
+        self._costs: dict[int, float] = {}  # size -> bytes per item, measured or bounded
+        self._base = 0  # this process's allocation before the last batch (the model)
         self._started = False
 
     # ---------------------------------------------------------------- reporting
@@ -138,9 +186,73 @@ class BatchController:
             log.warning("memory probe failed (%s); batch size left at %d", exc, self.size)
             return None
 
+    def _pause(self, why: str) -> None:
+        log.warning("%s: pausing %.1f s", why, self.policy.pause_seconds)
+        self._report("pause")
+        self._sleep(self.policy.pause_seconds)
+
+    # ---------------------------------------------------------------- memory model
+    def _per_item(self, n: int) -> float | None:
+        """Predicted bytes per item at size `n`, from what batches really needed.
+
+        Per-item cost is taken as linear in the size (attention and logits grow faster
+        than the batch): interpolated between the measured sizes around `n`,
+        extrapolated from the two largest beyond them, never below a measurement.
+        """
+        if not self._costs:
+            return None
+        sizes = sorted(self._costs)
+        if n <= sizes[0] or len(sizes) == 1:
+            return self._costs[sizes[0]] if n <= sizes[0] else self._costs[sizes[-1]]
+        below = max(s for s in sizes if s <= n) if n < sizes[-1] else sizes[-2]
+        above = min(s for s in sizes if s > below)
+        c1, c2 = self._costs[below], self._costs[above]
+        slope = max(0.0, (c2 - c1) / (above - below))
+        return max(c1, c1 + slope * (n - below))
+
+    def _fit(self, fraction: float, others: int) -> int | None:
+        """Largest size predicted to keep (others + base + items) under `fraction` of total."""
+        assert self._memory is not None
+        if not self._costs:
+            return None
+        room = fraction * self._memory.total() - others - self._base
+        lo, hi = 0, self.maximum  # need(n) = n * per_item(n) grows with n: bisect
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if mid * (self._per_item(mid) or 0.0) <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _remember(self, size: int, per_item: float) -> None:
+        self._costs.pop(size, None)
+        self._costs[size] = per_item
+        while len(self._costs) > self.HISTORY:
+            self._costs.pop(next(iter(self._costs)))
+
+    def _limit(self) -> int:
+        return min(self.maximum, self._ceiling)
+
     # ---------------------------------------------------------------- policy
-    def after_batch(self) -> None:
-        """Apply the memory policy once; called between batches."""
+    def before_batch(self) -> None:
+        """Start measuring this batch alone (peak statistics reset, base noted)."""
+        if self._memory is None:
+            return
+        try:
+            self._memory.reset_peak()
+            self._base = self._memory.allocated()
+        except Exception as exc:
+            log.warning("memory readings failed (%s)", exc)
+
+    def after_batch(self, items: int | None = None) -> None:
+        """Apply the memory policy once; called between batches with the items just done."""
+        if self._memory is not None:
+            try:
+                self._after_batch_readings(items or self.size)
+            except Exception as exc:  # a flaky sensor must not end a run
+                log.warning("memory readings failed (%s); batch size left at %d", exc, self.size)
+            return
         frac = self._read_probe()
         if frac is None:
             return
@@ -152,26 +264,102 @@ class BatchController:
         # Over the pause line, or over the shrink line at one item where shrinking cannot
         # help: wait briefly so memory held by others (or being freed) can drain.
         if frac > p.pause_above:
-            log.warning("memory at %.0f%% (over %.0f%%): pausing", frac * 100, p.pause_above * 100)
-            self._report("pause")
-            self._sleep(p.pause_seconds)
+            self._pause(f"memory at {frac:.0%} (over {p.pause_above:.0%})")
             return
-        if frac < p.grow_below and self.size < min(self.maximum, self._ceiling):
-            self.size = min(self.size * 2, self.maximum, self._ceiling)
+        if frac < p.grow_below and self.size < self._limit():
+            self.size = min(self.size * 2, self._limit())
             self._report("grow")
+
+    def _after_batch_readings(self, items: int) -> None:
+        mem, p = self._memory, self.policy
+        assert mem is not None
+        peak, others, total = mem.peak(), mem.others(), mem.total()
+        self._remember(items, max(0, peak - self._base) / max(1, items))
+        released = (self._per_item(self._ceiling) or 0.0) if self._ceiling_others else 0.0
+        if self._ceiling_others is not None and others < self._ceiling_others - released:
+            # The memory that made the failed size fail has been released: the failed
+            # size may fit again, so it is no longer a ceiling.
+            self._ceiling, self._ceiling_others = self.maximum, None
+        frac = (others + peak) / total
+        fit_shrink = self._fit(p.shrink_above, others)
+        fit_pause = self._fit(p.pause_above, others)
+        if frac > p.shrink_above:
+            if self.size > 1:
+                self.size = max(1, min(self.size - 1, fit_shrink or self.size // 2))
+                mem.empty_cache()  # give back what the bigger batch had cached
+                self._report("shrink")
+            else:
+                mem.empty_cache()
+                self._pause(f"one item needs {frac:.0%} of device memory")
+            return
+        if fit_pause is not None and fit_pause < 1:
+            mem.empty_cache()
+            self._pause(f"other processes hold {others / total:.0%} of device memory")
+            return
+        if frac > p.pause_above or fit_shrink is None:
+            return
+        target = min(fit_shrink, self._limit(), self.size * 2)
+        if target > self.size:
+            self.size = target
+            self._report("grow")
+        elif target < self.size:
+            self.size = max(1, target)
+            mem.empty_cache()
+            self._report("shrink")
 
     def _on_oom(self, items: Sequence[object], exc: BaseException) -> None:
         free_memory()
         if self.size <= 1 or len(items) <= 1:
             raise BatchTooLarge(
                 f"out of memory with batch size 1: item {self._describe(items[0])} does not fit "
-                f"on the device ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                f"on the device ({_first_line(exc)}); "
                 "use a smaller model, a lower dtype, 4-bit loading or shorter inputs"
             ) from exc
         failed = min(self.size, len(items))
         self._ceiling = max(1, failed - 1)
-        self.size = max(1, failed // 2)
+        smaller = max(1, failed // 2)
+        if self._memory is not None:
+            try:
+                others, total = self._memory.others(), self._memory.total()
+                self._ceiling_others = others
+                # It did not fit, so each item needs more than the room there was.
+                room = max(0, total - others - self._base)
+                self._remember(failed, max(room / failed, self._per_item(failed) or 0.0))
+                fit = self._fit(self.policy.shrink_above, others)
+                if fit is not None:
+                    smaller = max(1, min(failed - 1, fit))
+            except Exception as exc2:
+                log.warning("memory readings failed (%s)", exc2)
+        self.size = smaller
         self._report("oom")
+
+    def guard(self, work: Callable[[], R], what: str, attempts: int = 3) -> R:
+        """Run `work` (no batch dimension) with the same out-of-memory protection.
+
+        On an out-of-memory error the cache is freed (outside the `except`), the loop
+        pauses so other processes can release memory, and `work` runs again from the
+        start (it must be safe to repeat); after `attempts` failures it stops with a
+        `BatchTooLarge` naming `what`.
+        """
+        for attempt in range(1, attempts + 1):
+            failure: BaseException | None = None
+            try:
+                return work()
+            except Exception as exc:
+                if not is_oom(exc):
+                    raise
+                failure = _detach(exc)
+            free_memory()
+            if self._memory is not None:
+                self._memory.empty_cache()
+            if attempt == attempts:
+                raise BatchTooLarge(
+                    f"out of memory while {what}, {attempts} attempts ({_first_line(failure)}); "
+                    "free device memory held by other processes, or use a smaller model, "
+                    "a lower dtype or 4-bit loading"
+                ) from failure
+            self._pause(f"out of memory while {what} (attempt {attempt} of {attempts})")
+        raise AssertionError("unreachable")
 
     # ---------------------------------------------------------------- driving work
     def iter_batches(
@@ -188,17 +376,21 @@ class BatchController:
         pos = 0
         while pos < len(items):
             chunk = list(items[pos : pos + self.size])
+            self.before_batch()
+            failure: BaseException | None = None
             try:
                 result = work(chunk)
             except Exception as exc:
                 if not is_oom(exc):
                     raise
-                self._on_oom(chunk, exc)
+                failure = _detach(exc)
+            if failure is not None:  # out of the except: the failed batch can be freed now
+                self._on_oom(chunk, failure)
                 continue  # same position, smaller size: the same items again
             yield Batch(pos, chunk, result, self.size)
             pos += len(chunk)
             if pos < len(items):
-                self.after_batch()
+                self.after_batch(len(chunk))
 
     def process(
         self,

@@ -296,37 +296,61 @@ def generate(
     return [g for batch in batches for g in batch]
 
 
-def perplexity(model: Any, tok: Any, text: str, *, window: int | None = None) -> float:
+def perplexity(
+    model: Any,
+    tok: Any,
+    text: str,
+    *,
+    window: int | None = None,
+    controller: BatchController | None = None,
+) -> float:
     """exp(mean next-token loss) of `text` under the model, in sliding windows when long.
 
     A degraded model's perplexity on ordinary prose rises with the damage, which is why the
     degradation sweeps record it once per level. Windows of `window` tokens (default: the
     model's context, capped at 1024) overlap by half so every scored token has context.
+    Windows are scored in batches through `controller`, so an out-of-memory error shrinks
+    the batch and retries instead of failing the run; the value does not depend on it.
     """
     import torch
 
     tokenizer = getattr(tok, "tokenizer", tok)
-    ids = tokenizer(text, return_tensors="pt", add_special_tokens=True)["input_ids"]
-    if ids.shape[1] < 2:
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=True)["input_ids"][0]
+    if ids.shape[0] < 2:
         raise ValueError("perplexity needs a text of at least two tokens")
     limit = getattr(model.config.get_text_config(), "max_position_embeddings", None) or 1024
     window = min(window or 1024, limit)
     stride = max(1, window // 2)
+    spans: list[tuple[int, int, int]] = []  # (begin, end, tokens already scored before)
+    prev_end = 0
+    for begin in range(0, ids.shape[0], stride):
+        end = min(begin + window, ids.shape[0])
+        if end - prev_end > 0 and end - begin > 1:
+            spans.append((begin, end, (end - begin) - (end - prev_end)))
+        prev_end = end
+        if end == ids.shape[0]:
+            break
     device = next(model.parameters()).device
-    total_nll, total_tokens, prev_end = 0.0, 0, 0
-    with torch.inference_mode():
-        for begin in range(0, ids.shape[1], stride):
-            end = min(begin + window, ids.shape[1])
-            chunk = ids[:, begin:end].to(device)
-            labels = chunk.clone()
-            fresh = end - prev_end  # score only tokens no earlier window scored
-            labels[:, : chunk.shape[1] - fresh] = -100
-            scored = int((labels[:, 1:] != -100).sum())
-            if scored:
-                loss = model(input_ids=chunk, labels=labels).loss
-                total_nll += float(loss) * scored
-                total_tokens += scored
-            prev_end = end
-            if end == ids.shape[1]:
-                break
+
+    def score(batch: list[tuple[int, int, int]]) -> tuple[float, int]:
+        nll, count = 0.0, 0
+        for length in sorted({e - b for b, e, _ in batch}):  # equal lengths stack
+            same = [sp for sp in batch if sp[1] - sp[0] == length]
+            chunk = torch.stack([ids[b:e] for b, e, _ in same]).to(device)
+            with torch.inference_mode():
+                logits = model(input_ids=chunk).logits[:, :-1].float()
+            logp = torch.log_softmax(logits, dim=-1)
+            token_logp = logp.gather(-1, chunk[:, 1:].unsqueeze(-1)).squeeze(-1)
+            for row, (_b, _e, seen) in enumerate(same):
+                # position j predicts token j+1; score only tokens no earlier window scored
+                first = max(0, seen - 1)
+                nll -= float(token_logp[row, first:].double().sum())
+                count += token_logp.shape[1] - first
+        return nll, count
+
+    ctl = controller or BatchController(start=len(spans), maximum=len(spans))
+    total_nll, total_tokens = 0.0, 0
+    for batch in ctl.iter_batches(spans, score):
+        total_nll += batch.result[0]
+        total_tokens += batch.result[1]
     return math.exp(total_nll / total_tokens)

@@ -222,6 +222,75 @@ def probe_for(device: str) -> DeviceMemory:
     return hosts[0] if hosts else _host_reading()
 
 
+class ProcessMemory:
+    """This process's memory on one CUDA device: what the batch controller decides on.
+
+    NVML's "used" counts every process and PyTorch's cache, so a policy driven by it
+    sees its own freed-but-cached blocks as pressure and never grows back. Here our own
+    use comes from the caching allocator (`memory_allocated`, `max_memory_allocated`
+    since `reset_peak`, `memory_reserved`), and only what *other* processes hold comes
+    from the device-wide reading: device used (NVML, else the driver's free/total)
+    minus our reserved memory (our CUDA context counts as "others": a safe margin).
+
+    `cuda` is the `torch.cuda` module and `device_used` returns (used, total) bytes for
+    the device; both are parameters only so a simulated device can stand in for them.
+    """
+
+    def __init__(
+        self,
+        device: str,
+        *,
+        cuda: Any = None,
+        device_used: Callable[[], tuple[int, int]] | None = None,
+    ) -> None:
+        if cuda is None:
+            import torch
+
+            cuda = torch.cuda
+        self.device = "cuda:0" if device == "cuda" else device
+        self.index = int(self.device.split(":")[1]) if ":" in self.device else 0
+        self._cuda = cuda
+        self._device_used = device_used or self._nvml_or_driver
+
+    def _nvml_or_driver(self) -> tuple[int, int]:
+        reading = probe_for(self.device)
+        if reading.device == self.device and reading.source != "host":
+            return reading.used, reading.total
+        free, total = self._cuda.mem_get_info(self.index)
+        return int(total - free), int(total)
+
+    def total(self) -> int:
+        return self._device_used()[1]
+
+    def allocated(self) -> int:
+        return int(self._cuda.memory_allocated(self.index))
+
+    def peak(self) -> int:
+        return int(self._cuda.max_memory_allocated(self.index))
+
+    def reserved(self) -> int:
+        return int(self._cuda.memory_reserved(self.index))
+
+    def others(self) -> int:
+        used, _ = self._device_used()
+        return max(0, used - self.reserved())
+
+    def reset_peak(self) -> None:
+        self._cuda.reset_peak_memory_stats(self.index)
+
+    def empty_cache(self) -> None:
+        self._cuda.empty_cache()
+
+
+def process_memory(device: str) -> ProcessMemory | None:
+    """Readings for the batch controller where the model lives on one CUDA device, else None
+    (the CPU and multi-device maps use the coarse `memory_fraction_probe`)."""
+    cuda = _torch_cuda()
+    if cuda is None or not (device == "cuda" or device.startswith("cuda:")):
+        return None
+    return ProcessMemory(device, cuda=cuda)
+
+
 def memory_fraction_probe(device: str) -> Callable[[], float | None]:
     """A zero-argument probe for `BatchController`: the used fraction where the model lives."""
 

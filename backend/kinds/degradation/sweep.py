@@ -26,7 +26,7 @@ from typing import Any
 from ...batching import BatchController, BatchPolicy
 from ...events import EventReader
 from ...generation import Generation, GenParams, generate_batch, perplexity
-from ...gpu import memory_fraction_probe, probe_for
+from ...gpu import memory_fraction_probe, probe_for, process_memory
 from ...kinds.base import RunContext
 from ...ledger import unit_key
 from ...seeding import set_all_seeds
@@ -98,12 +98,27 @@ class Sweep:
         )
         n = len(rt.prompts)
         m = params.memory
+        policy = BatchPolicy(m.grow_below, m.pause_above, m.shrink_above, m.pause_seconds)
+        memory = process_memory(rt.device)
         self.controller = BatchController(
             start=min(n, params.max_batch_size),
             maximum=params.max_batch_size,
             probe=memory_fraction_probe(rt.device),
+            memory=memory,
             on_change=lambda size, reason: ctx.batch(size, reason),
-            policy=BatchPolicy(m.grow_below, m.pause_above, m.shrink_above, m.pause_seconds),
+            policy=policy,
+        )
+        # Perplexity windows are batched separately (their size means windows, not
+        # prompts), under the same memory policy and out-of-memory protection.
+        self.ppl_controller = BatchController(
+            start=8,
+            maximum=64,
+            probe=memory_fraction_probe(rt.device),
+            memory=memory,
+            on_change=lambda size, reason: ctx.info(
+                f"perplexity windows per batch: {size} ({reason})"
+            ),
+            policy=policy,
         )
         self.stats: dict[tuple[str, float], LevelStats] = {}
         self.emitted: set[tuple[str, str, float]] = set()
@@ -162,17 +177,25 @@ class Sweep:
         if not pending and not need_ppl:
             return done
         ctx.check_stop()
-        t0 = time.perf_counter()
-        rt.snapshot.restore()
-        self.restore_seconds += time.perf_counter() - t0
         repeat_seed = p.seed + repeat
-        set_all_seeds(repeat_seed)
         params = rt.groups.groups[group].params
-        if level != 0:  # level 0 is the clean model: nothing to degrade or restore later
-            rt.snapshot.mark_dirty([n for n, _ in params])
-            degrade(params, p.method, level, repeat_seed, p.uni_quant_mode)
+
+        def restore_and_degrade() -> None:
+            # Repeatable from the start: an out-of-memory retry restores first, and the
+            # noise depends only on (seed, parameter name, level).
+            t0 = time.perf_counter()
+            rt.snapshot.restore()
+            self.restore_seconds += time.perf_counter() - t0
+            set_all_seeds(repeat_seed)
+            if level != 0:  # level 0 is the clean model: nothing to degrade or restore later
+                rt.snapshot.mark_dirty([n for n, _ in params])
+                degrade(params, p.method, level, repeat_seed, p.uni_quant_mode)
+
+        self.controller.guard(restore_and_degrade, f"degrading {group} at level {level}")
         if need_ppl:
-            stats.perplexity = perplexity(rt.model, rt.tok, rt.perplexity_text)
+            stats.perplexity = perplexity(
+                rt.model, rt.tok, rt.perplexity_text, controller=self.ppl_controller
+            )
             self._metric("perplexity", stats.perplexity, group, level)
         t1 = time.perf_counter()
         n_before = done

@@ -96,6 +96,7 @@ def run(ctx: RunContext) -> dict[str, float]:
             params.start_batch_size,
             params.max_batch_size,
             probe=gpu.memory_fraction_probe(device),
+            memory=gpu.process_memory(device),
             on_change=on_change,
             policy=_policy(params),
         )
