@@ -228,6 +228,13 @@ class Params(BaseModel):
             raise ValueError(
                 f"layer_end ({self.layer_end}) is before layer_start ({self.layer_start})"
             )
+        packed = [g for g in self.param_groups if g != "embedding"]
+        if self.load_4bit and packed:
+            raise ValueError(
+                f"load_4bit=true packs the linear weights of {', '.join(packed)} into 4-bit "
+                "blocks, which cannot be degraded; set load_4bit=false or "
+                "param_groups=['embedding'] (embeddings stay float)"
+            )
         if self.method == "ablation" and max(self.levels) > 1:
             raise ValueError(f"ablation levels are fractions in [0, 1] (got {max(self.levels)})")
         if self.method == "uni_quant" and self.uni_quant_mode == "bits":
