@@ -7,7 +7,10 @@ kill mid-write can lose the whole file. labdeck appends one line per record.
 Prints, for the same records:
 - total append time at equal size (labdeck vs seed way) and the ratio;
 - labdeck's per-record append cost early vs late in a 100 000-record run (flat?);
-- resume scan time of 100 000 records (goal < 0.5 s) vs loading the seed's JSON.
+- resume scan time of 100 000 records (goal < 0.5 s) vs loading the seed's JSON;
+- what durability costs: the same records flushed only, group-committed (the
+  ledger's default: fsync at most every SYNC_EVERY seconds, and on close), and
+  fsynced one by one.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labdeck.backend.ledger import Ledger, scan_keys, unit_key
+from labdeck.backend.ledger import SYNC_EVERY, Ledger, scan_keys, unit_key
 
 
 def make_record(i: int, rng: random.Random) -> tuple[str, dict]:
@@ -56,6 +59,41 @@ def labdeck_append(path: Path, n: int) -> tuple[float, list[float]]:
             tc = now
     led.close()
     return time.perf_counter() - t0, chunk_times
+
+
+def durable_append(path: Path, n: int, sync_every: float | None) -> tuple[float, int]:
+    """Seconds to append and close `n` records, and the fsyncs that took."""
+    rng = random.Random(0)
+    records = [make_record(i, rng) for i in range(n)]
+    path.unlink(missing_ok=True)
+    led = Ledger(path, sync_every=sync_every)
+    t0 = time.perf_counter()
+    for key, rec in records:
+        led.append(key, rec)
+    led.close()
+    return time.perf_counter() - t0, led.syncs
+
+
+def fsync_cost(tmp: Path, n: int, rounds: int = 3) -> None:
+    """Flush-only vs group commit vs fsync per record, same records, alternating order."""
+    modes = {
+        "flush only": None,
+        f"group commit ({SYNC_EVERY * 1000:.0f} ms)": SYNC_EVERY,
+        "fsync per record": 0.0,
+    }
+    best = {name: (float("inf"), 0) for name in modes}
+    names = list(modes)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t, syncs = durable_append(tmp / "fsync.jsonl", n, modes[name])
+            if t < best[name][0]:
+                best[name] = (t, syncs)
+    base = best["flush only"][0]
+    for name, (t, syncs) in best.items():
+        print(
+            f"durability, {n} records: {name}: {t:.3f} s ({t / n * 1e6:.1f} us/record, "
+            f"{syncs} fsyncs)   x{t / base:.2f} of flush only"
+        )
 
 
 def seed_append(path: Path, n: int, every: int) -> float:
@@ -113,6 +151,7 @@ def main() -> None:
         print(
             f"resume scan {n_big} records: labdeck {t_scan:.3f} s (full parse of every record {t_open:.3f} s)   seed way, {n_same} records: {t_seed_scan:.3f} s"
         )
+        fsync_cost(tmp, 5_000)
         print(
             f"ledger_append: ratio={t_seed_same / t_lab_same:.1f} (goal: append cost flat, seed/labdeck > 1)"
         )
