@@ -151,7 +151,7 @@ def main() -> None:
         print(
             f"resume scan {n_big} records: labdeck {t_scan:.3f} s (full parse of every record {t_open:.3f} s)   seed way, {n_same} records: {t_seed_scan:.3f} s"
         )
-        fsync_cost(tmp, 5_000)
+        fsync_cost(tmp, 1_000)
         print(
             f"ledger_append: ratio={t_seed_same / t_lab_same:.1f} (goal: append cost flat, seed/labdeck > 1)"
         )
