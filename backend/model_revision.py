@@ -60,7 +60,11 @@ def folder_digest(folder: Path) -> str:
         p.name
         for p in folder.iterdir()
         if p.is_file()
-        and (p.name in _METADATA_FILES or p.name.endswith(".index.json") or p.suffix in _WEIGHT_SUFFIXES)
+        and (
+            p.name in _METADATA_FILES
+            or p.name.endswith(".index.json")
+            or p.suffix in _WEIGHT_SUFFIXES
+        )
     )
     for name in names:
         path = folder / name

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import torch
 
-from labdeck.backend.batching import BatchController, BatchPolicy
+from labdeck.backend.batching import BatchController, BatchPolicy, BatchTooLarge
 from labdeck.backend.gpu import ProcessMemory
 
 GiB = 2**30
@@ -118,3 +119,51 @@ def test_the_size_converges_near_the_largest_feasible_batch_and_recovers_after_p
     assert "pause" not in reasons  # running near full is the goal, not a reason to wait
     after = sizes["after"]
     assert after[-1][0] > max(s for s, _ in sizes["pressure"][-10:])  # grew back
+
+
+def test_perplexity_windows_shrink_on_oom_and_give_the_same_value(tiny, monkeypatch) -> None:
+    from labdeck.backend.generation import perplexity
+
+    model, tok = tiny
+    text = "The quick brown fox jumps over the lazy dog near the river bank. " * 6
+    expected = perplexity(model, tok, text, window=16)
+    real_forward = model.forward
+    rows: list[int] = []
+
+    def forward_with_small_memory(*args, **kwargs):
+        rows.append(kwargs["input_ids"].shape[0])
+        if kwargs["input_ids"].shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", forward_with_small_memory)
+    changes: list[tuple[int, str]] = []
+    ctl = BatchController(8, 8, on_change=lambda s, r: changes.append((s, r)))
+    assert perplexity(model, tok, text, window=16, controller=ctl) == pytest.approx(
+        expected, rel=1e-5
+    )
+    assert rows[:3] == [8, 4, 2] and max(rows[3:]) <= 2  # shrunk, then every window scored
+    assert [r for _, r in changes] == ["start", "oom", "oom"]
+
+
+def test_guarded_work_is_retried_after_an_oom_and_stops_clearly_when_it_never_fits() -> None:
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (another job held the device)")
+        return "degraded"
+
+    pauses: list[float] = []
+    ctl = BatchController(4, 4, policy=BatchPolicy(pause_seconds=0.5), sleep=pauses.append)
+    assert ctl.guard(flaky, "degrading mlp at level 0.1") == "degraded"
+    assert len(calls) == 2 and pauses == [0.5]
+
+    def never() -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    with pytest.raises(
+        BatchTooLarge, match=r"out of memory while degrading mlp at level 0.1, 3 attempts"
+    ):
+        ctl.guard(never, "degrading mlp at level 0.1")
