@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -53,3 +54,30 @@ def test_a_hub_id_resolves_to_the_cached_snapshot_commit(
         f"model 'google/gemma-3-4b-it': commit was {old}, is now {new}"
     ]
     assert resolve_revision("org/not-cached")["commit"] is None
+
+
+def test_config_records_the_revision_and_reproduce_refuses_a_changed_model(
+    tiny_dir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labdeck.backend import cli
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_dir, folder)
+    results = tmp_path / "results"
+    argv = ["run", "--kind", "degradation", "--quiet", "--results", str(results)]
+    sets = [f"model={json.dumps(str(folder))}", "levels=[0.0]", "prompts.limit=1"]
+    sets += ["generation.max_new_tokens=1", "param_groups=['mlp']", "cpu_threads=1"]
+    assert cli.main([*argv, *(x for s in sets for x in ("--set", s))]) == 0
+    (run_dir,) = [p for p in results.iterdir() if p.is_dir()]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"] == resolve_revision(str(folder))
+    assert config["model"]["source"] == "local"
+
+    cfg = folder / "config.json"
+    cfg.write_text(cfg.read_text().replace('"hidden_act"', '"hidden_act_x"'))
+    capsys.readouterr()
+    assert cli.main(["reproduce", run_dir.name, "--quiet", "--results", str(results)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a reproduction would differ" in err[0]
+    assert f"model {str(folder)!r}: sha256 was {config['model']['sha256']}" in err[0]
+    assert len([p for p in results.iterdir() if p.is_dir()]) == 1  # nothing created
