@@ -130,7 +130,30 @@ def _image_inputs(processor: Any, texts: list[str], image: Any) -> Any:
     return processor(text=texts, images=[[image] for _ in texts], return_tensors="pt", padding=True)
 
 
-def fit_image_prompt(processor: Any, prompt: Prompt, image: Any, limit: int) -> Prompt:
+def fit_image_prompts(
+    processor: Any, prompts: Sequence[Prompt], image: Any, limit: int
+) -> list[Prompt]:
+    """`fit_image_prompt` for a batch, measuring what the image adds only once."""
+    extra = _image_length(processor, "", image) - _text_length(processor, "")
+    return [fit_image_prompt(processor, p, image, limit, image_tokens=extra) for p in prompts]
+
+
+def _image_length(processor: Any, prompt: Prompt, image: Any) -> int:
+    """Exact prompt length with the image expanded by the processor."""
+    enc = _image_inputs(processor, [render(processor, prompt, with_image=True)], image)
+    return int(enc["attention_mask"][0].sum())
+
+
+def _text_length(processor: Any, prompt: Prompt) -> int:
+    """The rendered prompt's tokens with the image placeholder left unexpanded (cheap)."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    rendered = render(processor, prompt, with_image=True)
+    return len(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+
+
+def fit_image_prompt(
+    processor: Any, prompt: Prompt, image: Any, limit: int, *, image_tokens: int | None = None
+) -> Prompt:
     """`prompt` with its text cut from the front so text and image fit in `limit` tokens.
 
     Truncating the token sequence itself would cut the image's placeholder tokens and
@@ -138,12 +161,16 @@ def fit_image_prompt(processor: Any, prompt: Prompt, image: Any, limit: int) -> 
     and the chat template are counted as they are, the rest of the budget keeps the end
     of the prompt (the question and the assistant cue, as for text prompts).
     """
+    tokenizer = getattr(processor, "tokenizer", processor)
 
     def length(p: Prompt) -> int:
-        enc = _image_inputs(processor, [render(processor, p, with_image=True)], image)
-        return int(enc["attention_mask"][0].sum())
+        return _image_length(processor, p, image)
 
-    if not isinstance(prompt, str) or length(prompt) <= limit:
+    if not isinstance(prompt, str):
+        return prompt
+    if image_tokens is not None and _text_length(processor, prompt) + image_tokens <= limit - 8:
+        return prompt  # clearly within the limit: no image processing needed to know it
+    if length(prompt) <= limit:
         return prompt
     fixed = length("")
     budget = limit - fixed
@@ -152,7 +179,6 @@ def fit_image_prompt(processor: Any, prompt: Prompt, image: Any, limit: int) -> 
             f"max_seq_length={limit} is too small for the image: it takes {fixed} tokens "
             "with the chat template alone"
         )
-    tokenizer = getattr(processor, "tokenizer", processor)
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     while budget > 0:
         cut = tokenizer.decode(ids[-budget:], skip_special_tokens=True)
@@ -183,7 +209,7 @@ def generate_batch(
     image = _load_image(image)
     tokenizer = getattr(tok, "tokenizer", tok)
     if image is not None:
-        prompts = [fit_image_prompt(tok, p, image, params.max_seq_length) for p in prompts]
+        prompts = fit_image_prompts(tok, prompts, image, params.max_seq_length)
     texts = [render(tok, p, with_image=image is not None) for p in prompts]
     if image is not None:
         enc = _image_inputs(tok, texts, image)
