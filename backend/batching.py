@@ -275,8 +275,9 @@ class BatchController:
         assert mem is not None
         peak, others, total = mem.peak(), mem.others(), mem.total()
         self._remember(items, max(0, peak - self._base) / max(1, items))
-        released = (self._per_item(self._ceiling) or 0.0) if self._ceiling_others else 0.0
-        if self._ceiling_others is not None and others < self._ceiling_others - released:
+        if self._ceiling_others is not None and others < self._ceiling_others - (
+            self._per_item(self._ceiling) or 0.0
+        ):
             # The memory that made the failed size fail has been released: the failed
             # size may fit again, so it is no longer a ceiling.
             self._ceiling, self._ceiling_others = self.maximum, None
@@ -299,13 +300,9 @@ class BatchController:
         if frac > p.pause_above or fit_shrink is None:
             return
         target = min(fit_shrink, self._limit(), self.size * 2)
-        if target > self.size:
+        if target > self.size:  # measured under the pause line: never shrink from here
             self.size = target
             self._report("grow")
-        elif target < self.size:
-            self.size = max(1, target)
-            mem.empty_cache()
-            self._report("shrink")
 
     def _on_oom(self, items: Sequence[object], exc: BaseException) -> None:
         free_memory()
