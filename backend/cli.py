@@ -91,6 +91,14 @@ def _resolve_args(args: argparse.Namespace):
     return preset, resolved, title
 
 
+def _model_revision(params: dict[str, Any]) -> dict[str, Any] | None:
+    """What the run's `model` parameter resolves to now (kinds without one: None)."""
+    from .model_revision import resolve_revision
+
+    spec = params.get("model")
+    return resolve_revision(spec) if isinstance(spec, str) and spec else None
+
+
 def _new_run(results: Path, preset, resolved, title: str) -> Run:
     from .envinfo import environment
     from .inputs import record_inputs
@@ -120,6 +128,7 @@ def _new_run(results: Path, preset, resolved, title: str) -> Run:
         "commands": commands,
         "md5": resolved.md5,
         "inputs": record_inputs(resolved.inputs),
+        "model": _model_revision(resolved.params),
         "env": environment(),
     }
     results.mkdir(parents=True, exist_ok=True)
@@ -378,6 +387,12 @@ def _refuse_changed_inputs(original: Run, results: Path) -> None:
     params = kind_config(original.kind).Params.model_validate(original.config.get("params", {}))
     source = f"{original.path / 'config.json'}"
     changes = changed_inputs(original.config.get("inputs", {}), params, results, source)
+    recorded_model = original.config.get("model")
+    if recorded_model:
+        from .model_revision import revision_changes
+
+        now = _model_revision(original.config.get("params", {}))
+        changes += revision_changes(recorded_model, now or {})
     if changes:
         raise UserError(
             f"{original.id}: inputs changed since the run, a reproduction would differ: "
