@@ -164,6 +164,6 @@ def test_guarded_work_is_retried_after_an_oom_and_stops_clearly_when_it_never_fi
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
 
     with pytest.raises(
-        BatchTooLarge, match=r"out of memory while degrading mlp at level 0.1, 3 attempts"
+        BatchTooLarge, match=r"out of memory while degrading mlp at level 0.1, 2 attempts"
     ):
-        ctl.guard(never, "degrading mlp at level 0.1")
+        ctl.guard(never, "degrading mlp at level 0.1", attempts=2)
