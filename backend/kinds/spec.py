@@ -68,12 +68,15 @@ class Input:
 
     `what`: "file", "dir" or "any". `hub_ok`: a value that is not an existing path may be
     a model hub id (or an embedded alias) and is then not required to exist locally.
+    `builtin`: values that name something shipped with labdeck and are not checked.
     Empty values ("" or None) mean "not given" and are not checked.
     """
 
     what: Literal["file", "dir", "any"] = "file"
     hub_ok: bool = False
     run_artifacts: tuple[str, ...] = field(default_factory=tuple)
+    # Values naming something shipped with labdeck (a prompt set, a drawn image): never paths.
+    builtin: tuple[str, ...] = field(default_factory=tuple)
 
 
 def metric_spec(config: ModuleType, name: str) -> Metric:
