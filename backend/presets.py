@@ -377,7 +377,9 @@ def _describe_error(
         )
     got = err.get("input")
     got_txt = f" (got {clip(got)})" if not isinstance(got, dict) else ""
-    return f"{source}: params.{loc}: {shorten(err.get('msg', 'invalid value'), 300)}{got_txt}"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    name = f"params.{loc}" if loc else "params"
+    return f"{source}: {name}: {shorten(msg, 300)}{got_txt}"
 
 
 def resolve(
