@@ -382,6 +382,24 @@ def _describe_error(
     return f"{source}: {name}: {shorten(msg, 300)}{got_txt}"
 
 
+def _refuse_non_finite(values: dict[str, Any], source: str, set_keys: set[str]) -> None:
+    """No parameter of any kind is NaN or infinite: config.json (JSON) cannot even hold one,
+    and a run would only "complete" with NaN results."""
+    for key, value in flatten(values).items():
+        stack = [value]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, list | tuple):
+                stack.extend(v)
+            elif isinstance(v, dict):
+                stack.extend(v.values())
+            elif isinstance(v, float) and not math.isfinite(v):
+                raise UserError(
+                    f"{blame(key, source, set_keys)}: params.{key}: must be a finite number "
+                    f"(got {clip(value)})"
+                )
+
+
 def resolve(
     kind: str,
     raw: dict[str, Any],
@@ -403,6 +421,7 @@ def resolve(
         model = cfg.Params.model_validate(merged)
     except ValidationError as exc:
         raise UserError(_describe_error(exc.errors()[0], source, set_keys, cfg.Params)) from None
+    _refuse_non_finite(model.model_dump(), source, set_keys)
     params = model.model_dump(mode="json")
     defaults = defaults_of(kind)
     flat_p, flat_d = flatten(params), flatten(defaults)

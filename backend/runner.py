@@ -196,6 +196,7 @@ def _execute_locked(
     state.update(
         force=True, status=status, ended=time.time(), last_error=error, records=len(ledger)
     )
+    ctx.close()
     events.close()
     ledger.close()
     for h in list(log.handlers):

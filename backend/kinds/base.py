@@ -22,8 +22,11 @@ from pydantic import BaseModel
 
 from ..events import EventWriter
 from ..jsonio import write_json_atomic
-from ..ledger import Ledger
+from ..ledger import Ledger, unit_key
 from ..runs import ARTIFACTS, CHECKPOINTS, STATE, Run
+
+# Metric events already emitted by `RunContext.metric_once`, across attempts (see there).
+EMITTED = "emitted.jsonl"
 
 
 class StopRequested(Exception):
@@ -105,6 +108,7 @@ class RunContext:
         self._primary = primary_metric
         self._phase: str | None = None
         self._phase_total: int | None = None
+        self._emitted: Ledger | None = None
 
     # ---- paths
     @property
@@ -158,6 +162,31 @@ class RunContext:
         self.state.update_nested("metrics", **{name: value})
         if name == self._primary:
             self.state.update(key_metric={"name": name, "value": value})
+
+    def metric_once(self, name: str, value: float | None, **where: Any) -> bool:
+        """`metric`, unless this run already emitted `name` at this `where` (this attempt or
+        an earlier one); returns whether it emitted.
+
+        For values that summarise finished work (a level's metrics, computed from all its
+        records) and must appear once however often the run was stopped and resumed. The
+        run remembers them in its own small ledger (emitted.jsonl), so nothing reads the
+        event stream back. The mark follows the event: a kill between the two can repeat
+        the event once on resume, never lose it.
+        """
+        if self._emitted is None:
+            self._emitted = Ledger(self.run.path / EMITTED)
+        key = unit_key("metric", name, sorted(where.items()))
+        if key in self._emitted:
+            return False
+        self.metric(name, value, **where)
+        self._emitted.append(key, {"name": name, **where})
+        return True
+
+    def close(self) -> None:
+        """Release the files the context opened itself (the runner owns the rest)."""
+        if self._emitted is not None:
+            self._emitted.close()
+            self._emitted = None
 
     def batch(self, size: int, reason: str, **extra: Any) -> None:
         self.events.emit("batch", size=size, reason=reason, **extra)
