@@ -140,6 +140,7 @@ def _exists(path: Path | None) -> bool:
 
 def _resolve_run_ref(value: str, spec: Input, results: Path, where: str) -> ResolvedInput:
     from .kinds import kind_config
+    from .kinds.base import declared_artifacts
     from .runs import resolve_run
 
     token, artifact = parse_run_ref(value) or ("", None)
@@ -155,7 +156,7 @@ def _resolve_run_ref(value: str, spec: Input, results: Path, where: str) -> Reso
             f"{where}: {value}: run {run.id} is {status}; only a completed run can be used"
         )
     try:
-        artifacts: dict[str, str] = dict(getattr(kind_config(run.kind), "ARTIFACTS", {}) or {})
+        artifacts = declared_artifacts(kind_config(run.kind))
     except UserError:
         artifacts = {}
     if artifact is None:

@@ -18,6 +18,7 @@ import re
 import shlex
 import stat
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from .errors import UserError, clip, one_line, shorten
 from .inputs import ResolvedInput, check_inputs
 from .jsonio import canonical_json
 from .kinds import kind_config, kind_names
+from .kinds.base import preflight_hook
 from .runs import default_results_dir
 from .secrets import refuse_secret_values
 
@@ -362,7 +364,7 @@ def blame(loc: str, source: str, set_keys: set[str]) -> str:
 
 
 def _describe_error(
-    err: dict[str, Any], source: str, set_keys: set[str], params_cls: type[BaseModel]
+    err: Mapping[str, Any], source: str, set_keys: set[str], params_cls: type[BaseModel]
 ) -> str:
     loc = ".".join(str(x) for x in err.get("loc", ()))
     source = blame(loc, source, set_keys)
@@ -432,7 +434,7 @@ def resolve(
         results or default_results_dir(),
         lambda name: f"{blame(name.split('[')[0], source, set_keys)}: params.{name}",
     )
-    preflight = getattr(cfg, "preflight", None)
+    preflight = preflight_hook(cfg)
     if preflight is not None:
         preflight(model, lambda name: f"{blame(name, source, set_keys)}: params.{name}")
     return Resolved(kind, model, params, defaults, overrides, inputs)
