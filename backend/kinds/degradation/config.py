@@ -188,7 +188,8 @@ class Params(BaseModel):
         default_factory=lambda: [round(0.025 * i, 3) for i in range(11)],
         min_length=1,
         max_length=1000,
-        description="degradation levels (the seed's std_dev range); 0 = the clean model",
+        description="degradation levels (the seed's std_dev range); 0 = the clean model; "
+        "mult_gauss 0..100, ablation 0..1, uni_quant step 0..1000 or bits 1..32",
     )
     n_rep: int = Field(
         1, ge=1, le=1000, description="repeats per level (fresh noise and seed each)"
