@@ -103,13 +103,14 @@ def _new_run(results: Path, preset, resolved, title: str) -> Run:
     from .envinfo import environment
     from .inputs import record_inputs
     from .kinds import kind_config
+    from .kinds.base import extra_commands_hook, primary_metric
     from .presets import explicit_command
     from .runs import create_run_dir, new_run_id
 
     cfg = kind_config(resolved.kind)
     run_id = new_run_id(results, resolved.kind, title)
     commands = {"run_explicit": explicit_command(resolved.kind, title, resolved.params)}
-    extra = getattr(cfg, "extra_commands", None)
+    extra = extra_commands_hook(cfg)
     if extra:
         commands.update(extra(run_id, resolved.params))
     config = {
@@ -118,7 +119,7 @@ def _new_run(results: Path, preset, resolved, title: str) -> Run:
         "title": title,
         "description": getattr(preset, "description", "") or cfg.DESCRIPTION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "primary_metric": getattr(cfg, "PRIMARY_METRIC", None),
+        "primary_metric": primary_metric(cfg),
         "defaults": resolved.defaults,
         "overrides": resolved.overrides,
         "params": resolved.params,
@@ -488,16 +489,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .kinds import kind_experiment
+    from .kinds.base import evaluate_run_hook
     from .presets import resolve
 
     run = _run_of(args)
-    exp = kind_experiment(run.kind)
-    if not hasattr(exp, "evaluate_run"):
+    evaluate_run = evaluate_run_hook(kind_experiment(run.kind))
+    if evaluate_run is None:
         raise UserError(f"kind {run.kind!r} has no separate evaluation phase")
     resolved = resolve(
         run.kind, run.config["params"], args.set, source=str(run.path / "config.json")
     )
-    out = exp.evaluate_run(run, resolved.model)
+    out = evaluate_run(run, resolved.model)
     from .display import table
 
     _print(

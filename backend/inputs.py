@@ -23,13 +23,14 @@ import hashlib
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from .errors import UserError
+from .errors import UserError, shorten
 from .kinds.spec import Input
 
 RUN_PREFIX = "run:"
@@ -108,11 +109,38 @@ def parse_run_ref(value: str) -> tuple[str, str | None] | None:
 
 
 def _looks_like_path(value: str) -> bool:
-    return value.startswith(("/", "./", "../", "~")) or not _HUB_ID.match(value)
+    """A value meant as a local path: explicit path syntax, not hub-id shaped, or its first
+    component is an existing local folder (`models/mine` when ./models exists)."""
+    if value.startswith(("/", ".", "~")) or not _HUB_ID.match(value):
+        return True
+    head = value.split("/", 1)[0]
+    return "/" in value and _exists(Path(head))
+
+
+def local_path(value: str) -> Path | None:
+    """`value` as a path with `~` expanded; None when it cannot name a local file at all
+    (a NUL byte, an unknown `~user`)."""
+    if "\x00" in value:
+        return None
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~user with no such user
+        return None
+
+
+def _exists(path: Path | None) -> bool:
+    """`path.exists()` that answers False instead of raising (name too long, no permission)."""
+    if path is None:
+        return False
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _resolve_run_ref(value: str, spec: Input, results: Path, where: str) -> ResolvedInput:
     from .kinds import kind_config
+    from .kinds.base import declared_artifacts
     from .runs import resolve_run
 
     token, artifact = parse_run_ref(value) or ("", None)
@@ -128,7 +156,7 @@ def _resolve_run_ref(value: str, spec: Input, results: Path, where: str) -> Reso
             f"{where}: {value}: run {run.id} is {status}; only a completed run can be used"
         )
     try:
-        artifacts: dict[str, str] = dict(getattr(kind_config(run.kind), "ARTIFACTS", {}) or {})
+        artifacts = declared_artifacts(kind_config(run.kind))
     except UserError:
         artifacts = {}
     if artifact is None:
@@ -158,25 +186,31 @@ def _check_what(path: Path, spec: Input, where: str, value: str) -> None:
 
 
 def _resolve_one(value: str, spec: Input, results: Path, where: str, name: str) -> ResolvedInput:
+    if value in spec.builtin:
+        return ResolvedInput(name, value, None)
     if value.startswith(RUN_PREFIX):
         resolved = _resolve_run_ref(value, spec, results, where)
         resolved.param = name
         return resolved
-    path = Path(value).expanduser()
-    if path.exists():
+    path = local_path(value)
+    if path is not None and _exists(path):
         path = path.resolve()
         _check_what(path, spec, where, value)
         return ResolvedInput(name, value, path)
     if spec.hub_ok and not _looks_like_path(value):
         return ResolvedInput(name, value, None, hub=True)
     what = {"file": "file", "dir": "folder", "any": "file or folder"}[spec.what]
-    raise UserError(f"{where}: {value}: no such {what}")
+    raise UserError(f"{where}: {shorten(value)}: no such {what}")
 
 
 def check_inputs(
-    model: BaseModel, results: Path, source: str = "params"
+    model: BaseModel, results: Path, source: str | Callable[[str], str] = "params"
 ) -> dict[str, ResolvedInput]:
-    """Resolve every input of `model` now; the first missing one is a UserError naming it."""
+    """Resolve every input of `model` now; the first missing one is a UserError naming it.
+
+    `source` says where the values came from (a preset path), or is a function giving the
+    full "where" of a parameter name, so a value set by `--set` is blamed on that flag.
+    """
     out: dict[str, ResolvedInput] = {}
     for name, spec, is_list in input_fields(type(model)):
         value = _value_at(model, name)
@@ -185,7 +219,8 @@ def check_inputs(
             if item is None or str(item).strip() == "":
                 continue
             label = f"{name}[{i}]" if is_list else name
-            out[label] = _resolve_one(str(item), spec, results, f"{source}: params.{label}", label)
+            where = source(label) if callable(source) else f"{source}: params.{label}"
+            out[label] = _resolve_one(str(item), spec, results, where, label)
     return out
 
 

@@ -9,11 +9,16 @@ never depends on today's code defaults to be reproduced.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import math
+import os
+import re
 import shlex
+import stat
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +26,19 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ValidationError
 
-from .errors import UserError
+from .errors import UserError, clip, one_line, shorten
 from .inputs import ResolvedInput, check_inputs
 from .jsonio import canonical_json
 from .kinds import kind_config, kind_names
+from .kinds.base import preflight_hook
 from .runs import default_results_dir
 from .secrets import refuse_secret_values
 
 PRESET_KEYS = ("kind", "title", "description", "extends", "params")
 NULL = "null"  # TOML has no null; `--set key=null` means None
+MAX_PRESET_BYTES = 1 << 20  # presets are hand-written; a bigger file is a mistake
+MAX_DEPTH = 32  # nesting of tables/arrays; far beyond any kind's schema
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def default_preset_dirs() -> list[Path]:
@@ -61,22 +70,107 @@ class PresetInfo:
     error: str | None = None
 
 
-def _read_toml(path: Path, referrer: Path | None = None) -> tuple[dict[str, Any], str]:
-    where = f" (extended by {referrer})" if referrer else ""
+def _read_preset_text(path: Path, where: str) -> str:
+    """The preset's text: a regular file of at most MAX_PRESET_BYTES, decoded as UTF-8.
+
+    Anything else (a device such as /dev/zero, a FIFO, a folder, a huge or binary file,
+    another encoding) is one clear line instead of a hang, a traceback or a memory blow-up.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        st = path.stat()
     except FileNotFoundError:
         raise UserError(f"{path}: preset file not found{where}") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{clip(str(path))}: cannot read preset ({_reason(exc)}){where}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"{path}: not a regular file{where}; a preset is a TOML text file")
+    if st.st_size > MAX_PRESET_BYTES:
+        raise UserError(
+            f"{path}: {st.st_size} bytes{where}; a preset is at most {MAX_PRESET_BYTES} bytes"
+        )
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_PRESET_BYTES + 1)
     except OSError as exc:
-        raise UserError(f"{path}: cannot read preset ({exc.strerror}){where}") from None
+        raise UserError(f"{path}: cannot read preset ({_reason(exc)}){where}") from None
+    if len(data) > MAX_PRESET_BYTES:  # grew since stat
+        raise UserError(f"{path}: larger than {MAX_PRESET_BYTES} bytes{where}")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"{path}: UTF-16 text{where}; save the preset as UTF-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}){where}; "
+            "a preset is a UTF-8 TOML file"
+        ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def toml_error(exc: BaseException, text: str) -> str:
+    """tomllib's message, plus the key a duplicate names (tomllib gives only line/column)."""
+    msg = str(exc)
+    if isinstance(exc, RecursionError):
+        return f"nesting too deep (at most {MAX_DEPTH} levels of tables/arrays)"
+    if not isinstance(exc, tomllib.TOMLDecodeError):  # e.g. an integer with >4300 digits
+        return f"invalid value ({one_line(msg, 120)})"
+    m = re.search(r"at line (\d+), column \d+", msg)
+    if m and msg.startswith("Cannot overwrite a value"):
+        lines = text.splitlines()
+        n = int(m.group(1))
+        key = lines[n - 1].split("=", 1)[0].strip() if 0 < n <= len(lines) else ""
+        table = next(
+            (
+                ln.strip().strip("[]").strip()
+                for ln in reversed(lines[: max(n - 1, 0)])
+                if ln.strip().startswith("[")
+            ),
+            "",
+        )
+        name = f"{table}.{key}" if table and key else key
+        if name:
+            return f"duplicate key {clip(name)} (line {n}): a key may be given once"
+    return msg
+
+
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth of tables/arrays, counted iteratively (no recursion to overflow)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, d + 1)
+            if deepest > limit:
+                return deepest
+            stack.extend((x, d + 1) for x in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """`tomllib.loads` whose every failure is a TOMLDecodeError-like ValueError, and depth-bounded."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: malformed TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
+        raise ValueError(toml_error(exc, text)) from None
+    if depth(data) > MAX_DEPTH:
+        raise ValueError(f"nesting too deep (at most {MAX_DEPTH} levels of tables/arrays)")
+    return data
+
+
+def _read_toml(path: Path, referrer: Path | None = None) -> tuple[dict[str, Any], str]:
+    where = f" (extended by {referrer})" if referrer else ""
+    text = _read_preset_text(path, where)
+    try:
+        data = parse_toml(text)
+    except ValueError as exc:
+        raise UserError(f"{path}: malformed TOML: {exc}{where}") from None
     unknown = sorted(set(data) - set(PRESET_KEYS))
     if unknown:
         raise UserError(
-            f"{path}: unknown top-level key {unknown[0]!r}; expected one of: {', '.join(PRESET_KEYS)}"
+            f"{path}: unknown top-level key {clip(unknown[0])}; expected one of: {', '.join(PRESET_KEYS)}"
         )
     if "params" in data and not isinstance(data["params"], dict):
         raise UserError(
@@ -84,7 +178,9 @@ def _read_toml(path: Path, referrer: Path | None = None) -> tuple[dict[str, Any]
         )
     for key in ("kind", "title", "description", "extends"):
         if key in data and not isinstance(data[key], str):
-            raise UserError(f"{path}: {key!r} must be a string, got {data[key]!r}")
+            raise UserError(f"{path}: {key!r} must be a string, got {clip(data[key])}")
+    if "extends" in data and (not data["extends"].strip() or _CONTROL.search(data["extends"])):
+        raise UserError(f"{path}: 'extends' must name a preset file, got {clip(data['extends'])}")
     return data, text
 
 
@@ -99,6 +195,14 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _absolute(path: Path) -> Path:
+    """`path.resolve()`, or its plain absolute form when resolving fails (a symlink loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return Path(os.path.abspath(path))
+
+
 def load_preset(path: Path | str) -> Preset:
     """Read a preset, following `extends` (relative to the file that names it)."""
     path = Path(path)
@@ -107,14 +211,14 @@ def load_preset(path: Path | str) -> Preset:
     current, referrer = path, None
     top_text = ""
     while True:
-        resolved = current.resolve()
+        resolved = _absolute(current)
         if resolved in seen:
             raise UserError(
                 f"{current}: 'extends' cycle ({' -> '.join(str(p) for p in [*seen, resolved])})"
             )
         seen.append(resolved)
         data, text = _read_toml(current, referrer)
-        if not top_text:
+        if referrer is None:
             top_text = text
         layers.append(data)
         if "extends" not in data:
@@ -127,7 +231,7 @@ def load_preset(path: Path | str) -> Preset:
         raise UserError(f"{path}: missing 'kind'; expected one of: {', '.join(kind_names())}")
     if merged["kind"] not in kind_names():
         raise UserError(
-            f"{path}: kind: unknown kind {merged['kind']!r}; expected one of: {', '.join(kind_names())}"
+            f"{path}: kind: unknown kind {clip(merged['kind'])}; expected one of: {', '.join(kind_names())}"
         )
     return Preset(
         path=path,
@@ -162,31 +266,48 @@ def list_presets(dirs: list[Path] | None = None) -> list[PresetInfo]:
 # --------------------------------------------------------------------------- --set
 
 
-def parse_value(text: str) -> Any:
-    """A value in TOML syntax (`0.1`, `[1, 2]`, `true`, `"x"`); a bare word is a string."""
+def parse_value(text: str, key: str | None = None) -> Any:
+    """A value in TOML syntax (`0.1`, `[1, 2]`, `true`, `"x"`); a bare word is a string.
+
+    `key` names the `--set` the value came from, so an error says which one is wrong.
+    """
+    where = f"--set {key}={shorten(text, 40)}" if key else f"--set value {clip(text, 40)}"
     if text == NULL:
         return None
+    if not text.strip():
+        hint = f' (write {key}="" for an empty string)' if key else ""
+        raise UserError(f"{where}: empty value; expected a TOML value{hint}")
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        if text[:1] not in "[{\"'":
+        doc = parse_toml(f"v = {text}")
+    except ValueError as exc:
+        problem = str(exc)
+        if text[:1] not in "[{\"'" and not problem.startswith("nesting"):
             return text
+        if problem.startswith("nesting"):
+            raise UserError(f"{where}: {problem}") from None
+    else:
+        if set(doc) != {"v"}:
+            raise UserError(f"{where}: one value expected, got more than one line of TOML")
+        return doc["v"]
     try:  # containers holding null are written as JSON (TOML has no null)
-        return json.loads(text)
-    except ValueError:
-        raise UserError(f"--set value {text!r}: malformed TOML value") from None
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise UserError(f"{where}: malformed TOML value ({problem})") from None
+    if depth(value) > MAX_DEPTH:
+        raise UserError(f"{where}: nesting too deep (at most {MAX_DEPTH} levels)")
+    return value
 
 
 def parse_set(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise UserError(
-            f"--set {item!r}: expected key=value (TOML value syntax, dotted keys for nesting)"
+            f"--set {clip(item)}: expected key=value (TOML value syntax, dotted keys for nesting)"
         )
     key, _, raw = item.partition("=")
     parts = [p.strip() for p in key.strip().split(".")]
     if not all(parts):
-        raise UserError(f"--set {item!r}: empty key")
-    return parts, parse_value(raw.strip())
+        raise UserError(f"--set {clip(item)}: empty key")
+    return parts, parse_value(raw.strip(), ".".join(parts))
 
 
 def apply_sets(params: dict[str, Any], sets: list[str]) -> dict[str, Any]:
@@ -228,18 +349,57 @@ def defaults_of(kind: str) -> dict[str, Any]:
     return kind_config(kind).Params().model_dump(mode="json")
 
 
+def blame(loc: str, source: str, set_keys: set[str]) -> str:
+    """Who gave the value at `loc`: a `--set` when it set that key (or one inside it), else `source`.
+
+    A check of a whole table (loc "" or "memory") that a `--set` reached names that `--set`
+    too, with the preset it applied to, since the combination is what fails.
+    """
+    if loc in set_keys or any(loc.startswith(k + ".") for k in set_keys):
+        return f"--set {loc}"
+    inside = sorted(k for k in set_keys if not loc or k.startswith(loc + "."))
+    if inside:
+        return f"--set {', '.join(inside)} (with {source})"
+    return source
+
+
 def _describe_error(
-    err: dict[str, Any], source: str, set_keys: set[str], params_cls: type[BaseModel]
+    err: Mapping[str, Any], source: str, set_keys: set[str], params_cls: type[BaseModel]
 ) -> str:
     loc = ".".join(str(x) for x in err.get("loc", ()))
-    if loc in set_keys or any(loc.startswith(k + ".") for k in set_keys):
-        source = f"--set {loc}"
+    source = blame(loc, source, set_keys)
     if err.get("type") == "extra_forbidden":
-        known = ", ".join(flatten(params_cls().model_dump(mode="json")).keys())
-        return f"{source}: params.{loc}: unknown parameter; expected one of: {known}"
+        known = list(flatten(params_cls().model_dump(mode="json")))
+        close = difflib.get_close_matches(loc, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        listed = ", ".join(known)
+        return (
+            f"{source}: params.{shorten(loc)}: unknown parameter; {hint}expected one of: "
+            f"{shorten(listed, 300)}"
+        )
     got = err.get("input")
-    got_txt = f" (got {got!r})" if not isinstance(got, dict) else ""
-    return f"{source}: params.{loc}: {err.get('msg', 'invalid value')}{got_txt}"
+    got_txt = f" (got {clip(got)})" if not isinstance(got, dict) else ""
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    name = f"params.{loc}" if loc else "params"
+    return f"{source}: {name}: {shorten(msg, 300)}{got_txt}"
+
+
+def _refuse_non_finite(values: dict[str, Any], source: str, set_keys: set[str]) -> None:
+    """No parameter of any kind is NaN or infinite: config.json (JSON) cannot even hold one,
+    and a run would only "complete" with NaN results."""
+    for key, value in flatten(values).items():
+        stack = [value]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, list | tuple):
+                stack.extend(v)
+            elif isinstance(v, dict):
+                stack.extend(v.values())
+            elif isinstance(v, float) and not math.isfinite(v):
+                raise UserError(
+                    f"{blame(key, source, set_keys)}: params.{key}: must be a finite number "
+                    f"(got {clip(value)})"
+                )
 
 
 def resolve(
@@ -251,8 +411,9 @@ def resolve(
 ) -> Resolved:
     """Validate `raw` (+ `--set` overrides) against the kind's schema: the explicit parameter set.
 
-    Input files and run references (in `results`) are checked here too, so everything
-    knowable before loading weights fails before a run directory exists.
+    Input files and run references (in `results`) are checked here too, and then the
+    kind's own `preflight` (devices, dataset contents), so everything knowable before
+    loading weights fails before a run directory exists.
     """
     cfg = kind_config(kind)
     sets = sets or []
@@ -262,12 +423,20 @@ def resolve(
         model = cfg.Params.model_validate(merged)
     except ValidationError as exc:
         raise UserError(_describe_error(exc.errors()[0], source, set_keys, cfg.Params)) from None
+    _refuse_non_finite(model.model_dump(), source, set_keys)
     params = model.model_dump(mode="json")
     defaults = defaults_of(kind)
     flat_p, flat_d = flatten(params), flatten(defaults)
     refuse_secret_values(flat_p, source)
     overrides = {k: v for k, v in flat_p.items() if flat_d.get(k, object()) != v}
-    inputs = check_inputs(model, results or default_results_dir(), source)
+    inputs = check_inputs(
+        model,
+        results or default_results_dir(),
+        lambda name: f"{blame(name.split('[')[0], source, set_keys)}: params.{name}",
+    )
+    preflight = preflight_hook(cfg)
+    if preflight is not None:
+        preflight(model, lambda name: f"{blame(name, source, set_keys)}: params.{name}")
     return Resolved(kind, model, params, defaults, overrides, inputs)
 
 

@@ -26,7 +26,7 @@ from .errors import UserError
 from .events import EventWriter
 from .jsonio import write_json_atomic
 from .kinds import kind_config, kind_experiment
-from .kinds.base import RunContext, StateKeeper, StopRequested
+from .kinds.base import RunContext, StateKeeper, StopRequested, primary_metric
 from .ledger import Ledger
 from .runs import ARTIFACTS, HEARTBEAT_SECONDS, LOG, SUMMARY, Run, RunLock, this_host
 from .secrets import RedactingFilter
@@ -188,9 +188,7 @@ def _execute_locked(
     monitor = _Monitor(run, state, events, stop, ledger, lock)
     monitor.sample_memory()  # one reading before any work, so even a short run has one
     monitor.start()
-    ctx = RunContext(
-        run, params, events, ledger, state, log, stop, getattr(cfg, "PRIMARY_METRIC", None)
-    )
+    ctx = RunContext(run, params, events, ledger, state, log, stop, primary_metric(cfg))
     status, error = "failed", None
     try:
         final = kind_experiment(kind).run(ctx) or {}
@@ -201,7 +199,7 @@ def _execute_locked(
             "attempts": attempt,
         }
         write_json_atomic(run.path / ARTIFACTS / SUMMARY, summary)
-        primary = getattr(cfg, "PRIMARY_METRIC", None)
+        primary = primary_metric(cfg)
         if primary in final:
             state.update(key_metric={"name": primary, "value": final[primary]})
         status = "completed"
@@ -227,6 +225,7 @@ def _execute_locked(
     state.update(
         force=True, status=status, ended=time.time(), last_error=error, records=len(ledger)
     )
+    ctx.close()
     events.close()
     ledger.close()
     for h in list(log.handlers):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from labdeck.backend.units import format_bytes, format_duration
+
 STATUS_STYLE = {
     "queued": "dim",
     "running": "bold $accent",
@@ -24,26 +26,11 @@ STATUS_ICON = {
 
 
 def size(n: float | None) -> str:
-    if n is None:
-        return "—"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+    return format_bytes(n, missing="—")
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds:
-        return "—"
-    s = int(max(0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+    return format_duration(seconds, "compact", missing="—")
 
 
 def stamp(t: float | None) -> str:

@@ -61,8 +61,9 @@ def _primary_metric(kind: str) -> str | None:
     """The kind's PRIMARY_METRIC from its config.py (schemas only, never model code)."""
     try:
         from labdeck.backend.kinds import kind_config
+        from labdeck.backend.kinds.base import primary_metric
 
-        return getattr(kind_config(kind), "PRIMARY_METRIC", None)
+        return primary_metric(kind_config(kind))
     except Exception:
         return None
 

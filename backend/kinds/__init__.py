@@ -1,14 +1,21 @@
 """Experiment kinds, discovered from the packages in this folder.
 
-A kind is a package `backend/kinds/<name>/` with:
-- `config.py`: `Params` (a pydantic model, one field per parameter with a type, a
-  default, bounds and a description), `DESCRIPTION` (one line) and
-  `PRIMARY_METRIC` (the metric the dashboard shows in its runs table). It must
-  not import torch: validating a preset or listing parameters stays instant.
-- `experiment.py`: `run(ctx) -> dict[str, float]` (final metrics) and
-  `dry_run(params) -> DryRun`.
-- optionally `exports.py`: `FORMATS = {name: fn(run, out_dir) -> Path}` for
-  kind-specific export formats.
+A kind is a package `backend/kinds/<name>/`; the contract is declared as Protocols in
+`backend/kinds/base.py` (read it there, with every optional member and its default):
+- `config.py` (`KindConfig`, no torch import: validating a preset or listing
+  parameters stays instant): `Params` (a pydantic model, one field per parameter with
+  a type, a default, bounds and a description), `DESCRIPTION` (one line); optionally
+  `PRIMARY_METRIC` (the runs table's metric), `METRICS`, `VIEWS` (metric roles and
+  views, spec.py), `ARTIFACTS` (what `run:<id>/<name>` may reference),
+  `extra_commands(run_id, params)` (more config.json commands) and
+  `preflight(params, where)` (machine and file checks at validation).
+- `experiment.py` (`KindExperiment`): `run(ctx) -> dict[str, float]` (final metrics)
+  and `dry_run(params) -> DryRun`; optionally `evaluate_run(run, params)` (`labdeck eval`).
+- optionally `exports.py` (`KindExports`): `FORMATS = {name: fn(run, out_dir) -> Path}`
+  for kind-specific export formats.
+
+Optional members are read through base.py's accessors (`primary_metric(cfg)`,
+`preflight_hook(cfg)`, ...), never with a bare getattr at the call site.
 
 Adding a folder is all it takes: the command line and the dashboard find it.
 Kinds kept outside this package (a lab's own) are found through
@@ -21,9 +28,12 @@ import importlib
 import os
 import pkgutil
 from functools import cache
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from .base import ExportFormat, KindConfig, KindExperiment
 
 for _extra in filter(None, os.environ.get("LABDECK_KIND_PATH", "").split(os.pathsep)):
     if _extra not in __path__:
@@ -43,18 +53,24 @@ def _check(kind: str) -> None:
 
 
 @cache
-def kind_config(kind: str) -> ModuleType:
+def kind_config(kind: str) -> KindConfig:
+    from .base import as_config
+
     _check(kind)
-    return importlib.import_module(f"{__name__}.{kind}.config")
+    return as_config(importlib.import_module(f"{__name__}.{kind}.config"))
 
 
 @cache
-def kind_experiment(kind: str) -> ModuleType:
+def kind_experiment(kind: str) -> KindExperiment:
+    from .base import as_experiment
+
     _check(kind)
-    return importlib.import_module(f"{__name__}.{kind}.experiment")
+    return as_experiment(importlib.import_module(f"{__name__}.{kind}.experiment"))
 
 
-def kind_exports(kind: str) -> dict:
+def kind_exports(kind: str) -> dict[str, ExportFormat]:
+    from .base import export_formats
+
     _check(kind)
     try:
         mod = importlib.import_module(f"{__name__}.{kind}.exports")
@@ -62,4 +78,4 @@ def kind_exports(kind: str) -> dict:
         if exc.name == f"{__name__}.{kind}.exports":
             return {}
         raise
-    return dict(getattr(mod, "FORMATS", {}))
+    return export_formats(mod)

@@ -1,9 +1,16 @@
-"""What a kind's experiment receives (`RunContext`) and returns from a dry run (`DryRun`).
+"""The contract between labdeck and a kind: what its modules provide (`KindConfig`,
+`KindExperiment`, `KindExports`), what its experiment receives (`RunContext`) and what a
+dry run returns (`DryRun`).
 
 The context is the kind's only door to the run directory: it emits events,
 records finished units, keeps state.json's counters and answers "should I stop?".
 Kinds never write those files themselves, so the protocol (flush per line, atomic
 state, redaction, seq numbers) holds for every kind by construction.
+
+A kind's modules are plain modules, checked structurally against the Protocols below.
+Optional members (hooks and declarations a kind may leave out) are read only through
+the accessor functions after the Protocols, so every call site is typed and a kind
+that omits one gets the documented default.
 """
 
 from __future__ import annotations
@@ -16,15 +23,22 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pydantic import BaseModel
 
 from ..durable import STAGING_PREFIX, recover_swaps, swap_dir
 from ..events import EventWriter
 from ..jsonio import write_json_atomic
-from ..ledger import Ledger
+from ..ledger import Ledger, unit_key
 from ..runs import ARTIFACTS, CHECKPOINTS, STATE, Run
+
+if TYPE_CHECKING:
+    from .spec import Curve, Metric, Table
+
+# Metric events already emitted by `RunContext.metric_once`, across attempts (see there).
+EMITTED = "emitted.jsonl"
 
 
 class StopRequested(Exception):
@@ -112,6 +126,7 @@ class RunContext:
         restored = recover_swaps(self.checkpoints_dir)
         if restored:
             log.warning("checkpoints %s: restored after a swap was interrupted", restored)
+        self._emitted: Ledger | None = None
 
     # ---- paths
     @property
@@ -167,6 +182,31 @@ class RunContext:
         if name == self._primary:
             self.state.update(key_metric={"name": name, "value": value})
 
+    def metric_once(self, name: str, value: float | None, **where: Any) -> bool:
+        """`metric`, unless this run already emitted `name` at this `where` (this attempt or
+        an earlier one); returns whether it emitted.
+
+        For values that summarise finished work (a level's metrics, computed from all its
+        records) and must appear once however often the run was stopped and resumed. The
+        run remembers them in its own small ledger (emitted.jsonl), so nothing reads the
+        event stream back. The mark follows the event: a kill between the two can repeat
+        the event once on resume, never lose it.
+        """
+        if self._emitted is None:
+            self._emitted = Ledger(self.run.path / EMITTED)
+        key = unit_key("metric", name, sorted(where.items()))
+        if key in self._emitted:
+            return False
+        self.metric(name, value, **where)
+        self._emitted.append(key, {"name": name, **where})
+        return True
+
+    def close(self) -> None:
+        """Release the files the context opened itself (the runner owns the rest)."""
+        if self._emitted is not None:
+            self._emitted.close()
+            self._emitted = None
+
     def batch(self, size: int, reason: str, **extra: Any) -> None:
         self.events.emit("batch", size=size, reason=reason, **extra)
         self.state.update(batch_size=size)
@@ -213,3 +253,110 @@ class RunContext:
     ) -> None:
         rel = str(Path(path).relative_to(self.run.path)) if Path(path).is_absolute() else str(path)
         self.events.emit("checkpoint", step=step, path=rel, metrics=metrics or {})
+
+
+# =========================================================================== the kind contract
+
+
+class KindConfig(Protocol):
+    """`backend/kinds/<kind>/config.py`; must not import torch (validation stays instant).
+
+    Required:
+    - `Params`: the pydantic model of the kind's parameters (type, default, bounds and a
+      description per field; `Annotated[..., Input(...)]` on inputs, see spec.py).
+    - `DESCRIPTION`: one line, shown by `labdeck params` and the launch form.
+
+    Optional (read with the accessors below; absent means the default in brackets):
+    - `PRIMARY_METRIC: str` [None]: the metric in the runs table and state's key metric.
+    - `METRICS: dict[str, Metric]` [every metric an outcome at DEFAULT_TOL] (spec.py).
+    - `VIEWS: list[Curve | Table]` [none] (spec.py).
+    - `ARTIFACTS: dict[str, str]` [none]: what `run:<id>/<name>` may reference.
+    - `extra_commands(run_id, params) -> dict[str, str]` [none]: more `commands` entries
+      for config.json (e.g. kt's `eval_explicit`).
+    - `preflight(params, where) -> None` [no check]: checks that need the machine or
+      files but no weights (devices, dataset cells); raises UserError. `where(name)` is the
+      "source: params.name" prefix that blames a `--set` or the preset correctly.
+    """
+
+    @property
+    def Params(self) -> type[BaseModel]: ...
+
+    @property
+    def DESCRIPTION(self) -> str: ...
+
+
+class KindExperiment(Protocol):
+    """`backend/kinds/<kind>/experiment.py` (may import torch).
+
+    Required: `run(ctx)` (the final metrics) and `dry_run(params)` (units, memory, time
+    before anything is loaded). Optional: `evaluate_run(run, params) -> dict` [none]: a
+    separate evaluation phase on a finished run (`labdeck eval`).
+    """
+
+    def run(self, ctx: RunContext) -> dict[str, float]: ...
+
+    def dry_run(self, params: Any) -> DryRun: ...
+
+
+ExportFormat = Callable[[Run, Path], Path]
+
+
+class KindExports(Protocol):
+    """Optional `backend/kinds/<kind>/exports.py`: kind-specific `labdeck export` formats."""
+
+    @property
+    def FORMATS(self) -> dict[str, ExportFormat]: ...
+
+
+class ExtraCommands(Protocol):
+    def __call__(self, run_id: str, params: dict[str, Any]) -> dict[str, str]: ...
+
+
+class Preflight(Protocol):
+    def __call__(self, params: Any, where: Callable[[str], str]) -> None: ...
+
+
+class EvaluateRun(Protocol):
+    def __call__(self, run: Run, params: Any) -> dict[str, Any]: ...
+
+
+def as_config(module: ModuleType) -> KindConfig:
+    """A kind's config module, typed by its contract."""
+    return cast("KindConfig", module)
+
+
+def as_experiment(module: ModuleType) -> KindExperiment:
+    """A kind's experiment module, typed by its contract."""
+    return cast("KindExperiment", module)
+
+
+def primary_metric(cfg: KindConfig) -> str | None:
+    return cast("str | None", getattr(cfg, "PRIMARY_METRIC", None))
+
+
+def declared_metrics(cfg: KindConfig | ModuleType) -> dict[str, Metric]:
+    return dict(getattr(cfg, "METRICS", None) or {})
+
+
+def declared_views(cfg: KindConfig | ModuleType) -> list[Curve | Table]:
+    return list(getattr(cfg, "VIEWS", None) or [])
+
+
+def declared_artifacts(cfg: KindConfig) -> dict[str, str]:
+    return dict(getattr(cfg, "ARTIFACTS", None) or {})
+
+
+def extra_commands_hook(cfg: KindConfig) -> ExtraCommands | None:
+    return cast("ExtraCommands | None", getattr(cfg, "extra_commands", None))
+
+
+def preflight_hook(cfg: KindConfig) -> Preflight | None:
+    return cast("Preflight | None", getattr(cfg, "preflight", None))
+
+
+def evaluate_run_hook(exp: KindExperiment) -> EvaluateRun | None:
+    return cast("EvaluateRun | None", getattr(exp, "evaluate_run", None))
+
+
+def export_formats(exports: KindExports | ModuleType | None) -> dict[str, ExportFormat]:
+    return dict(getattr(exports, "FORMATS", None) or {})

@@ -20,7 +20,10 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .base import KindConfig
 
 # Outcomes of CPU-deterministic kinds reproduce exactly; this leaves room for
 # float summation order only. Kinds with noisier outcomes declare their own.
@@ -68,17 +71,22 @@ class Input:
 
     `what`: "file", "dir" or "any". `hub_ok`: a value that is not an existing path may be
     a model hub id (or an embedded alias) and is then not required to exist locally.
+    `builtin`: values that name something shipped with labdeck and are not checked.
     Empty values ("" or None) mean "not given" and are not checked.
     """
 
     what: Literal["file", "dir", "any"] = "file"
     hub_ok: bool = False
     run_artifacts: tuple[str, ...] = field(default_factory=tuple)
+    # Values naming something shipped with labdeck (a prompt set, a drawn image): never paths.
+    builtin: tuple[str, ...] = field(default_factory=tuple)
 
 
-def metric_spec(config: ModuleType, name: str) -> Metric:
+def metric_spec(config: KindConfig | ModuleType, name: str) -> Metric:
     """The declaration that governs metric `name` in a kind's config module."""
-    declared: dict[str, Metric] = getattr(config, "METRICS", {}) or {}
+    from .base import declared_metrics
+
+    declared = declared_metrics(config)
     if name in declared:
         return declared[name]
     for pattern, spec in declared.items():
@@ -87,5 +95,7 @@ def metric_spec(config: ModuleType, name: str) -> Metric:
     return Metric()
 
 
-def views(config: ModuleType) -> list[Curve | Table]:
-    return list(getattr(config, "VIEWS", []) or [])
+def views(config: KindConfig | ModuleType) -> list[Curve | Table]:
+    from .base import declared_views
+
+    return declared_views(config)

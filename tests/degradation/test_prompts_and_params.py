@@ -68,7 +68,6 @@ def test_prompt_file_problems_name_the_file(tmp_path):
         ({"levels": [0.1, 0.1]}, "appears twice"),
         ({"levels": [-0.1]}, "must be >= 0"),
         ({"param_groups": ["attention", "heads"]}, "param_groups"),
-        ({"prompts": {"set": "nowhere.txt"}}, "not found"),
         ({"prompts": {"set": "iqq"}}, "neither a shipped set"),
         ({"layer_start": 3, "layer_end": 1}, "before layer_start"),
         ({"memory": {"grow_below": 0.95}}, "grow_below < pause_above"),
@@ -78,6 +77,26 @@ def test_prompt_file_problems_name_the_file(tmp_path):
 def test_bad_params_are_refused_with_the_reason(override, fragment):
     with pytest.raises(ValidationError, match=fragment):
         Params(**override)
+
+
+@pytest.mark.parametrize(
+    ("sets", "fragment"),
+    [
+        (
+            ["prompts.set=nowhere.txt"],
+            r"--set prompts.set: params.prompts.set: nowhere.txt: no such file",
+        ),
+        (
+            ["image.path=nowhere.png"],
+            r"--set image.path: params.image.path: nowhere.png: no such file",
+        ),
+    ],
+)
+def test_missing_input_files_are_refused_at_validation(sets, fragment):
+    from labdeck.backend.presets import resolve
+
+    with pytest.raises(UserError, match=fragment):
+        resolve("degradation", {}, sets)
 
 
 def test_config_does_not_import_torch():

@@ -12,8 +12,9 @@ from safetensors import safe_open
 
 from labdeck.backend import models
 from labdeck.backend.errors import UserError
+from labdeck.backend.estimate import footprint
 from labdeck.backend.generation import GenParams, generate
-from labdeck.backend.models import build_once, footprint, load_model, model_info
+from labdeck.backend.models import build_once, load_model, model_info
 
 
 @pytest.mark.slow

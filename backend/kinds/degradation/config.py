@@ -8,10 +8,15 @@ of description. No torch import: validating a preset must stay instant.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
+import math
+from collections.abc import Callable
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ...devices import DEVICE_SYNTAX, check_4bit, check_device
+from ..fields import ModelName
+from ..spec import Input
 
 DESCRIPTION = (
     "Weight-degradation sweep: perturb one parameter group at increasing levels "
@@ -26,6 +31,14 @@ PROMPT_SETS = ("dreams", "iq", "picture")
 PROMPT_FILE_SUFFIXES = (".toml", ".json", ".txt")
 # Shipped perplexity reference text, used when `perplexity_text` is empty.
 BUILTIN_IMAGE = "builtin:kitchen"
+# Levels each method can take: beyond these the weights overflow to inf/NaN (or, for
+# uni_quant bits, the grid is meaningless), so a sweep would "complete" with NaN results.
+LEVEL_RANGES = {
+    "mult_gauss": (0.0, 100.0),  # σ of the multiplicative noise
+    "ablation": (0.0, 1.0),  # fraction of weights zeroed
+    "uni_quant": (0.0, 1000.0),  # grid step in standard deviations (mode step)
+}
+BITS_RANGE = (1, 32)  # uni_quant mode bits: whole bit counts (0 = the clean model)
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -57,7 +70,7 @@ class PromptParams(BaseModel):
 
     model_config = _STRICT
 
-    set: str = Field(
+    set: Annotated[str, Input("file", builtin=PROMPT_SETS)] = Field(
         "dreams",
         min_length=1,
         description="shipped set (dreams | iq | picture) or a path to a .toml/.json/.txt prompt file",
@@ -70,16 +83,15 @@ class PromptParams(BaseModel):
     @field_validator("set")
     @classmethod
     def _known_set_or_file(cls, v: str) -> str:
+        """The name's shape only: whether the file exists is checked with every other input
+        at validation (backend/inputs.py), which also records its content hash."""
         if v in PROMPT_SETS:
             return v
-        path = Path(v).expanduser()
-        if path.suffix.lower() not in PROMPT_FILE_SUFFIXES:
+        if not v.lower().endswith(PROMPT_FILE_SUFFIXES):
             raise ValueError(
-                f"{v!r} is neither a shipped set ({', '.join(PROMPT_SETS)}) "
+                f"{v[:80]!r} is neither a shipped set ({', '.join(PROMPT_SETS)}) "
                 f"nor a {'/'.join(PROMPT_FILE_SUFFIXES)} file"
             )
-        if not path.is_file():
-            raise ValueError(f"prompt file {v!r} not found")
         return v
 
 
@@ -91,18 +103,11 @@ class ImageParams(BaseModel):
     enabled: bool = Field(
         False, description="attach the image to every prompt (needs an image+text model)"
     )
-    path: str = Field(
+    path: Annotated[str, Input("file", builtin=(BUILTIN_IMAGE,))] = Field(
         BUILTIN_IMAGE,
         min_length=1,
         description=f"image file, or {BUILTIN_IMAGE!r} for a kitchen scene drawn by labdeck",
     )
-
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, v: str) -> str:
-        if v != BUILTIN_IMAGE and not Path(v).expanduser().is_file():
-            raise ValueError(f"image file {v!r} not found")
-        return v
 
 
 class MemoryParams(BaseModel):
@@ -136,7 +141,7 @@ class Params(BaseModel):
 
     model_config = _STRICT
 
-    model: str = Field(
+    model: ModelName = Field(
         "smollm2-135m", min_length=1, description="Hugging Face id, local path, or smollm2-135m"
     )
     load_4bit: bool = Field(
@@ -146,6 +151,14 @@ class Params(BaseModel):
         "auto", description="weight dtype (auto = the checkpoint's own)"
     )
     device: str = Field("auto", min_length=1, description="auto, cpu, cuda or cuda:N")
+
+    @field_validator("device")
+    @classmethod
+    def _device_syntax(cls, v: str) -> str:
+        if not DEVICE_SYNTAX.match(v):
+            raise ValueError(f"{v[:40]!r}: expected auto, cpu, cuda or cuda:N")
+        return v
+
     cpu_threads: int = Field(
         0,
         ge=0,
@@ -175,7 +188,8 @@ class Params(BaseModel):
         default_factory=lambda: [round(0.025 * i, 3) for i in range(11)],
         min_length=1,
         max_length=1000,
-        description="degradation levels (the seed's std_dev range); 0 = the clean model",
+        description="degradation levels (the seed's std_dev range); 0 = the clean model; "
+        "mult_gauss 0..100, ablation 0..1, uni_quant step 0..1000 or bits 1..32",
     )
     n_rep: int = Field(
         1, ge=1, le=1000, description="repeats per level (fresh noise and seed each)"
@@ -208,6 +222,9 @@ class Params(BaseModel):
     @field_validator("levels")
     @classmethod
     def _levels_valid(cls, v: list[float]) -> list[float]:
+        bad = next((x for x in v if not math.isfinite(x)), None)
+        if bad is not None:
+            raise ValueError(f"levels must be finite numbers (got {bad})")
         if any(x < 0 for x in v):
             raise ValueError(f"levels must be >= 0 (got {min(v)})")
         if len(set(v)) != len(v):
@@ -235,12 +252,25 @@ class Params(BaseModel):
                 "blocks, which cannot be degraded; set load_4bit=false or "
                 "param_groups=['embedding'] (embeddings stay float)"
             )
-        if self.method == "ablation" and max(self.levels) > 1:
-            raise ValueError(f"ablation levels are fractions in [0, 1] (got {max(self.levels)})")
         if self.method == "uni_quant" and self.uni_quant_mode == "bits":
-            bad = [x for x in self.levels if x != int(x) or (0 < x < 1) or x > 32]
+            lo, hi = BITS_RANGE
+            bad = [x for x in self.levels if x != int(x) or (0 < x < lo) or x > hi]
             if bad:
                 raise ValueError(
-                    f"uni_quant bits levels must be whole numbers in 1..32 or 0 (got {bad[0]})"
+                    f"uni_quant bits levels must be whole numbers in {lo}..{hi} or 0 (got {bad[0]})"
                 )
+            return self
+        lo, hi = LEVEL_RANGES[self.method]
+        out = [x for x in self.levels if not lo <= x <= hi]
+        if out:
+            what = "fractions " if self.method == "ablation" else ""
+            raise ValueError(f"{self.method} levels are {what}in [{lo:g}, {hi:g}] (got {out[0]:g})")
         return self
+
+
+def preflight(params: Params, where: Callable[[str], str]) -> None:
+    """What this machine must provide, checked at validation (no torch import):
+    the CUDA device named, and a GPU for 4-bit loading."""
+    check_device(params.device, where("device"))
+    if params.load_4bit:
+        check_4bit(where("load_4bit"))

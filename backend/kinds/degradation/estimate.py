@@ -1,20 +1,25 @@
 """`labdeck run … --dry-run`: groups, work units, memory and time, before loading any weight.
 
-The model is built on the meta device from its config alone, so the groups and
-their sizes shown are the ones the run will use (same discovery code), at no
-memory cost. Memory is weights plus the KV cache of the starting batch; time
-is a roofline guess (decoding reads every weight once per step, so it is
-bandwidth-bound at small batches and compute-bound at large ones) and is
-labelled as rough.
+Sizes and times come from the shared estimator (backend/estimate.py: the model on the
+meta device, a roofline for time); this module adds what only a sweep knows: its
+prompt set, its parameter groups (same discovery code as the run, so the groups and
+sizes shown are the ones the run will use), its passes and the restore snapshot.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
+from ...estimate import (
+    Footprint,
+    Hardware,
+    auto_device,
+    forward_seconds,
+    generation_seconds,
+    meta_model,
+)
 from ...kinds.base import DryRun
+from ...units import format_bytes, format_duration
 from .config import Params
 from .groups import ModelGroups, discover_groups
 from .promptsets import PromptSet, load_prompt_set
@@ -22,55 +27,7 @@ from .promptsets import PromptSet, load_prompt_set
 CHAT_TEMPLATE_TOKENS = 24  # role markers and the assistant cue around a user message
 IMAGE_TOKENS = 256  # Gemma 3's soft tokens per image
 CHARS_PER_TOKEN = 4.0
-
-
-@dataclass(frozen=True)
-class Hardware:
-    """Effective (not peak) rates: a CPU core pair as measured with smollm2-135m; a datacentre GPU
-    (H100-class) by its published bandwidth and bf16 throughput, derated by about half."""
-
-    name: str
-    bandwidth: float  # bytes/s actually achieved when streaming weights
-    flops: float  # FLOP/s actually achieved by batched matmuls
-
-    @classmethod
-    def for_device(cls, device: str) -> Hardware:
-        if device.startswith("cuda"):
-            return cls("cuda", 1.2e12, 1.5e14)
-        return cls("cpu", 6e9, 3e10)
-
-
-def _config_source(spec: str) -> str | None:
-    from ...models import EMBEDDED, embedded_dir
-
-    if spec in EMBEDDED:
-        folder = embedded_dir(spec)
-        return str(folder) if (folder / "config.json").is_file() else None
-    return spec
-
-
-def meta_model(spec: str) -> Any | None:
-    """The model's module tree with no storage (None when its config is not reachable)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
-
-    source = _config_source(spec)
-    if source is None:
-        return None
-    try:  # local only: a dry run must answer at once, never wait on Hub retries
-        config = AutoConfig.from_pretrained(source, local_files_only=True)
-    except (OSError, ValueError):
-        return None
-    cls = (
-        AutoModelForImageTextToText
-        if getattr(config, "vision_config", None)
-        else AutoModelForCausalLM
-    )
-    try:
-        with torch.device("meta"):
-            return cls.from_config(config)
-    except (ValueError, KeyError):
-        return None
+PERPLEXITY_TOKENS = 1024  # the shipped reference text, about
 
 
 def prompt_tokens(prompts: PromptSet, max_seq_length: int, image: bool) -> int:
@@ -78,31 +35,6 @@ def prompt_tokens(prompts: PromptSet, max_seq_length: int, image: bool) -> int:
     longest = max(len(p.text) for p in prompts.prompts)
     n = math.ceil(longest / CHARS_PER_TOKEN) + CHAT_TEMPLATE_TOKENS
     return n + IMAGE_TOKENS if image else min(n, max_seq_length)
-
-
-def _kv_bytes_per_token(model: Any, dtype_bytes: int) -> int:
-    cfg = model.config.get_text_config()
-    heads = int(cfg.num_attention_heads)
-    kv = int(getattr(cfg, "num_key_value_heads", None) or heads)
-    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
-    return 2 * int(cfg.num_hidden_layers) * kv * head_dim * dtype_bytes
-
-
-def _dtype_bytes(model: Any, dtype: str, load_4bit: bool) -> tuple[float, int]:
-    """(bytes per weight, bytes per activation/KV value)."""
-    if dtype == "auto":
-        stored = str(getattr(model.config.get_text_config(), "dtype", None) or "float32")
-        dtype = stored.removeprefix("torch.")
-    act = 4 if dtype == "float32" else 2
-    return (0.5 if load_4bit else act), act
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def _group_lines(mg: ModelGroups, names: list[str]) -> list[str]:
@@ -130,7 +62,7 @@ def estimate(p: Params) -> DryRun:
         f"work units: {len(p.param_groups)} groups × {len(p.levels)} levels × {p.n_rep} repeats × {n} prompts "
         f"= {units} records ({passes} degrade+generate passes)",
     ]
-    device = _auto_device() if p.device == "auto" else p.device
+    device = auto_device() if p.device == "auto" else p.device
     model = meta_model(p.model)
     if model is None:
         lines.append(
@@ -144,51 +76,35 @@ def estimate(p: Params) -> DryRun:
     )
     lines += _group_lines(mg, p.param_groups)
 
-    weights_n = sum(t.numel() for t in model.parameters())
-    w_bytes, act_bytes = _dtype_bytes(model, p.dtype, p.load_4bit)
-    weight_mem = weights_n * w_bytes
+    fp = Footprint.of(model, p.dtype, p.load_4bit)
     prompt_len = prompt_tokens(prompts, p.generation.max_seq_length, p.image.enabled)
     seq = prompt_len + p.generation.max_new_tokens
-    kv = _kv_bytes_per_token(model, act_bytes) * batch * seq
+    kv = fp.kv_cache_bytes(batch, seq)
     subset_n = sum(t.numel() for _, t in mg.union(p.param_groups))
     lines.append(
-        f"memory on {device}: weights {_fmt_bytes(weight_mem)} + KV cache {_fmt_bytes(kv)} "
-        f"(batch {batch} × {seq} tokens) = {_fmt_bytes(weight_mem + kv)}; "
-        f"restore snapshot {_fmt_bytes(subset_n * w_bytes)} in host memory"
+        f"memory on {device}: weights {format_bytes(fp.weight_bytes)} + KV cache {format_bytes(kv)} "
+        f"(batch {batch} × {seq} tokens) = {format_bytes(fp.weight_bytes + kv)}; "
+        f"restore snapshot {format_bytes(subset_n * fp.bytes_per_param)} in host memory"
     )
-    seconds = _seconds(
-        p, Hardware.for_device(device), weights_n, weight_mem, prompt_len, batch, n, passes
+    seconds = _seconds(p, fp, Hardware.for_device(device), prompt_len, batch, n, passes)
+    lines.append(
+        f"time: ~{format_duration(seconds, 'compact')} (rough roofline estimate for {device})"
     )
-    lines.append(f"time: ~{seconds / 60:.1f} min (rough roofline estimate for {device})")
-    return DryRun(units=units, memory_bytes=int(weight_mem + kv), seconds=seconds, lines=lines)
-
-
-def _auto_device() -> str:
-    import torch
-
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
+    return DryRun(units=units, memory_bytes=int(fp.weight_bytes + kv), seconds=seconds, lines=lines)
 
 
 def _seconds(
-    p: Params,
-    hw: Hardware,
-    n_params: int,
-    weight_bytes: float,
-    prompt_len: int,
-    batch: int,
-    n: int,
-    passes: int,
+    p: Params, fp: Footprint, hw: Hardware, prompt_len: int, batch: int, n: int, passes: int
 ) -> float:
-    """Prefill (compute-bound) + decode steps (max of weight streaming and matmul time)."""
-    total = 0.0
-    remaining = n
-    while remaining > 0:
-        b = min(batch, remaining)
-        prefill = 2 * n_params * b * prompt_len / hw.flops
-        step = max(weight_bytes / hw.bandwidth, 2 * n_params * b / hw.flops)
-        total += prefill + p.generation.max_new_tokens * step
-        remaining -= b
-    per_pass = total
+    """Every pass answers all prompts; perplexity adds one forward pass per (group, level)."""
+    per_pass = generation_seconds(
+        fp,
+        hw,
+        prompts=n,
+        batch=batch,
+        prompt_tokens=prompt_len,
+        new_tokens=p.generation.max_new_tokens,
+    )
     if p.compute_perplexity:
-        per_pass += 2 * n_params * 1024 / hw.flops / max(p.n_rep, 1)
+        per_pass += forward_seconds(fp, hw, PERPLEXITY_TOKENS) / max(p.n_rep, 1)
     return passes * per_pass

@@ -12,7 +12,8 @@ same records as one that never stopped:
   (repeat seed, record key), so a record's text is the same whatever batch it ran in
   (an OOM retry, a resume with another batch size);
 - per-level metrics are computed from all records of the level (earlier
-  attempts included) and emitted once, whichever attempt completes the level.
+  attempts included) and emitted once, whichever attempt completes the level
+  (`RunContext.metric_once` remembers what was emitted).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from datetime import datetime
 from typing import Any
 
 from ...batching import BatchController, BatchPolicy
-from ...events import EventReader
 from ...generation import Generation, GenParams, generate_batch, perplexity
 from ...gpu import memory_fraction_probe, probe_for, process_memory
 from ...kinds.base import RunContext
@@ -121,7 +121,6 @@ class Sweep:
             policy=policy,
         )
         self.stats: dict[tuple[str, float], LevelStats] = {}
-        self.emitted: set[tuple[str, str, float]] = set()
         self.restore_seconds = 0.0
         self.generate_seconds = 0.0
         self.prompt_group = params.prompts.group or rt.prompts.name
@@ -130,14 +129,11 @@ class Sweep:
 
     # ------------------------------------------------------------------ resume state
     def _load_previous(self) -> None:
-        """Level statistics from earlier attempts, and which level metrics were already emitted."""
+        """Level statistics from earlier attempts' records."""
         for rec in self.ctx.ledger.records():
             group, level = rec.get("param_group_name"), rec.get("level_value")
             if isinstance(group, str) and isinstance(level, int | float):
                 self.stats.setdefault((group, float(level)), LevelStats()).add(rec)
-        for ev in EventReader(self.ctx.run.events_path).read_new():
-            if ev.get("type") == "metric" and "level" in ev and "group" in ev:
-                self.emitted.add((str(ev["name"]), str(ev["group"]), float(ev["level"])))
 
     def _keys(self, group: str, level: float, repeat: int) -> dict[int, str]:
         return {
@@ -297,10 +293,7 @@ class Sweep:
         return rec
 
     def _metric(self, name: str, value: float, group: str, level: float) -> None:
-        tag = (name, group, float(level))
-        if tag not in self.emitted:
-            self.emitted.add(tag)
-            self.ctx.metric(name, value, level=level, group=group)
+        self.ctx.metric_once(name, value, level=float(level), group=group)
 
     def _level_complete(self, group: str, level: float) -> bool:
         return all(

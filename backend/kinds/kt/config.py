@@ -10,9 +10,10 @@ torch: validating a preset or listing parameters stays instant.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DESCRIPTION = (
     "knowledge-tracing transformer with mastery/gain heads, semantic losses and per-epoch "
@@ -21,6 +22,9 @@ DESCRIPTION = (
 PRIMARY_METRIC = "val_auc"
 
 SYNTHETIC = "synthetic"
+# Seeds feed numpy's legacy seeding (32-bit) and torch generators (64-bit, after the
+# trainer mixes in the epoch), so they are 32-bit unsigned, as in the other kinds.
+MAX_SEED = 2**32 - 1
 
 
 class Params(BaseModel):
@@ -60,10 +64,12 @@ class Params(BaseModel):
     sim_repeat_prob: float = Field(
         0.6, ge=0.0, le=1.0, description="synthetic: probability of practising the same skill again"
     )
-    sim_seed: int = Field(2025, ge=0, description="synthetic: seed of the simulated population")
+    sim_seed: int = Field(
+        2025, ge=0, le=MAX_SEED, description="synthetic: seed of the simulated population"
+    )
 
     # ---- runtime
-    seed: int = Field(42, ge=0, description="seed for weights, shuffling and dropout")
+    seed: int = Field(42, ge=0, le=MAX_SEED, description="seed for weights, shuffling and dropout")
     epochs: int = Field(12, ge=1, le=10_000, description="training epochs")
     batch_size: int = Field(64, ge=1, le=65_536, description="sequences per batch")
     learning_rate: float = Field(0.000174, gt=0.0, le=10.0, description="optimizer learning rate")
@@ -214,6 +220,24 @@ class Params(BaseModel):
     max_semantic_students: int = Field(
         50, ge=1, description="validation students for the per-epoch trajectory correlations"
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Params:
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"n_heads ({self.n_heads}) must divide d_model ({self.d_model}): "
+                "each attention head gets d_model / n_heads dimensions"
+            )
+        return self
+
+
+def preflight(params: Params, where: Callable[[str], str]) -> None:
+    """A pyKT dataset is read and every cell checked at validation (pandas, no torch), so a
+    missing file or a bad cell is one line before a run directory exists."""
+    if not is_synthetic(params):
+        from .pykt import peek_pykt
+
+        peek_pykt(params)
 
 
 def is_synthetic(params: Params | dict[str, Any]) -> bool:

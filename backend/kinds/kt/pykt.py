@@ -8,28 +8,38 @@ folder prepared by pyKT trains here unchanged.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ...errors import UserError
+from ...errors import UserError, clip
 from .config import Params
 from .data import PAD, KTData, windows
 
 TRAIN_VALID = "train_valid_sequences.csv"
 TEST = "test_sequences.csv"
 REQUIRED = ("uid", "concepts", "responses")
+MAX_ID = 2**31 - 1  # concept ids index an embedding table
 
 
 def _parse_list(text: object, path: Path, row: int, column: str) -> np.ndarray:
-    try:
-        return np.array([int(float(v)) for v in str(text).split(",")], dtype=np.int64)
-    except ValueError:
-        raise UserError(
-            f"{path}: row {row + 2}, column {column!r}: expected comma-separated integers, "
-            f"got {str(text)[:40]!r}"
-        ) from None
+    """A pyKT cell: comma-separated whole numbers (`1,5,-1`); anything else names its cell."""
+    values = []
+    for part in str(text).split(","):
+        try:
+            number = float(part)
+            if not number.is_integer() or abs(number) > MAX_ID:
+                raise ValueError
+        except ValueError:
+            shown = "an empty cell" if text is None or str(text) in ("", "nan") else clip(text, 40)
+            raise UserError(
+                f"{path}: row {row + 2}, column {column!r}: expected comma-separated integers, "
+                f"got {shown}"
+            ) from None
+        values.append(int(number))
+    return np.array(values, dtype=np.int64)
 
 
 def _read(path: Path, need_fold: bool) -> pd.DataFrame:
@@ -78,7 +88,18 @@ def _histories(frame: pd.DataFrame, path: Path) -> tuple[list, list, list]:
     return concepts, responses, selects
 
 
-def load_pykt(params: Params) -> KTData:
+@dataclass
+class _Parsed:
+    """Both files of a pyKT dataset, every cell checked."""
+
+    folder: Path
+    folds: np.ndarray
+    train_valid: tuple[list, list, list]
+    test: tuple[list, list, list]
+    num_c: int
+
+
+def _parse(params: Params) -> _Parsed:
     folder = Path(params.data_dir) / params.dataset
     if not folder.is_dir():
         raise UserError(
@@ -89,23 +110,28 @@ def load_pykt(params: Params) -> KTData:
     train_valid, test = _read(tv_path, need_fold=True), _read(test_path, need_fold=False)
     try:
         folds = train_valid["fold"].astype(int).to_numpy()
-    except ValueError:
+    except (ValueError, TypeError, OverflowError):
         raise UserError(f"{tv_path}: column 'fold' must hold integers 0-4") from None
     if params.fold not in set(folds.tolist()):
         raise UserError(
             f"{tv_path}: no rows with fold {params.fold} (folds present: {sorted(set(folds))})"
         )
-
-    tv_c, tv_r, tv_s = _histories(train_valid, tv_path)
-    te_c, te_r, te_s = _histories(test, test_path)
-    if not tv_c:
+    tv = _histories(train_valid, tv_path)
+    te = _histories(test, test_path)
+    if not tv[0]:
         raise UserError(f"{tv_path}: no sequences")
+    num_c = int(max(max((c.max() for c in tv[0] + te[0] if len(c)), default=0), 0)) + 1
+    return _Parsed(folder, folds, tv, te, num_c)
+
+
+def load_pykt(params: Params) -> KTData:
+    parsed = _parse(params)
+    tv_c, tv_r, tv_s = parsed.train_valid
 
     def pick(items: list, mask: np.ndarray) -> list:
         return [x for x, m in zip(items, mask, strict=True) if m]
 
-    is_valid = folds == params.fold
-    num_c = int(max(max((c.max() for c in tv_c + te_c if len(c)), default=0), 0)) + 1
+    is_valid = parsed.folds == params.fold
     return KTData(
         train=windows(
             pick(tv_c, ~is_valid), pick(tv_r, ~is_valid), pick(tv_s, ~is_valid), params.seq_len
@@ -113,20 +139,15 @@ def load_pykt(params: Params) -> KTData:
         valid=windows(
             pick(tv_c, is_valid), pick(tv_r, is_valid), pick(tv_s, is_valid), params.seq_len
         ),
-        test=windows(te_c, te_r, te_s, params.seq_len),
-        num_c=num_c,
-        source=f"pyKT {folder}",
+        test=windows(*parsed.test, params.seq_len),
+        num_c=parsed.num_c,
+        source=f"pyKT {parsed.folder}",
     )
 
 
 def peek_pykt(params: Params) -> tuple[int, int]:
-    """(train/valid rows, skills) after checking both files and their columns, for dry runs:
-    a preset naming a missing or malformed dataset fails before anything is launched."""
-    folder = Path(params.data_dir) / params.dataset
-    tv = _read(folder / TRAIN_VALID, need_fold=True)
-    te = _read(folder / TEST, need_fold=False)
-    top = 0
-    for frame in (tv, te):
-        for text in frame["concepts"]:
-            top = max(top, max(int(float(v)) for v in str(text).split(",")))
-    return len(tv), top + 1
+    """(train/valid rows, skills) after checking both files, their columns and every cell:
+    a preset naming a missing or malformed dataset fails at validation, before anything
+    is created (the kind's `preflight`), and its dry run never meets a bad cell."""
+    parsed = _parse(params)
+    return len(parsed.folds), parsed.num_c

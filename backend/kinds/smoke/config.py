@@ -6,9 +6,13 @@ batch size and write a resumable run, before spending hours on a real sweep.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ...devices import check_4bit, check_device
+from ..fields import ModelName
 
 DESCRIPTION = (
     "Greedy answers from a model to a few prompts: checks loading, generation and batching."
@@ -30,7 +34,7 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(
+    model: ModelName = Field(
         "smollm2-135m", min_length=1, description="Hugging Face id, local folder or embedded alias."
     )
     prompts: list[str] = Field(
@@ -76,3 +80,11 @@ class Params(BaseModel):
         if any(not p.strip() for p in self.prompts):
             raise ValueError("prompts must not contain empty strings")
         return self
+
+
+def preflight(params: Params, where: Callable[[str], str]) -> None:
+    """What this machine must provide, checked at validation (no torch import)."""
+    if params.device_map == "cuda":
+        check_device("cuda", where("device_map"))
+    if params.load_4bit:
+        check_4bit(where("load_4bit"))

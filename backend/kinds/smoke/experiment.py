@@ -6,7 +6,6 @@ resumes with exactly the prompts that have no record yet.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ...batching import BatchController, BatchPolicy
@@ -14,9 +13,6 @@ from ...ledger import unit_key
 from ..base import DryRun, RunContext
 from .config import Params
 
-# Rough rates for the time estimate: decoding is bound by reading every weight once per
-# new token; these are typical effective bandwidths, not measurements of this machine.
-_BANDWIDTH = {"cpu": 3e9, "cuda": 800e9}
 _WARM_LOAD_SECONDS = 2.0
 _COLD_LOAD_SECONDS = 60.0  # first use of the embedded model: download + GGUF conversion
 _PROMPT_TOKENS = 48  # chat template + a short question
@@ -146,7 +142,9 @@ def run(ctx: RunContext) -> dict[str, float]:
 
 def dry_run(params: Params) -> DryRun:
     """Units, memory and time, from the model's config alone (no weights are loaded)."""
-    from ...models import EMBEDDED, embedded_dir, footprint
+    from ...estimate import Hardware, auto_device, footprint, generation_seconds
+    from ...models import EMBEDDED, embedded_dir
+    from ...units import format_bytes, format_duration
 
     n = len(params.prompts)
     lines = [
@@ -159,21 +157,22 @@ def dry_run(params: Params) -> DryRun:
     seq = _PROMPT_TOKENS + params.max_new_tokens
     kv = fp.kv_cache_bytes(params.max_batch_size, seq)
     memory = fp.weight_bytes + kv
-    on_gpu = params.device_map != "none" and _cuda_available()
-    steps = math.ceil(n / params.max_batch_size) * params.max_new_tokens
+    device = "cpu" if params.device_map in ("none", "cpu") else auto_device()
     load = _WARM_LOAD_SECONDS
     if params.model in EMBEDDED and not (embedded_dir(params.model) / "config.json").exists():
         load = _COLD_LOAD_SECONDS
-    seconds = load + steps * fp.weight_bytes / _BANDWIDTH["cuda" if on_gpu else "cpu"]
+    seconds = load + generation_seconds(
+        fp,
+        Hardware.for_device(device),
+        prompts=n,
+        batch=params.max_batch_size,
+        prompt_tokens=_PROMPT_TOKENS,
+        new_tokens=params.max_new_tokens,
+    )
     lines += [
-        f"{fp.params / 1e6:.1f}M parameters in {fp.dtype}: {fp.weight_bytes / 2**20:.0f} MiB of weights",
-        f"KV cache at batch {params.max_batch_size} × {seq} tokens: {kv / 2**20:.1f} MiB",
-        f"about {seconds:.0f} s on {'GPU' if on_gpu else 'CPU'} (rough: weights read once per new token)",
+        f"{fp.params / 1e6:.1f}M parameters in {fp.dtype}: {format_bytes(fp.weight_bytes)} of weights",
+        f"KV cache at batch {params.max_batch_size} × {seq} tokens: {format_bytes(kv)}",
+        f"about {format_duration(seconds, 'compact')} on {device} "
+        "(rough roofline estimate, model load included)",
     ]
     return DryRun(units=n, memory_bytes=memory, seconds=round(seconds, 1), lines=lines)
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

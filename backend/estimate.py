@@ -1,0 +1,142 @@
+"""What a model will need before a single weight is loaded: the one estimator behind every
+dry run (memory from the model's config on the meta device, time from a roofline).
+
+The model is built on the meta device from its config alone, so sizes are the real
+ones at no memory cost. Time is a roofline guess: decoding reads every weight once per
+step, so it is bandwidth-bound at small batches and compute-bound at large ones; the
+rates are effective ones, not peaks, and the result is labelled rough wherever shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Effective (not peak) rates: a CPU core pair as measured with smollm2-135m; a datacentre GPU
+    (H100-class) by its published bandwidth and bf16 throughput, derated by about half."""
+
+    name: str
+    bandwidth: float  # bytes/s actually achieved when streaming weights
+    flops: float  # FLOP/s actually achieved by batched matmuls
+
+    @classmethod
+    def for_device(cls, device: str) -> Hardware:
+        if device.startswith("cuda"):
+            return cls("cuda", 1.2e12, 1.5e14)
+        return cls("cpu", 6e9, 3e10)
+
+
+def auto_device() -> str:
+    """Where `auto` places a model here: the first CUDA device, else the CPU (torch-free)."""
+    from .devices import cuda_device_count
+
+    return "cuda:0" if cuda_device_count() else "cpu"
+
+
+def _config_source(spec: str) -> str | None:
+    from .models import EMBEDDED, embedded_dir
+
+    if spec in EMBEDDED:
+        folder = embedded_dir(spec)
+        return str(folder) if (folder / "config.json").is_file() else None
+    return spec
+
+
+def meta_model(spec: str) -> Any | None:
+    """The model's module tree with no storage (None when its config is not available
+    offline: an uncached Hub id); image+text models get their image-text class."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    source = _config_source(spec)
+    if source is None:
+        return None
+    try:  # local only: a dry run must answer at once, never wait on Hub retries
+        config = AutoConfig.from_pretrained(source, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    cls = (
+        AutoModelForImageTextToText
+        if getattr(config, "vision_config", None)
+        else AutoModelForCausalLM
+    )
+    try:
+        with torch.device("meta"):
+            return cls.from_config(config)
+    except (ValueError, KeyError):
+        return None
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A model's size and cache geometry without its weights."""
+
+    params: int
+    layers: int
+    kv_heads: int
+    head_dim: int
+    bytes_per_param: float
+    dtype: str
+
+    @property
+    def weight_bytes(self) -> int:
+        return int(self.params * self.bytes_per_param)
+
+    @property
+    def value_bytes(self) -> int:
+        """Bytes of one activation or cached key/value (the compute dtype's)."""
+        return _BYTES.get(self.dtype, 2)
+
+    def kv_cache_bytes(self, batch: int, seq_len: int) -> int:
+        """Keys and values for every layer, head and position of a batch."""
+        per_token = 2 * self.layers * self.kv_heads * self.head_dim * self.value_bytes
+        return int(per_token * batch * seq_len)
+
+    @classmethod
+    def of(cls, model: Any, dtype: str = "auto", load_4bit: bool = False) -> Footprint:
+        """From a (meta or real) model: every parameter counted once, tied weights included."""
+        config = model.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        stored = str(getattr(text, "dtype", None) or getattr(config, "dtype", None) or "float32")
+        resolved = stored.removeprefix("torch.") if dtype == "auto" else dtype
+        heads = int(text.num_attention_heads)
+        return cls(
+            params=sum(t.numel() for t in model.parameters()),
+            layers=int(text.num_hidden_layers),
+            kv_heads=int(getattr(text, "num_key_value_heads", None) or heads),
+            head_dim=int(getattr(text, "head_dim", None) or text.hidden_size // heads),
+            bytes_per_param=0.5 if load_4bit else _BYTES.get(resolved, 4),
+            dtype=resolved,
+        )
+
+
+def footprint(spec: str, dtype: str = "auto", load_4bit: bool = False) -> Footprint | None:
+    """`spec`'s footprint from its config alone; None when the config is not available
+    offline, so a dry run says it cannot estimate instead of guessing."""
+    model = meta_model(spec)
+    return None if model is None else Footprint.of(model, dtype, load_4bit)
+
+
+def generation_seconds(
+    fp: Footprint, hw: Hardware, *, prompts: int, batch: int, prompt_tokens: int, new_tokens: int
+) -> float:
+    """Answering `prompts` prompts in batches of `batch`: prefill (compute-bound) plus one
+    decode step per new token (the slower of streaming the weights and the matmuls)."""
+    total, remaining = 0.0, prompts
+    while remaining > 0:
+        b = min(batch, remaining)
+        prefill = 2 * fp.params * b * prompt_tokens / hw.flops
+        step = max(fp.weight_bytes / hw.bandwidth, 2 * fp.params * b / hw.flops)
+        total += prefill + new_tokens * step
+        remaining -= b
+    return total
+
+
+def forward_seconds(fp: Footprint, hw: Hardware, tokens: int) -> float:
+    """One forward pass over `tokens` tokens (perplexity): compute-bound."""
+    return 2 * fp.params * tokens / hw.flops
