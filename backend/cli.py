@@ -556,7 +556,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     )
     if any(m.role == "measurement" for m in cmp.metrics):
-        _print("[dim]measurements (time, throughput) show other/original; they never FAIL[/]")
+        _print(
+            "[dim]measurements (time, throughput) show other/original and never fail a comparison[/]"
+        )
     if cmp.params:
         _print(
             table(
