@@ -71,6 +71,8 @@ class RunRow:
             return self.active_before + max(0.0, end - self.attempt_started)
         if self.active_seconds is not None:
             return self.active_seconds
+        if self.status == "crashed":  # it stopped counting when its heartbeat stopped
+            return max(0.0, (self.heartbeat or self.started) - self.started)
         end = self.ended if self.ended and self.status != "running" else now
         return end - self.started
 

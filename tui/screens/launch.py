@@ -53,7 +53,10 @@ def preset_label(title: str, kind: str, path: Path, width: int = 30) -> Text:
     list's width, so a long name never wraps mid-word (the side panel has the path)."""
     label = Text(end="")
     label.append(_cut(title, width), style="bold")
-    label.append("\n" + _cut(f"  {kind} · {path.name}", width), style="dim")
+    second = f"  {path.name}"
+    if len(second) + len(kind) + 3 <= width:
+        second += f" · {kind}"
+    label.append("\n" + _cut(second, width), style="dim")
     return label
 
 

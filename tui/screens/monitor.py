@@ -92,6 +92,7 @@ class MonitorScreen(Screen):
         yield Static(id="monitor-head")
         yield Static(classes="problem", id="monitor-problem", markup=False)
         yield Static(id="monitor-compact")
+        yield Input(placeholder="filter the log (text; enter keeps it)", id="log-filter")
         with Horizontal(id="monitor-body"):
             with VerticalScroll(id="monitor-left"):
                 yield PhasePanel("reading…", id="phases-panel", classes="panel")
@@ -104,9 +105,6 @@ class MonitorScreen(Screen):
                 with TabPane("Metrics", id="tab-metrics"):
                     yield MetricsTable(id="metrics-table")
                 with TabPane("Log", id="tab-log"):
-                    yield Input(
-                        placeholder="filter the log (text; enter keeps it)", id="log-filter"
-                    )
                     yield LogTail(id="log")
         yield PriorityFooter()
 
@@ -121,6 +119,9 @@ class MonitorScreen(Screen):
             ("#series-list", "series"),
         ):
             self.query_one(pid).border_title = title
+        # The log filter box stays hidden (and out of the focus chain) until `/`.
+        self.query_one("#log-filter", Input).display = False
+        self.query_one(TabbedContent).query_one("Tabs").focus()
         self._update_head()
         self._poll()
         if self.lab.monitor_interval > 0:
@@ -400,7 +401,9 @@ class MonitorScreen(Screen):
     def action_filter_log(self) -> None:
         self.query_one(TabbedContent).active = "tab-log"
         box = self.query_one("#log-filter", Input)
-        box.add_class("-show")
+        # display set directly (not through a class) so the box can take focus at once
+        # and the keys typed next go into it, not to the screen's bindings
+        box.display = True
         box.focus()
 
     @on(Input.Changed, "#log-filter")
