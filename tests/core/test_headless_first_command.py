@@ -36,8 +36,7 @@ def test_labdeck_without_a_terminal_runs_the_demo_headless(tmp_path: Path):
         [str(labdeck)],
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,  # stdout is a pipe, not a terminal
         text=True,
         env=env,
         timeout=300,
