@@ -87,7 +87,7 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "labdeck · compare"
-        self.sub_title = " vs ".join(r.short_id for r in self.runs)
+        self.sub_title = " vs ".join(lab.split(" ", 1)[1] for lab in self._labels())
         self.query_one("#compare-metrics").border_title = "final metrics"
         self.query_one("#compare-params").border_title = "parameters that differ"
         self.query_one("#compare-plot").border_title = "curves"
@@ -117,7 +117,8 @@ class CompareScreen(Screen):
         head = []
         for label, run in zip(self._labels(), self.runs, strict=True):
             status = run.status()
-            head.append(f"[b]{escape(label)}[/b] {escape(run.id)} [dim]{status}[/dim]")
+            full = "" if self.app.size.width < 100 else f" {escape(run.id)}"
+            head.append(f"[b]{escape(label)}[/b]{full} [dim]{status}[/dim]")
         self.query_one("#compare-head", Static).update("\n".join(head))
         problem = None
         try:
