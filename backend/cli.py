@@ -77,11 +77,15 @@ def _resolve_args(args: argparse.Namespace):
         raise UserError("give a preset file or --kind, not both")
     if args.preset:
         preset = load_preset(args.preset)
-        resolved = resolve(preset.kind, preset.params, args.set, source=str(preset.path))
+        resolved = resolve(
+            preset.kind, preset.params, args.set, source=str(preset.path), results=_results(args)
+        )
         title = args.title or preset.title
     elif args.kind:
         preset = None
-        resolved = resolve(args.kind, {}, args.set, source=f"--kind {args.kind}")
+        resolved = resolve(
+            args.kind, {}, args.set, source=f"--kind {args.kind}", results=_results(args)
+        )
         title = args.title or args.kind
     else:
         raise UserError("run needs a preset file (see `labdeck presets`) or --kind KIND")
@@ -90,6 +94,7 @@ def _resolve_args(args: argparse.Namespace):
 
 def _new_run(results: Path, preset, resolved, title: str) -> Run:
     from .envinfo import environment
+    from .inputs import record_inputs
     from .kinds import kind_config
     from .presets import explicit_command
     from .runs import create_run_dir, new_run_id
@@ -115,6 +120,7 @@ def _new_run(results: Path, preset, resolved, title: str) -> Run:
         else {"path": str(preset.path), "sha256": preset.sha256, "extends": preset.chain},
         "commands": commands,
         "md5": resolved.md5,
+        "inputs": record_inputs(resolved.inputs),
         "env": environment(),
     }
     results.mkdir(parents=True, exist_ok=True)
@@ -472,6 +478,21 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_changed_inputs(original: Run, results: Path) -> None:
+    """A reproduction must read what the original read; say exactly what differs if not."""
+    from .inputs import changed_inputs
+    from .kinds import kind_config
+
+    params = kind_config(original.kind).Params.model_validate(original.config.get("params", {}))
+    source = f"{original.path / 'config.json'}"
+    changes = changed_inputs(original.config.get("inputs", {}), params, results, source)
+    if changes:
+        raise UserError(
+            f"{original.id}: inputs changed since the run, a reproduction would differ: "
+            + "; ".join(changes)
+        )
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .launch import launch_detached
     from .runs import CONFIG, LOG, create_run_dir, repro_run_id
@@ -482,6 +503,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     command = original.config.get("commands", {}).get("run_explicit")
     if not command:
         raise UserError(f"{original.path / CONFIG}: no commands.run_explicit to reproduce from")
+    _refuse_changed_inputs(original, results)
     repro = create_run_dir(results, repro_run_id(results, original.id), text)
     repro.write_state(reproduction_of=original.id)
     argv = [*shlex.split(command)[1:], "--into", str(repro.path)]

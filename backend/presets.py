@@ -22,8 +22,10 @@ import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from .errors import UserError
+from .inputs import ResolvedInput, check_inputs
 from .jsonio import canonical_json
 from .kinds import kind_config, kind_names
+from .runs import default_results_dir
 from .secrets import refuse_secret_values
 
 PRESET_KEYS = ("kind", "title", "description", "extends", "params")
@@ -211,6 +213,7 @@ class Resolved:
     params: dict[str, Any]
     defaults: dict[str, Any]
     overrides: dict[str, Any]
+    inputs: dict[str, ResolvedInput] = field(default_factory=dict)
 
     @property
     def md5(self) -> str:
@@ -240,9 +243,17 @@ def _describe_error(
 
 
 def resolve(
-    kind: str, raw: dict[str, Any], sets: list[str] | None = None, source: str = "params"
+    kind: str,
+    raw: dict[str, Any],
+    sets: list[str] | None = None,
+    source: str = "params",
+    results: Path | None = None,
 ) -> Resolved:
-    """Validate `raw` (+ `--set` overrides) against the kind's schema: the explicit parameter set."""
+    """Validate `raw` (+ `--set` overrides) against the kind's schema: the explicit parameter set.
+
+    Input files and run references (in `results`) are checked here too, so everything
+    knowable before loading weights fails before a run directory exists.
+    """
     cfg = kind_config(kind)
     sets = sets or []
     merged = apply_sets(raw, sets)
@@ -256,7 +267,8 @@ def resolve(
     flat_p, flat_d = flatten(params), flatten(defaults)
     refuse_secret_values(flat_p, source)
     overrides = {k: v for k, v in flat_p.items() if flat_d.get(k, object()) != v}
-    return Resolved(kind, model, params, defaults, overrides)
+    inputs = check_inputs(model, results or default_results_dir(), source)
+    return Resolved(kind, model, params, defaults, overrides, inputs)
 
 
 # --------------------------------------------------------------------------- text forms

@@ -119,6 +119,16 @@ class RunContext:
     def artifacts_dir(self) -> Path:
         return self.run.path / ARTIFACTS
 
+    def input_path(self, name: str) -> Path | None:
+        """The local path an `Input` parameter resolved to at creation (see backend/inputs.py).
+
+        None when the parameter was empty or names a hub id. Kinds read inputs through
+        this rather than the raw value, so a run reference or a relative path means the
+        same thing however the runner was started.
+        """
+        entry = self.run.config.get("inputs", {}).get(name)
+        return Path(entry["path"]) if entry and entry.get("path") else None
+
     # ---- stopping
     def should_stop(self) -> bool:
         return self._stop.is_set()

@@ -57,6 +57,7 @@ def test_explicit_command_round_trips_every_value(tmp_path: Path) -> None:
         "fail_at",
         "note",
         "inner.scale",
+        "data",
     }
 
 

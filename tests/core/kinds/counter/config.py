@@ -4,10 +4,15 @@ It exercises the run protocol (records, resume, stop, kill, reproduce) fast and
 deterministically; the model-backed kinds are tested in their own folders.
 """
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from labdeck.backend.kinds.spec import Input
 
 DESCRIPTION = "count through numbered units (protocol tests)"
 PRIMARY_METRIC = "total"
+ARTIFACTS = {"summary": "artifacts/summary.json", "records": "records.jsonl"}
 
 
 class Inner(BaseModel):
@@ -23,3 +28,6 @@ class Params(BaseModel):
     fail_at: int = Field(-1, description="raise an error at this unit (-1: never)")
     note: str | None = Field(None, description="free text")
     inner: Inner = Field(default_factory=Inner, description="nested parameters")
+    data: Annotated[str | None, Input("file")] = Field(
+        None, description="a text file whose line count is added to every value"
+    )

@@ -11,6 +11,8 @@ def value_of(seed: int, i: int, scale: float) -> float:
 
 def run(ctx: RunContext) -> dict[str, float]:
     p = ctx.params
+    data = ctx.input_path("data")
+    extra = len(data.read_text().splitlines()) if data else 0
     ctx.phase("count", p.units)
     done = sum(1 for i in range(p.units) if ctx.is_done(unit_key("unit", i)))
     for i in range(p.units):
@@ -21,7 +23,8 @@ def run(ctx: RunContext) -> dict[str, float]:
         if i == p.fail_at:
             raise RuntimeError(f"planned failure at unit {i}")
         time.sleep(p.unit_seconds)
-        ctx.record(key, {"i": i, "value": value_of(p.seed, i, p.inner.scale), "batch_size": 1})
+        value = value_of(p.seed, i, p.inner.scale) + extra
+        ctx.record(key, {"i": i, "value": value, "batch_size": 1})
         done += 1
         ctx.progress(done)
         ctx.metric("value", value_of(p.seed, i, p.inner.scale), step=i)
