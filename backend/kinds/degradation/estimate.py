@@ -17,7 +17,7 @@ from typing import Any
 from ...kinds.base import DryRun
 from .config import Params
 from .groups import ModelGroups, discover_groups
-from .promptsets import PromptSet, load_prompt_set
+from .promptsets import PromptSet, load_prompt_set, shipped_perplexity_text
 
 CHAT_TEMPLATE_TOKENS = 24  # role markers and the assistant cue around a user message
 IMAGE_TOKENS = 256  # Gemma 3's soft tokens per image
@@ -34,10 +34,13 @@ class Hardware:
     flops: float  # FLOP/s actually achieved by batched matmuls
 
     @classmethod
-    def for_device(cls, device: str) -> Hardware:
+    def for_device(cls, device: str, cpu_threads: int = 0) -> Hardware:
         if device.startswith("cuda"):
             return cls("cuda", 1.2e12, 1.5e14)
-        return cls("cpu", 6e9, 3e10)
+        # Matmul throughput scales with the threads torch uses (the rates are for two);
+        # weight streaming is bound by memory bandwidth and does not.
+        share = min(cpu_threads, 2) / 2 if cpu_threads else 1.0
+        return cls("cpu", 6e9, 3e10 * share)
 
 
 def _config_source(spec: str) -> str | None:
@@ -157,7 +160,14 @@ def estimate(p: Params) -> DryRun:
         f"restore snapshot {_fmt_bytes(subset_n * w_bytes)} in host memory"
     )
     seconds = _seconds(
-        p, Hardware.for_device(device), weights_n, weight_mem, prompt_len, batch, n, passes
+        p,
+        Hardware.for_device(device, p.cpu_threads),
+        weights_n,
+        weight_mem,
+        prompt_len,
+        batch,
+        n,
+        passes,
     )
     lines.append(f"time: ~{seconds / 60:.1f} min (rough roofline estimate for {device})")
     return DryRun(units=units, memory_bytes=int(weight_mem + kv), seconds=seconds, lines=lines)
@@ -190,5 +200,9 @@ def _seconds(
         remaining -= b
     per_pass = total
     if p.compute_perplexity:
-        per_pass += 2 * n_params * 1024 / hw.flops / max(p.n_rep, 1)
+        # one forward pass over the reference text (its real length, at most 1024 tokens:
+        # assuming 1024 overestimated the demo's 68 s as 2 minutes)
+        text = p.perplexity_text or shipped_perplexity_text()
+        ppl_tokens = min(1024, math.ceil(len(text) / CHARS_PER_TOKEN))
+        per_pass += 2 * n_params * ppl_tokens / hw.flops / max(p.n_rep, 1)
     return passes * per_pass

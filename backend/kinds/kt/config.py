@@ -10,9 +10,10 @@ torch: validating a preset or listing parameters stays instant.
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..spec import Curve, Metric, Table
 
@@ -47,6 +48,7 @@ VIEWS = [
 ]
 
 SYNTHETIC = "synthetic"
+PYKT_FILES = ("train_valid_sequences.csv", "test_sequences.csv")
 
 
 class Params(BaseModel):
@@ -240,6 +242,23 @@ class Params(BaseModel):
     max_semantic_students: int = Field(
         50, ge=1, description="validation students for the per-epoch trajectory correlations"
     )
+
+    @model_validator(mode="after")
+    def _dataset_present(self) -> Params:
+        """A pyKT dataset must exist at validation (exit 2, no run directory), not fail
+        the run seconds after it started."""
+        if self.dataset == SYNTHETIC:
+            return self
+        folder = Path(self.data_dir) / self.dataset
+        missing = [f for f in PYKT_FILES if not (folder / f).is_file()]
+        if missing:
+            raise ValueError(
+                f"dataset {self.dataset!r}: {folder / missing[0]} not found (data_dir="
+                f"{self.data_dir!r}); prepare it with pyKT's data_preprocess.py, point "
+                f"data_dir at the folder holding {self.dataset}/, or use dataset = "
+                f"{SYNTHETIC!r}"
+            )
+        return self
 
 
 def is_synthetic(params: Params | dict[str, Any]) -> bool:
