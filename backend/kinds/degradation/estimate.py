@@ -34,13 +34,12 @@ class Hardware:
     flops: float  # FLOP/s actually achieved by batched matmuls
 
     @classmethod
-    def for_device(cls, device: str, cpu_threads: int = 0) -> Hardware:
+    def for_device(cls, device: str) -> Hardware:
         if device.startswith("cuda"):
             return cls("cuda", 1.2e12, 1.5e14)
-        # Matmul throughput scales with the threads torch uses (the rates are for two);
-        # weight streaming is bound by memory bandwidth and does not.
-        share = min(cpu_threads, 2) / 2 if cpu_threads else 1.0
-        return cls("cpu", 6e9, 3e10 * share)
+        # Measured with one torch thread as well as two: on a shared 2-core machine one
+        # thread is as fast (no OpenMP spin-waits), so cpu_threads does not scale it.
+        return cls("cpu", 6e9, 3e10)
 
 
 def _config_source(spec: str) -> str | None:
@@ -161,7 +160,7 @@ def estimate(p: Params) -> DryRun:
     )
     seconds = _seconds(
         p,
-        Hardware.for_device(device, p.cpu_threads),
+        Hardware.for_device(device),
         weights_n,
         weight_mem,
         prompt_len,
