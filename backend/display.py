@@ -221,8 +221,13 @@ def table(
     max_widths: dict[str, int] | None = None,
 ) -> Table:
     """Columns stay on one line (ellipsis when narrow) unless named in `wrap`."""
+    # A pipe gets plain aligned columns (no rule, no blank edge lines) for awk and cut.
     t = Table(
-        title=title, show_lines=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False
+        title=title,
+        show_lines=False,
+        header_style="bold",
+        box=None if piped() else box.SIMPLE_HEAD,
+        pad_edge=False,
     )
     for c in columns:
         width = None if piped() else (max_widths or {}).get(c)

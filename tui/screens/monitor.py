@@ -273,7 +273,7 @@ class MonitorScreen(Screen):
         selected = set(lst.selected)
         first = not self._known_series
         self._known_series = names
-        labels = abbreviate(names, 24)
+        labels = abbreviate(names, 20)  # the list is 30 wide: borders and the check box
         lst.clear_options()
         for name in names:  # names like "ppl[attn]" are not markup
             lst.add_option((Text(labels[name]), name, name in selected))

@@ -45,14 +45,15 @@ COLUMNS = (
     Column("id", "id", "id", 0, 9),
     Column("status", "status", "st", 1, 13, 3),
     Column("progress", "progress", "prog", 1, 16, 10),
-    Column("title", "title", "title", 2, 22, 14),
-    Column("metric", "key metric", "metric", 3, 22, 12),
+    Column("title", "title", "title", 2, 18, 14),
+    Column("metric", "key metric", "metric", 3, 18, 12),
     Column("duration", "duration", "time", 4, 8, 7),
-    Column("kind", "kind", "kind", 5, 11, 6),
-    Column("eta", "ETA", "ETA", 6, 8, 7),
-    Column("started", "started", "start", 7, 11),
-    Column("cpu", "runner CPU", "CPU", 8, 10, 5),
-    Column("rss", "runner RSS", "RSS", 8, 10, 8),
+    # the runner's own CPU and memory, like nvitop's process list
+    Column("cpu", "CPU", "CPU", 5, 6, 5),
+    Column("rss", "RSS", "RSS", 5, 9, 8),
+    Column("kind", "kind", "kind", 6, 11, 6),
+    Column("eta", "ETA", "ETA", 7, 8, 7),
+    Column("started", "started", "start", 8, 11),
     Column("tags", "tags", "tags", 9, 18),
 )
 SORTS = ("started", "status", "kind", "title", "duration", "metric", "progress")
