@@ -48,6 +48,7 @@ class LabdeckApp(App[None]):
         monitor_interval: float = 0.5,
         clock: Callable[[], float] = time.time,
         presets_dirs: list[Path] | None = None,
+        process_probe: Callable[[int], tuple[float, float] | None] | None = None,
     ) -> None:
         super().__init__()
         self.results = Path(results) if results else default_results_dir()
@@ -57,6 +58,7 @@ class LabdeckApp(App[None]):
         self.monitor_interval = monitor_interval
         self.clock = clock
         self.presets_dirs = presets_dirs
+        self.process_probe = process_probe  # runner pid -> (CPU %, RSS bytes); None: psutil
 
     def on_mount(self) -> None:
         self.push_screen(RunsScreen())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,15 @@ def _primary_metric(kind: str) -> str | None:
 class RunList:
     """Keeps RunRows for every run under `results`, refreshed by `refresh()`."""
 
-    def __init__(self, results: Path, clock=time.time) -> None:
+    def __init__(
+        self,
+        results: Path,
+        clock=time.time,
+        process_probe: Callable[[int], tuple[float, float] | None] | None = None,
+    ) -> None:
         self.results = Path(results)
         self.clock = clock
+        self.process_probe = process_probe or self._psutil_probe
         self.rows: dict[str, RunRow] = {}
         self._procs: dict[int, Any] = {}
 
@@ -157,29 +164,30 @@ class RunList:
         return True
 
     def _sample_process(self, row: RunRow) -> bool:
-        """The runner's own CPU and resident memory, like nvitop's process list
-        (psutil keeps one Process per pid so CPU % is measured between polls)."""
-        import psutil
-
+        """The runner's own CPU and resident memory, like nvitop's process list."""
         state = row.run.state()
         pid = state.get("pid")
-        if not pid or state.get("host") != this_host():
-            row.cpu = row.rss = None
-            return False
+        sample = None
+        if pid and state.get("host") == this_host():
+            sample = self.process_probe(int(pid))
+        before = (row.cpu, row.rss)
+        row.cpu, row.rss = sample if sample else (None, None)
+        return before != (row.cpu, row.rss)
+
+    def _psutil_probe(self, pid: int) -> tuple[float, float] | None:
+        """psutil keeps one Process per pid, so CPU % is measured between polls."""
+        import psutil
+
         proc = self._procs.get(pid)
         try:
             if proc is None:
                 proc = self._procs[pid] = psutil.Process(pid)
                 proc.cpu_percent(None)  # the first reading only starts the interval
             with proc.oneshot():
-                cpu, rss = proc.cpu_percent(None), float(proc.memory_info().rss)
+                return proc.cpu_percent(None), float(proc.memory_info().rss)
         except (psutil.Error, OSError):
             self._procs.pop(pid, None)
-            row.cpu = row.rss = None
-            return False
-        before = (row.cpu, row.rss)
-        row.cpu, row.rss = cpu, rss
-        return before != (row.cpu, row.rss)
+            return None
 
     def _load_config(self, row: RunRow) -> bool:
         try:

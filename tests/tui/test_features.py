@@ -146,3 +146,14 @@ async def test_compare_with_an_unfinished_run_is_pending_and_labels_differ(fixtu
         pair = [Run(Path("results") / fixture_dir[k]) for k in ("original", "repro")]
         labels = CompareScreen(pair)._labels()
         assert labels == ["A 123456", "B 123456·repro"]
+
+
+def test_runner_cpu_and_rss_come_from_the_process_itself(tmp_path):
+    import os
+
+    from labdeck.tui.runlist import RunList
+
+    rl = RunList(tmp_path)
+    cpu, rss = rl._psutil_probe(os.getpid())
+    assert cpu >= 0.0 and rss > 10 * 1024**2
+    assert rl._psutil_probe(4_194_000) is None  # a pid that cannot exist

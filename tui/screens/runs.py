@@ -152,7 +152,9 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.title = "labdeck"
         self.sub_title = str(self.lab.results)
-        self.model = RunList(self.lab.results, clock=self.lab.clock)
+        self.model = RunList(
+            self.lab.results, clock=self.lab.clock, process_probe=self.lab.process_probe
+        )
         self._layout_columns(self.app.size.width)
         self._refresh_model(self.model.refresh())
         self.query_one("#runs", DataTable).focus()
