@@ -301,6 +301,11 @@ class RunView:
         self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
         self.log_count = getattr(self, "log_count", 0)  # only grows: widgets append by it
         self.errors: list[str] = []
+        # events of the types a kind's Table views list (keep_events), newest TABLE_ROWS
+        self.kept: dict[str, deque[dict[str, Any]]] = {
+            t: deque(maxlen=TABLE_ROWS) for t in getattr(self, "_kept_types", ())
+        }
+        self.kept_version = getattr(self, "kept_version", 0) + 1
 
     # ------------------------------------------------------------------ reading
 
@@ -395,9 +400,14 @@ class RunView:
         if self.first_t is None:
             self.first_t = t
         self.last_t = t
-        handler = getattr(self, f"_on_{ev.get('type')}", None)
+        kind = ev.get("type")
+        kept = self.kept.get(kind) if isinstance(kind, str) else None
+        if kept is not None:
+            kept.append(ev)
+            self.kept_version += 1
+        handler = getattr(self, f"_on_{kind}", None)
         if handler is None:
-            return None
+            return "tables" if kept is not None else None
         try:
             return handler(ev, t)
         except (TypeError, ValueError, AttributeError):
@@ -538,6 +548,13 @@ class RunView:
             return self.trajectory.get(name.removeprefix("trajectory:"))
         return self.metrics.get(name)
 
+    def keep_events(self, types: list[str]) -> None:
+        """Also keep the latest events of these types (for a kind's declared tables);
+        call before the first read."""
+        self._kept_types = tuple(types)
+        for t in types:
+            self.kept.setdefault(t, deque(maxlen=TABLE_ROWS))
+
     def axis(self, name: str) -> str:
         """The x field a series was emitted with (step, epoch, level)."""
         return "epoch" if name.startswith("trajectory:") else self.axes.get(name, "step")
@@ -587,6 +604,16 @@ class RunView:
             return os.path.getsize(self.run.events_path)
         except OSError:
             return 0
+
+
+def field_of(event: dict[str, Any], dotted: str) -> Any:
+    """A (dotted) field of an event: `metrics.val_auc` reaches into a dict."""
+    value: Any = event
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
 def pick_default(names: list[str], primary: str | None) -> str:

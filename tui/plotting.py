@@ -29,6 +29,17 @@ def kind_views(kind: str) -> list[Any]:
         return []
 
 
+def kind_tables(kind: str) -> list[Any]:
+    """The kind's declared Table views ([] if none or unknown)."""
+    try:
+        from labdeck.backend.kinds import kind_config
+        from labdeck.backend.kinds.spec import Table, views
+
+        return [v for v in views(kind_config(kind)) if isinstance(v, Table)]
+    except Exception:
+        return []
+
+
 def matching(names: list[str], patterns: tuple[str, ...]) -> list[str]:
     """Series names a view's metric patterns select; `name` also matches `name[group]`."""
     out = []

@@ -157,3 +157,18 @@ def test_runner_cpu_and_rss_come_from_the_process_itself(tmp_path):
     cpu, rss = rl._psutil_probe(os.getpid())
     assert cpu >= 0.0 and rss > 10 * 1024**2
     assert rl._psutil_probe(4_194_000) is None  # a pid that cannot exist
+
+
+def test_declared_table_views_keep_their_events():
+    from labdeck.backend.kinds import kind_config
+    from labdeck.backend.kinds.spec import Table, views
+    from labdeck.tui.data import field_of
+
+    tables = [v for v in views(kind_config("kt")) if isinstance(v, Table)]
+    assert tables and tables[0].event == "checkpoint"
+    view = RunView(Path("/nonexistent"))
+    view.keep_events([tables[0].event])
+    ev = {"t": 1.0, "seq": 0, "type": "checkpoint", "step": 3, "metrics": {"val_auc": 0.7}}
+    changed = view.apply(ReadBatch([ev], None, None, 0))
+    assert "metrics" in changed and list(view.kept["checkpoint"]) == [ev]
+    assert field_of(ev, "metrics.val_auc") == 0.7 and field_of(ev, "metrics.nope") is None

@@ -24,7 +24,7 @@ from labdeck.backend.runs import Run
 
 from .. import fmt
 from ..data import RunView, pick_default
-from ..plotting import SMOOTHING, X_MODES, curve_of
+from ..plotting import SMOOTHING, X_MODES, curve_of, kind_views, matching
 from ..polling import BackgroundPoll
 from ..widgets.footer import PriorityFooter
 from ..widgets.series_plot import SeriesPlot
@@ -225,6 +225,15 @@ class CompareScreen(Screen):
                 self._fill_tables()
 
     def _default_series(self, names: list[str]) -> str:
+        """The first series of the kind's first declared view, else its primary metric."""
+        try:
+            kind = self.runs[0].kind
+        except Exception:
+            kind = ""
+        for view in kind_views(kind):
+            chosen = matching(names, view.metrics)
+            if chosen:
+                return chosen[0]
         primary = None
         try:
             primary = self.runs[0].config.get("primary_metric")

@@ -32,11 +32,19 @@ from labdeck.backend.runs import Run
 
 from .. import fmt
 from ..data import ReadBatch, RunView, pick_default
-from ..plotting import SMOOTHING, X_MODES, abbreviate, curve_of, kind_views, matching
+from ..plotting import (
+    SMOOTHING,
+    X_MODES,
+    abbreviate,
+    curve_of,
+    kind_tables,
+    kind_views,
+    matching,
+)
 from ..polling import BackgroundPoll
 from ..widgets.footer import PriorityFooter
 from ..widgets.log_tail import LogTail
-from ..widgets.metrics_table import MetricsTable
+from ..widgets.metrics_table import MetricsTable, ViewTable
 from ..widgets.panels import BatchPanel, MemoryPanel, PhasePanel
 from ..widgets.series_plot import SeriesPlot
 
@@ -80,6 +88,8 @@ class MonitorScreen(Screen):
         self.smoothing = 0.0
         self.zoomed: str | None = None
         self._views = kind_views(self._kind())
+        self._tables = kind_tables(self._kind())
+        self.view.keep_events([t.event for t in self._tables])
         self._view_index = -1
         self._log_filter = ""
 
@@ -102,8 +112,10 @@ class MonitorScreen(Screen):
                 with TabPane("Plots", id="tab-plots"), Horizontal():
                     yield SelectionList[str](id="series-list")
                     yield SeriesPlot(id="plot")
-                with TabPane("Metrics", id="tab-metrics"):
+                with TabPane("Metrics", id="tab-metrics"), VerticalScroll():
                     yield MetricsTable(id="metrics-table")
+                    for i, spec in enumerate(self._tables):
+                        yield ViewTable(spec, id=f"view-table-{i}", classes="view-table")
                 with TabPane("Log", id="tab-log"):
                     yield LogTail(id="log")
         yield PriorityFooter()
@@ -206,6 +218,9 @@ class MonitorScreen(Screen):
             self.query_one(BatchPanel).show(self.view)
         if first or "metrics" in changed:
             self.query_one(MetricsTable).sync(self.view)
+        if first or changed & {"metrics", "tables", "phases", "trajectory", "log"}:
+            for table in self.query(ViewTable):
+                table.sync(self.view)
         if first or "log" in changed:
             self.query_one(LogTail).sync(self.view, self._log_filter)
         if first or "problem" in changed:
