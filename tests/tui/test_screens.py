@@ -173,11 +173,15 @@ async def test_palette_offers_the_main_actions(fixture_dir, make_app):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert len(titles) == len(set(titles)), "two palette entries with one name"
         for wanted in (
             "Launch a run",
             "Open run",
             "Compare",
             "Stop run",
+            "Kill run",
+            "Tag run",
+            "Note on run",
             "Resume run",
             "Reproduce run",
             "Delete run",

@@ -8,6 +8,7 @@ schema, which lives in the kind's config.py.
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -57,6 +58,20 @@ def preset_label(title: str, kind: str, path: Path, width: int = 30) -> Text:
     if len(second) + len(kind) + 3 <= width:
         second += f" · {kind}"
     label.append("\n" + _cut(second, width), style="dim")
+    return label
+
+
+def broken_label(path: Path, error: str, width: int = 30) -> Text:
+    """A preset that does not load: its name, then its error wrapped at word boundaries
+    (three lines at most; the full message is what `labdeck presets` prints)."""
+    label = Text(end="")
+    label.append(_cut(f"✘ {path.name}", width), style="bold red")
+    message = error.replace(str(path), path.name)
+    lines = textwrap.wrap(message, max(8, width - 2), break_on_hyphens=False)
+    if len(lines) > 3:
+        lines = [*lines[:2], _cut(lines[2] + " …", width - 2)]
+    for line in lines:
+        label.append("\n  " + line, style="dim")
     return label
 
 
@@ -138,7 +153,7 @@ class LaunchScreen(Screen):
             if info.error:
                 options.append(
                     Option(
-                        f"[$error]✘ {escape(info.path.name)}[/]\n  [dim]{escape(info.error)[:200]}[/dim]",
+                        broken_label(info.path, info.error, self._label_width()),
                         id=f"bad:{info.path}",
                         disabled=True,
                     )
@@ -151,9 +166,9 @@ class LaunchScreen(Screen):
                     )
                 )
         for kind in kind_names():
-            options.append(
-                Option(f"[i]{escape(kind)}[/i] [dim]kind defaults[/dim]", id=f"kind:{kind}")
-            )
+            label = Text(_cut(kind, self._label_width()), style="italic")
+            label.append("\n" + _cut("  kind defaults", self._label_width()), style="dim")
+            options.append(Option(label, id=f"kind:{kind}"))
         presets = self.query_one("#presets", OptionList)
         presets.add_options(options)
         presets.focus()
