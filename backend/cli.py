@@ -895,7 +895,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `labdeck ls | head`: the reader left; not an error of ours
-        sys.stderr.close()
+        import os
+
+        # Python flushes stdout at exit; point it at /dev/null so that flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception:
         import traceback

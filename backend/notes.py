@@ -8,6 +8,7 @@ atomically, so the dashboard and `labdeck tag/note` may edit it in turn.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +57,7 @@ def write_notes(run: Run, notes: Notes) -> Notes:
     return clean
 
 
-def edit_tags(run: Run, add: list[str] = (), remove: list[str] = ()) -> Notes:  # type: ignore[assignment]
+def edit_tags(run: Run, add: Sequence[str] = (), remove: Sequence[str] = ()) -> Notes:
     current = read_notes(run)
     drop = {check_tag(t) for t in remove}
     tags = [t for t in current.tags if t not in drop] + [check_tag(t) for t in add]
