@@ -134,4 +134,9 @@ def test_shipped_presets_all_load() -> None:
     assert not bad
     for info in infos:
         pr = load_preset(info.path)
-        resolve(pr.kind, pr.params, source=str(pr.path))
+        try:
+            resolve(pr.kind, pr.params, source=str(pr.path))
+        except UserError as exc:
+            # a preset for data that is not shipped (pyKT assist2015) validates
+            # everything else and names the missing input, here and at `labdeck run`
+            assert "not found" in str(exc) and "data_preprocess" in str(exc), exc

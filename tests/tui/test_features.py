@@ -172,3 +172,24 @@ def test_declared_table_views_keep_their_events():
     changed = view.apply(ReadBatch([ev], None, None, 0))
     assert "metrics" in changed and list(view.kept["checkpoint"]) == [ev]
     assert field_of(ev, "metrics.val_auc") == 0.7 and field_of(ev, "metrics.nope") is None
+
+
+async def test_keys_typed_right_after_an_opener_go_into_the_box(fixture_dir, make_app):
+    """A burst (a fast typist, a paste) after `/` or `t` must not fire the screen's keys:
+    `s` would stop a run, `r` resume one."""
+    from textual import events
+
+    app = make_app(poll_interval=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        for ch in "/resume":
+            app.post_message(events.Key("slash" if ch == "/" else ch, ch))
+        await pilot.pause(0.3)
+        assert app.screen.query_one("#search").value == "resume"
+        await pilot.press("escape", "escape")
+        app.screen.query_one("#runs").focus()
+        await pilot.pause()
+        for ch in "tstop":
+            app.post_message(events.Key(ch, ch))
+        await pilot.pause(0.3)
+        assert app.screen.query_one("#prompt-input").value == "stop"

@@ -28,6 +28,7 @@ from ..plotting import SMOOTHING, X_MODES, curve_of, kind_views, matching
 from ..polling import BackgroundPoll
 from ..widgets.footer import PriorityFooter
 from ..widgets.series_plot import SeriesPlot
+from .typing import typing_guard
 
 if TYPE_CHECKING:
     from ..app import LabdeckApp
@@ -42,7 +43,7 @@ def _cell(v: Any) -> str:
 
 class CompareScreen(Screen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("equals_sign", "focus_tol", "Tolerance"),
+        Binding("equals_sign", "focus_tol", "Tolerance", priority=True),
         Binding("v", "focus_metric", "Curve"),
         Binding("x", "x_axis", "X axis"),
         Binding("m", "smooth", "Smooth"),
@@ -278,10 +279,13 @@ class CompareScreen(Screen):
         self.query_one("#compare-metrics", DataTable).focus()
 
     def action_focus_tol(self) -> None:
-        self.query_one("#tol", Input).focus()
+        self.set_focus(self.query_one("#tol", Input))  # at once: the next keys are the value
 
     def action_focus_metric(self) -> None:
-        self.query_one("#metric", Select).focus()
+        self.set_focus(self.query_one("#metric", Select))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return typing_guard(self, action)
 
     def action_x_axis(self) -> None:
         self.x_mode = X_MODES[(X_MODES.index(self.x_mode) + 1) % len(X_MODES)]

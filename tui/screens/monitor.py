@@ -47,6 +47,7 @@ from ..widgets.log_tail import LogTail
 from ..widgets.metrics_table import MetricsTable, ViewTable
 from ..widgets.panels import BatchPanel, MemoryPanel, PhasePanel
 from ..widgets.series_plot import SeriesPlot
+from .typing import typing_guard
 
 if TYPE_CHECKING:
     from ..app import LabdeckApp
@@ -61,13 +62,13 @@ class MonitorScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("p", "reproduce", "Reproduce"),
         Binding("c", "compare", "Compare"),
-        Binding("t", "tags", "Tags"),
-        Binding("n", "note", "Note"),
+        Binding("t", "tags", "Tags", priority=True),
+        Binding("n", "note", "Note", priority=True),
         Binding("v", "next_view", "View"),
         Binding("x", "x_axis", "X axis"),
         Binding("m", "smooth", "Smooth"),
         Binding("z", "zoom", "Zoom"),
-        Binding("slash", "filter_log", "Filter log"),
+        Binding("slash", "filter_log", "Filter log", priority=True),
         Binding("1", "tab('tab-plots')", "Plots", show=False),
         Binding("2", "tab('tab-metrics')", "Metrics", show=False),
         Binding("3", "tab('tab-log')", "Log", show=False),
@@ -419,7 +420,7 @@ class MonitorScreen(Screen):
         # display set directly (not through a class) so the box can take focus at once
         # and the keys typed next go into it, not to the screen's bindings
         box.display = True
-        box.focus()
+        self.set_focus(box)
 
     @on(Input.Changed, "#log-filter")
     def _log_filter_changed(self, event: Input.Changed) -> None:
@@ -436,6 +437,9 @@ class MonitorScreen(Screen):
         self._maybe_plot()
 
     # ------------------------------------------------------------------ actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return typing_guard(self, action)
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

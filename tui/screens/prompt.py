@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -28,7 +28,15 @@ class PromptScreen(ModalScreen[str | None]):
             yield Label("[dim]enter: save · esc: cancel[/dim]")
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
+        self.set_focus(self.query_one(Input))
+
+    def on_key(self, event: events.Key) -> None:
+        """Keys typed before the box had focus (the key that opened this dialog was
+        followed at once by more) reach the screen: put them in the box."""
+        box = self.query_one(Input)
+        if self.focused is not box and event.is_printable and event.character:
+            box.insert_text_at_cursor(event.character)
+            event.stop()
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:

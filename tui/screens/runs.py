@@ -21,6 +21,7 @@ from ..runlist import RunList, RunRow
 from ..widgets.footer import PriorityFooter
 from ..widgets.gpu_strip import GpuStrip
 from .confirm import ConfirmScreen
+from .typing import typing_guard
 
 if TYPE_CHECKING:
     from ..app import LabdeckApp
@@ -110,11 +111,11 @@ class RunsScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("p", "reproduce", "Reproduce"),
         Binding("d", "delete", "Delete"),
-        Binding("t", "tags", "Tags"),
-        Binding("n", "note", "Note"),
+        Binding("t", "tags", "Tags", priority=True),
+        Binding("n", "note", "Note", priority=True),
         Binding("o", "sort", "Sort"),
         Binding("O", "sort_reverse", "Reverse sort", show=False),
-        Binding("slash", "search", "Search"),
+        Binding("slash", "search", "Search", priority=True),
         Binding("f", "cycle_status", "Status filter"),
         Binding("k", "cycle_kind", "Kind filter", show=False),
         Binding("escape", "clear_filters", "Clear filters", show=False),
@@ -395,7 +396,9 @@ class RunsScreen(Screen):
             select.value = value
 
     def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
+        # set_focus (not .focus(), which waits a frame) so letters typed right after
+        # `/` go into the box, not to the screen's keys
+        self.set_focus(self.query_one("#search", Input))
 
     def action_cycle_status(self) -> None:
         options = [None, *STATUS_FILTERS]
@@ -415,6 +418,9 @@ class RunsScreen(Screen):
         self.query_one("#runs", DataTable).focus()
 
     # ------------------------------------------------------------------ actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return typing_guard(self, action)
 
     def _current_id(self) -> str | None:
         table = self.query_one("#runs", DataTable)
