@@ -93,7 +93,7 @@ class CompareScreen(Screen):
         self.query_one("#compare-params").border_title = "parameters that differ"
         self.query_one("#compare-plot").border_title = "curves"
         self._fill_tables()
-        self.query_one("#compare-metrics", DataTable).focus()
+        self.set_focus(self.query_one("#compare-metrics", DataTable))
         self._poll()
         self.set_interval(2.0, self._poll)
 
@@ -276,7 +276,7 @@ class CompareScreen(Screen):
             return
         self.tol = tol
         self._fill_tables()
-        self.query_one("#compare-metrics", DataTable).focus()
+        self.set_focus(self.query_one("#compare-metrics", DataTable))
 
     def action_focus_tol(self) -> None:
         self.set_focus(self.query_one("#tol", Input))  # at once: the next keys are the value

@@ -171,7 +171,7 @@ class LaunchScreen(Screen):
             options.append(Option(label, id=f"kind:{kind}"))
         presets = self.query_one("#presets", OptionList)
         presets.add_options(options)
-        presets.focus()
+        self.set_focus(presets)
         first = next((i for i, o in enumerate(options) if not o.disabled), None)
         if first is not None:
             presets.highlighted = first  # posts OptionHighlighted, which loads it
@@ -450,7 +450,7 @@ class SavePresetScreen(ModalScreen[str | None]):
                 yield Button("Cancel", id="no")
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
+        self.set_focus(self.query_one(Input))
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:

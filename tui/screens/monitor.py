@@ -72,7 +72,9 @@ class MonitorScreen(Screen):
         Binding("1", "tab('tab-plots')", "Plots", show=False),
         Binding("2", "tab('tab-metrics')", "Metrics", show=False),
         Binding("3", "tab('tab-log')", "Log", show=False),
+        Binding("enter", "leave_box", "Done", show=False, priority=True),
     ]
+    BOX_IDS = ("log-filter",)
 
     def __init__(self, run: Run) -> None:
         super().__init__()
@@ -134,7 +136,7 @@ class MonitorScreen(Screen):
             self.query_one(pid).border_title = title
         # The log filter box stays hidden (and out of the focus chain) until `/`.
         self.query_one("#log-filter", Input).display = False
-        self.query_one(TabbedContent).query_one("Tabs").focus()
+        self.set_focus(self.query_one(TabbedContent).query_one("Tabs"))
         self._update_head()
         self._poll()
         if self.lab.monitor_interval > 0:
@@ -427,9 +429,12 @@ class MonitorScreen(Screen):
         self._log_filter = event.value.strip()
         self.query_one(LogTail).rewrite(self.view, self._log_filter)
 
+    def action_leave_box(self) -> None:
+        self.set_focus(self.query_one(LogTail))
+
     @on(Input.Submitted, "#log-filter")
     def _log_filter_done(self) -> None:
-        self.query_one(LogTail).focus()
+        self.set_focus(self.query_one(LogTail))
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:

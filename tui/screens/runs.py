@@ -119,7 +119,9 @@ class RunsScreen(Screen):
         Binding("f", "cycle_status", "Status filter"),
         Binding("k", "cycle_kind", "Kind filter", show=False),
         Binding("escape", "clear_filters", "Clear filters", show=False),
+        Binding("enter", "leave_box", "Done", show=False, priority=True),
     ]
+    BOX_IDS = ("search",)
 
     def __init__(self) -> None:
         super().__init__()
@@ -158,7 +160,7 @@ class RunsScreen(Screen):
         )
         self._layout_columns(self.app.size.width)
         self._refresh_model(self.model.refresh())
-        self.query_one("#runs", DataTable).focus()
+        self.set_focus(self.query_one("#runs", DataTable))
         if self.lab.poll_interval > 0:
             self.set_interval(self.lab.poll_interval, self.poll)
 
@@ -349,9 +351,12 @@ class RunsScreen(Screen):
         self._search = event.value.strip().lower()
         self._refresh_model((set(), set(), set()))
 
+    def action_leave_box(self) -> None:
+        self.set_focus(self.query_one("#runs", DataTable))
+
     @on(Input.Submitted, "#search")
     def _search_done(self) -> None:
-        self.query_one("#runs", DataTable).focus()
+        self.set_focus(self.query_one("#runs", DataTable))
 
     @on(Select.Changed, "#status-filter")
     def _status_changed(self, event: Select.Changed) -> None:
@@ -415,7 +420,7 @@ class RunsScreen(Screen):
         self.query_one("#search", Input).value = ""
         self._set_select("#status-filter", None)
         self._set_select("#kind-filter", None)
-        self.query_one("#runs", DataTable).focus()
+        self.set_focus(self.query_one("#runs", DataTable))
 
     # ------------------------------------------------------------------ actions
 

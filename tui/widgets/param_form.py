@@ -112,7 +112,7 @@ class ParamForm(VerticalScroll):
         for f in self.fields.values():
             for widget in f.query("Input, Switch, Select"):
                 if widget.focusable:
-                    widget.focus()
+                    self.screen.set_focus(widget)
                     return
 
     def overrides(self) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
