@@ -59,10 +59,11 @@ def _execute(run: Run, quiet: bool) -> int:
 
     if quiet:
         return _finish(run, execute(run), quiet)
-    from .display import LiveProgress
+    from .display import LiveProgress, PlainProgress, piped
 
-    with LiveProgress() as live:
-        status = execute(run, listener=live, console=True)
+    # A pipe or a log file gets plain lines; redrawn bars would fill it with escapes.
+    with PlainProgress() if piped() else LiveProgress() as live:
+        status = execute(run, listener=live, console=not piped())
     return _finish(run, status, quiet)
 
 
@@ -230,57 +231,90 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ls(args: argparse.Namespace) -> int:
-    from .display import fmt_duration, fmt_time, fmt_value, table
-    from .runs import effective_status, list_runs
+def _ls_entry(run: Run, now: float) -> dict[str, Any] | None:
+    """One run as `ls` reports it (full values; the table shortens them on a terminal)."""
+    from .display import active_seconds, progress_text
+    from .notes import read_notes
+    from .runs import effective_status
 
-    rows = []
+    try:
+        cfg = run.config
+    except UserError as exc:
+        return {"id": run.id, "kind": None, "title": None, "status": "corrupt", "error": str(exc)}
+    st = run.state()
+    status = effective_status(st)
+    notes = read_notes(run)
+    return {
+        "id": run.id,
+        "short_id": run.short_id,
+        "kind": cfg.get("kind"),
+        "title": cfg.get("title"),
+        "status": status,
+        "progress": progress_text(st),
+        "started": st.get("started"),
+        "seconds": active_seconds(st, status, now),
+        "key_metric": st.get("key_metric") or None,
+        "reproduction_of": st.get("reproduction_of"),
+        "tags": notes.tags,
+        "note": notes.note,
+    }
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from .display import fmt_duration, fmt_time, fmt_value, piped, table
+    from .runs import list_runs
+
+    now = time.time()
+    entries = []
     for run in list_runs(_results(args)):
-        try:
-            cfg = run.config
-        except UserError as exc:
-            rows.append([run.id, "?", "?", "corrupt", str(exc), "-", "-", "-"])
+        e = _ls_entry(run, now)
+        if e is None:
             continue
-        st = run.state()
-        status = effective_status(st)
-        if args.status and status != args.status:
+        if args.status and e["status"] != args.status:
             continue
-        if args.kind and cfg.get("kind") != args.kind:
+        if args.kind and e["kind"] != args.kind:
             continue
-        done, total = st.get("done"), st.get("total")
-        progress = f"{done}/{total}" if total else (str(done) if done is not None else "-")
-        end = st.get("ended") or (time.time() if status == "running" else st.get("heartbeat"))
-        started = st.get("started")
-        key = st.get("key_metric") or {}
+        if args.tag and args.tag not in (e.get("tags") or []):
+            continue
+        entries.append(e)
+    if args.json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+        return 0
+    if not entries:
+        _print(f"no runs in {_results(args)}/ — start one with `labdeck run presets/smoke.toml`")
+        return 0
+    full = args.long or piped()  # a script gets whole ids and times it can pass back
+    rows = []
+    for e in entries:
+        if e["status"] == "corrupt":
+            rows.append([e["id"], "?", "?", "corrupt", e["error"], "-", "-", "-", ""])
+            continue
+        started = e["started"]
+        key = e["key_metric"] or {}
         rows.append(
             [
-                run.id if args.long else run.short_id + ("·r" if st.get("reproduction_of") else ""),
-                cfg.get("kind", "?"),
-                cfg.get("title", ""),
-                status,
-                progress,
-                fmt_time(started)
-                if args.long
+                e["id"] if full else e["short_id"] + ("·r" if e["reproduction_of"] else ""),
+                e["kind"] or "?",
+                e["title"] or "",
+                e["status"],
+                e["progress"],
+                fmt_time(started, full=True)
+                if full
                 else time.strftime("%d %H:%M", time.localtime(started))
                 if started
                 else "-",
-                fmt_duration(end - started if started and end else None),
+                fmt_duration(e["seconds"]),
                 f"{key.get('name')}={fmt_value(key.get('value'))}" if key else "-",
+                " ".join(e["tags"]),
             ]
         )
-    if args.json:
-        cols = ["id", "kind", "title", "status", "progress", "started", "duration", "key_metric"]
-        print(json.dumps([dict(zip(cols, r, strict=True)) for r in rows], indent=2))
-        return 0
-    if not rows:
-        _print(f"no runs in {_results(args)}/ — start one with `labdeck run presets/smoke.toml`")
-        return 0
     _print(
         table(
             None,
-            ["id", "kind", "title", "status", "done", "started", "time", "metric"],
+            ["id", "kind", "title", "status", "done", "started", "time", "metric", "tags"],
             rows,
-        )
+        ),
+        markup=False,
     )
     return 0
 
@@ -291,8 +325,41 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     run = _run_of(args)
     cfg, st = run.config, run.state()
+    events = EventReader.from_tail(run.events_path, 64 * 1024).read_new()
+    tail = [
+        e
+        for e in events
+        if e.get("type") in ("status", "phase", "phase_end", "batch", "log", "error", "checkpoint")
+    ][-args.tail :]
+    if args.json:
+        from .display import active_seconds
+        from .notes import read_notes
+
+        status = run.status()
+        print(
+            json.dumps(
+                {
+                    "id": run.id,
+                    "path": str(run.path),
+                    "status": status,
+                    "seconds": active_seconds(st, status),
+                    "config": cfg,
+                    "state": st,
+                    "final_metrics": run.summary().get("final_metrics"),
+                    "notes": read_notes(run).as_dict(),
+                    "recent_events": tail,
+                },
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+            )
+        )
+        return 0
+    from .display import progress_text
+
     _print(
         f"[bold]{run.id}[/]  kind={cfg.get('kind')}  title={cfg.get('title')}  status={run.status()}"
+        f"  progress={progress_text(st)}"
     )
     _print(
         f"started {fmt_time(st.get('started'))}  ended {fmt_time(st.get('ended'))}  attempts {st.get('attempts', 0)}  records {st.get('records', 0)}"
@@ -310,12 +377,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     final = run.summary().get("final_metrics")
     if final:
         _print(table("final metrics", ["metric", "value"], [[k, v] for k, v in final.items()]))
-    events = EventReader.from_tail(run.events_path, 64 * 1024).read_new()
-    tail = [
-        e
-        for e in events
-        if e.get("type") in ("status", "phase", "batch", "log", "error", "checkpoint")
-    ][-args.tail :]
+    from .notes import read_notes
+
+    notes = read_notes(run)
+    if notes.tags or notes.note:
+        _print(f"tags: {' '.join(notes.tags) or '-'}  note: {notes.note or '-'}", markup=False)
     if tail:
         _print(
             table(
@@ -341,6 +407,25 @@ def cmd_params(args: argparse.Namespace) -> int:
     from .presets import schema_rows
 
     rows = schema_rows(args.kind)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "parameter": r.name,
+                        "type": r.type,
+                        "default": r.default,
+                        "bounds": r.bounds,
+                        "description": r.description,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+            )
+        )
+        return 0
     if args.format == "csv":
         import csv
 
@@ -350,9 +435,11 @@ def cmd_params(args: argparse.Namespace) -> int:
             w.writerow([r.name, r.type, json.dumps(r.default), r.bounds, r.description])
         return 0
     _print(f"[bold]{args.kind}[/]: {kind_config(args.kind).DESCRIPTION}")
-    from .display import console
+    from .display import console, piped
 
-    if console.width < 100:  # a narrow terminal: one block per parameter reads better than a table
+    if (
+        console.width < 100 and not piped()
+    ):  # a narrow terminal: one block per parameter reads better than a table
         for r in rows:
             bounds = f"  [dim]{r.bounds}[/]" if r.bounds else ""
             _print(f"[bold]{r.name}[/] = {json.dumps(r.default)}  [cyan]{r.type}[/]{bounds}")
@@ -375,8 +462,29 @@ def cmd_presets(args: argparse.Namespace) -> int:
     from .presets import list_presets
 
     infos = list_presets([Path(d) for d in args.dir] if args.dir else None)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "path": str(p.path),
+                        "kind": p.kind or None,
+                        "title": p.title or None,
+                        "description": p.description,
+                        "error": p.error,
+                    }
+                    for p in infos
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return 0
     rows = [[str(p.path), p.kind or "-", p.title or "-", p.error or p.description] for p in infos]
-    _print(table(None, ["preset", "kind", "title", "description"], rows, wrap=("description",)))
+    _print(
+        table(None, ["preset", "kind", "title", "description"], rows, wrap=("description",)),
+        markup=False,
+    )
     return 0
 
 
@@ -423,6 +531,20 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return main([*argv, *(["--quiet"] if args.quiet else [])])
 
 
+def _compare_label(run: Run, other: Run) -> str:
+    """Two runs share their 6-digit id when one reproduces the other: tell them apart."""
+    label = run.short_id
+    if run.state().get("reproduction_of") or run.id.endswith("_repro"):
+        label += "·repro"
+    if label == _plain_label(other):
+        label = run.id
+    return label
+
+
+def _plain_label(run: Run) -> str:
+    return run.short_id + ("·repro" if run.state().get("reproduction_of") else "")
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs, counterpart
     from .display import fmt_value, table
@@ -431,14 +553,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
     a = _run_of(args)
     b = resolve_run(results, args.other) if args.other else counterpart(results, a)
     cmp = compare_runs(a, b, args.tol)
-    _print(f"original: {a.id}\nother:    {b.id}\ntolerance: {args.tol:g}")
+    exit_code = (
+        {"PASS": 0, "FAIL": 1, "pending": 3}[cmp.verdict] if cmp.metrics or cmp.pending else 1
+    )
+    if args.json:
+        print(json.dumps(cmp.as_dict(), indent=2, ensure_ascii=False, default=str))
+        return exit_code
+    tol = "per metric (the kind's declared tolerances)" if args.tol is None else f"{args.tol:g}"
+    _print(f"original: {a.id}\nother:    {b.id}\ntolerance: {tol}", markup=False)
+    if cmp.pending:
+        _print(
+            f"[yellow]pending:[/] {', '.join(cmp.pending)} has not finished; "
+            "compare again when it has"
+        )
+    style = {"PASS": "[green]PASS[/]", "FAIL": "[red]FAIL[/]", "pending": "[yellow]pending[/]"}
     rows = [
         [
             m.name,
             fmt_value(m.a),
             fmt_value(m.b),
             fmt_value(m.diff),
-            "[green]PASS[/]" if m.passed else "[red]FAIL[/]",
+            f"{m.tol:g}" if m.role == "outcome" else "-",
+            style.get(m.verdict)
+            or (f"[dim]ratio {m.ratio:.3f}[/]" if m.ratio is not None else "[dim]info[/]"),
         ]
         for m in cmp.metrics
     ]
@@ -450,25 +587,87 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 "Original",
                 "Repro" if b.state().get("reproduction_of") else "Other",
                 "Diff",
+                "Tol",
                 "Status",
             ],
             rows,
         )
     )
+    if any(m.role == "measurement" for m in cmp.metrics):
+        _print(
+            "[dim]measurements (time, throughput) show other/original and never fail a comparison[/]"
+        )
     if cmp.params:
         _print(
             table(
                 "parameters that differ",
-                ["parameter", a.short_id, b.short_id],
+                ["parameter", _compare_label(a, b), _compare_label(b, a)],
                 [[p.key, json.dumps(p.a), json.dumps(p.b)] for p in cmp.params],
-            )
+            ),
+            markup=False,
         )
     else:
         _print("parameters: identical")
-    if not cmp.metrics:
+    if not cmp.metrics and not cmp.pending:
         _print("[yellow]no final metrics to compare (are both runs completed?)[/]")
-        return 1
-    return 0 if cmp.all_passed else 1
+    return exit_code
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from .notes import edit_tags
+
+    run = _run_of(args)
+    notes = edit_tags(
+        run, add=[] if args.remove else args.tags, remove=args.tags if args.remove else []
+    )
+    print(f"{run.id}: tags {' '.join(notes.tags) or '(none)'}")
+    return 0
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    from .notes import read_notes, set_note
+
+    run = _run_of(args)
+    if args.text is None:
+        print(read_notes(run).note)
+        return 0
+    text = sys.stdin.read() if args.text == "-" else args.text
+    notes = set_note(run, text)
+    print(f"{run.id}: note {'set' if notes.note else 'cleared'}")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    """SIGKILL the runner: for a run that does not answer `stop`. Its records stay, and
+    `labdeck resume` continues it (the run shows as crashed)."""
+    import os
+    import signal
+
+    from .runs import pid_alive, this_host
+
+    run = _run_of(args)
+    state = run.state()
+    status = run.status()
+    pid = state.get("pid")
+    if status not in ("running", "queued") or not pid:
+        _print(f"{run.id} is {status}; no runner to kill")
+        return 0
+    if state.get("host") != this_host():
+        raise UserError(
+            f"{run.id}: its runner is on host {state.get('host')}; kill it there "
+            f"(or `labdeck stop {run.short_id}`, which reaches it through the shared folder)"
+        )
+    if not pid_alive(pid, state.get("pid_started")):
+        _print(
+            f"{run.id}: runner pid {pid} is already gone (crashed); resume with `labdeck resume {run.short_id}`"
+        )
+        return 0
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 5
+    while time.time() < deadline and pid_alive(pid, state.get("pid_started")):
+        time.sleep(0.05)
+    _print(f"killed {run.id} (pid {pid}); resume with `labdeck resume {run.short_id}`")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -574,8 +773,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ls", parents=[common], help="list runs")
     s.add_argument("--status", help="only runs with this status")
     s.add_argument("--kind", help="only runs of this kind")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--long", action="store_true", help="full run ids and dates")
+    s.add_argument("--tag", help="only runs with this tag")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--long", action="store_true", help="full run ids and dates (always when piped)")
     s.set_defaults(fn=cmd_ls)
 
     s = sub.add_parser(
@@ -583,6 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("run")
     s.add_argument("--tail", type=int, default=12)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(fn=cmd_show)
 
     s = sub.add_parser(
@@ -590,10 +791,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("kind")
     s.add_argument("--format", choices=["table", "csv"], default="table")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(fn=cmd_params)
 
     s = sub.add_parser("presets", help="list preset files")
     s.add_argument("--dir", action="append", help="look in this folder (repeatable)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(fn=cmd_presets)
 
     s = sub.add_parser("reproduce", parents=[common], help="rerun a run from its config.json alone")
@@ -609,8 +812,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("run")
     s.add_argument("other", nargs="?")
-    s.add_argument("--tol", type=float, default=1e-6, help="largest |difference| that passes")
+    s.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="largest |difference| that passes, for every outcome "
+        "(default: each metric's tolerance declared by its kind)",
+    )
+    s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(fn=cmd_compare)
+
+    s = sub.add_parser(
+        "kill", parents=[common], help="SIGKILL a run's runner (when stop is not answered)"
+    )
+    s.add_argument("run")
+    s.set_defaults(fn=cmd_kill)
+
+    s = sub.add_parser("tag", parents=[common], help="add (or --remove) tags on a run")
+    s.add_argument("run")
+    s.add_argument("tags", nargs="+", metavar="TAG")
+    s.add_argument("--remove", action="store_true", help="remove these tags instead")
+    s.set_defaults(fn=cmd_tag)
+
+    s = sub.add_parser("note", parents=[common], help="set a run's note (print it without TEXT)")
+    s.add_argument("run")
+    s.add_argument("text", nargs="?", metavar="TEXT", help='the note ("" clears it, - reads stdin)')
+    s.set_defaults(fn=cmd_note)
 
     s = sub.add_parser(
         "export", parents=[common], help="records as json/csv/parquet (or a kind's own format)"
@@ -655,24 +882,47 @@ def _headless_demo(argv: list[str]) -> int:
     return 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or (argv[0] == "--results" and len(argv) == 2):
-        from labdeck.tui.app import main as tui_main
-
-        return tui_main(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "fn", None):
-        parser.print_help()
-        return 2
+def has_terminal() -> bool:
+    """A dashboard needs a terminal for both keys (stdin) and drawing (stdout)."""
     try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Every unhandled exception ends with a non-zero status (1), never 0 after a traceback."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if not argv or (argv[0] == "--results" and len(argv) == 2):
+            if not has_terminal():
+                return _headless_demo(argv)
+            from labdeck.tui.app import main as tui_main
+
+            return tui_main(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "fn", None):
+            parser.print_help()
+            return 2
         return args.fn(args)
     except UserError as exc:
         print(f"labdeck: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `labdeck ls | head`: the reader left; not an error of ours
+        import os
+
+        # Python flushes stdout at exit; point it at /dev/null so that flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print("labdeck: internal error (traceback above); exit status 1", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich import box
@@ -19,16 +20,35 @@ from rich.table import Table
 
 from .units import format_bytes, format_duration
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+def _console(stderr: bool) -> Console:
+    """A terminal gets tables fitted to its width; a pipe or file gets every value whole
+    (no ellipsis, no 80-column wrap), since a script reads what is printed."""
+    probe = Console(stderr=stderr)
+    if probe.is_terminal:
+        return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, width=PIPE_WIDTH, no_color=True)
+
+
+PIPE_WIDTH = 10_000
+console = _console(stderr=False)
+err_console = _console(stderr=True)
+
+
+def piped() -> bool:
+    """True when stdout is not a terminal: print full values (ids, times) for scripts."""
+    return not console.is_terminal
 
 
 def fmt_duration(seconds: float | None) -> str:
     return format_duration(seconds, "clock")
 
 
-def fmt_time(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+def fmt_time(ts: float | None, full: bool | None = None) -> str:
+    """Minutes on a terminal; the full ISO time with seconds and offset when piped."""
+    if not ts:
+        return "-"
+    full = piped() if full is None else full
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z" if full else "%Y-%m-%d %H:%M", time.localtime(ts))
 
 
 def fmt_bytes(n: float | None) -> str:
@@ -133,6 +153,56 @@ class LiveProgress:
             self._flush_metrics()
 
 
+class PlainProgress:
+    """Progress as plain lines for a log file or a pipe (no cursor movement, no redraws):
+    each phase, then a line at every 10 % or 10 s, batch changes, warnings and metrics."""
+
+    def __init__(self, write: Callable[[str], None] | None = None, every: float = 10.0) -> None:
+        self.write = write or (lambda line: print(line, flush=True))
+        self.every = every
+        self._phase: str | None = None
+        self._total: int | None = None
+        self._last_pct = -1
+        self._last_t = 0.0
+        self._t0 = time.monotonic()
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _line(self, text: str) -> None:
+        self.write(f"[{fmt_duration(time.monotonic() - self._t0)}] {text}")
+
+    def __call__(self, e: dict[str, Any]) -> None:
+        t = e.get("type")
+        if t == "phase":
+            self._phase, self._total, self._last_pct = str(e.get("name")), e.get("total"), -1
+            self._line(f"phase {self._phase}" + (f" ({self._total} units)" if self._total else ""))
+        elif t == "progress":
+            done, total = int(e.get("done") or 0), e.get("total") or self._total
+            pct = int(100 * done / total) if total else 0
+            now = time.monotonic()
+            if (pct // 10 > self._last_pct // 10) or now - self._last_t >= self.every:
+                self._last_pct, self._last_t = pct, now
+                of = f"/{total} ({pct}%)" if total else ""
+                self._line(f"{e.get('phase') or self._phase} {done}{of}")
+        elif t == "batch":
+            self._line(f"batch size {e.get('size')} ({e.get('reason')})")
+        elif t == "metric" and "step" not in e:
+            where = " ".join(f"{k}={e[k]}" for k in ("epoch", "level", "group") if k in e)
+            self._line(f"{where} {e.get('name')}={fmt_value(e.get('value'))}".strip())
+        elif t == "log" and e.get("level") in ("warning", "error"):
+            self._line(f"{e.get('level')}: {e.get('message')}")
+        elif t == "checkpoint":
+            self._line(f"checkpoint {e.get('step')} -> {e.get('path')}")
+        elif t == "error":
+            self._line(f"error: {e.get('message')}")
+        elif t == "status":
+            self._line(f"status {e.get('status')}")
+
+
 def table(
     title: str | None,
     columns: list[str],
@@ -141,11 +211,16 @@ def table(
     max_widths: dict[str, int] | None = None,
 ) -> Table:
     """Columns stay on one line (ellipsis when narrow) unless named in `wrap`."""
+    # A pipe gets plain aligned columns (no rule, no blank edge lines) for awk and cut.
     t = Table(
-        title=title, show_lines=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False
+        title=title,
+        show_lines=False,
+        header_style="bold",
+        box=None if piped() else box.SIMPLE_HEAD,
+        pad_edge=False,
     )
     for c in columns:
-        width = (max_widths or {}).get(c)
+        width = None if piped() else (max_widths or {}).get(c)
         if c in wrap:
             t.add_column(c, overflow="fold", max_width=width)
         else:
@@ -153,3 +228,57 @@ def table(
     for r in rows:
         t.add_row(*[fmt_value(x) if not isinstance(x, str) else x for x in r])
     return t
+
+
+# --------------------------------------------------------------------------- run state
+
+
+def main_phase(state: dict[str, Any]) -> tuple[str | None, int | None, int | None, str | None]:
+    """(phase, done, total, stop reason) of the phase that measures a run's progress.
+
+    That is the phase with the most units (a kt run's 80 epochs, not its 1-unit eval
+    phase that follows), so `ls` and the dashboard say `train 34/80` for a run that
+    stopped early at epoch 34, with the reason the kind gave for stopping.
+    """
+    phases = state.get("phases")
+    if isinstance(phases, dict) and phases:
+        name, info = max(
+            ((n, i) for n, i in phases.items() if isinstance(i, dict)),
+            key=lambda item: item[1].get("total") or 0,
+            default=(None, {}),
+        )
+        if name is not None:
+            return name, info.get("done"), info.get("total"), info.get("stopped")
+    return state.get("phase"), state.get("done"), state.get("total"), None
+
+
+def active_seconds(state: dict[str, Any], status: str, now: float | None = None) -> float | None:
+    """Time spent running, over every attempt: the hours a run sat stopped do not count.
+
+    Older runs without `active_seconds` fall back to ended - started.
+    """
+    now = time.time() if now is None else now
+    started = state.get("started")
+    if not started:
+        return None
+    before = state.get("active_before")
+    attempt = state.get("attempt_started")
+    if status == "running" and attempt:
+        return float(before or 0.0) + max(0.0, now - attempt)
+    if status == "crashed" and attempt:
+        return float(before or 0.0) + max(0.0, float(state.get("heartbeat") or attempt) - attempt)
+    if state.get("active_seconds") is not None:
+        return float(state["active_seconds"])
+    end = state.get("ended") or state.get("heartbeat") or now
+    return max(0.0, end - started)
+
+
+def progress_text(state: dict[str, Any]) -> str:
+    """`train 34/80 stopped early` / `sweep 12/32` / `-`: for `ls` and tables."""
+    name, done, total, stopped = main_phase(state)
+    if done is None and not total:
+        return "-"
+    text = f"{done or 0}/{total}" if total else str(done)
+    if name:
+        text = f"{name} {text}"
+    return f"{text} stopped early" if stopped else text

@@ -155,6 +155,13 @@ def _execute_locked(
     prior = run.state()
     attempt = int(prior.get("attempts", 0)) + 1
     now = time.time()
+    # Time already spent running in earlier attempts (a crashed attempt counts up to
+    # its last heartbeat), so elapsed time never includes the time a run sat stopped.
+    active_before = float(prior.get("active_seconds") or 0.0)
+    if prior.get("status") == "running" and prior.get("attempt_started"):
+        active_before = float(prior.get("active_before") or 0.0) + max(
+            0.0, float(prior.get("heartbeat") or 0.0) - float(prior["attempt_started"])
+        )
     state.update(
         force=True,
         status="running",
@@ -163,6 +170,7 @@ def _execute_locked(
         host=this_host(),
         started=prior.get("started") or now,
         attempt_started=now,
+        active_before=active_before,
         heartbeat=now,
         ended=None,
         attempts=attempt,
@@ -222,8 +230,14 @@ def _execute_locked(
         log.error("failed: %s", error)
     events.emit("status", status=status, records=len(ledger))
     log.info("run %s %s with %d records", run.id, status, len(ledger))
+    ended = time.time()
     state.update(
-        force=True, status=status, ended=time.time(), last_error=error, records=len(ledger)
+        force=True,
+        status=status,
+        ended=ended,
+        last_error=error,
+        records=len(ledger),
+        active_seconds=active_before + (ended - now),
     )
     ctx.close()
     events.close()

@@ -1,7 +1,7 @@
 """Every action that changes a run goes through the `labdeck` command line in a subprocess.
 
 The dashboard never runs model code and never writes a run's files itself (except
-deleting a whole directory), so what it does is exactly what a user could type,
+deleting a whole directory and the researcher's own tags and note, notes.json), so what it does is exactly what a user could type,
 and runs it starts outlive it (`--detach` starts the runner in its own session).
 """
 
@@ -90,6 +90,10 @@ def stop(run: Run, results: Path) -> CliResult:
 
 def resume(run: Run, results: Path) -> CliResult:
     return run_cli(["resume", run.id, "--detach"], results)
+
+
+def kill(run: Run, results: Path) -> CliResult:
+    return run_cli(["kill", run.id], results)
 
 
 def reproduce(run: Run, results: Path) -> CliResult:

@@ -48,6 +48,7 @@ class LabdeckApp(App[None]):
         monitor_interval: float = 0.5,
         clock: Callable[[], float] = time.time,
         presets_dirs: list[Path] | None = None,
+        process_probe: Callable[[int], tuple[float, float] | None] | None = None,
     ) -> None:
         super().__init__()
         self.results = Path(results) if results else default_results_dir()
@@ -57,6 +58,7 @@ class LabdeckApp(App[None]):
         self.monitor_interval = monitor_interval
         self.clock = clock
         self.presets_dirs = presets_dirs
+        self.process_probe = process_probe  # runner pid -> (CPU %, RSS bytes); None: psutil
 
     def on_mount(self) -> None:
         self.push_screen(RunsScreen())
@@ -119,6 +121,64 @@ class LabdeckApp(App[None]):
         )
         self.call_from_thread(self.refresh_runs)
 
+    def confirm_kill(self, run: Run) -> None:
+        """SIGKILL the runner after a yes: for a run that does not answer stop."""
+        from .screens.confirm import ConfirmScreen
+
+        def done(confirmed: bool | None) -> None:
+            if confirmed:
+                self.run_verb("kill", run)
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Kill {run.id} now (SIGKILL)?\nThe unit in hand is lost; finished records "
+                "stay and resume continues from them."
+            ),
+            done,
+        )
+
+    def edit_tags(self, run: Run) -> None:
+        from labdeck.backend.notes import Notes, parse_tags, read_notes, write_notes
+
+        from .screens.prompt import PromptScreen
+
+        notes = read_notes(run)
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                write_notes(run, Notes(parse_tags(text), notes.note))
+            except (UserError, OSError) as exc:
+                self.notify(str(exc), severity="error", timeout=8)
+                return
+            self.refresh_runs()
+
+        self.push_screen(
+            PromptScreen(f"Tags of {run.id} (space separated):", " ".join(notes.tags)), done
+        )
+
+    def edit_note(self, run: Run) -> None:
+        from labdeck.backend.notes import Notes, read_notes, write_notes
+
+        from .screens.prompt import PromptScreen
+
+        notes = read_notes(run)
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                write_notes(run, Notes(notes.tags, text))
+            except (UserError, OSError) as exc:
+                self.notify(str(exc), severity="error", timeout=8)
+                return
+            self.refresh_runs()
+
+        self.push_screen(
+            PromptScreen(f"Note on {run.id}:", notes.note, "what this run is for"), done
+        )
+
     def refresh_runs(self) -> None:
         for screen in self.screen_stack:
             if isinstance(screen, RunsScreen):
@@ -130,7 +190,7 @@ class LabdeckApp(App[None]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Launch a run", "Pick a preset, edit it, launch it", self.open_launch)
         yield SystemCommand("Runs", "Back to the list of runs", self._to_runs)
-        yield SystemCommand("Keys", "Every key of every screen", self.action_help)
+        yield SystemCommand("Help", "Every key of every screen, by screen", self.action_help)
         runs_screen = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
         if isinstance(screen, RunsScreen) and runs_screen is not None:
             for label, action, help_text in (
@@ -141,12 +201,20 @@ class LabdeckApp(App[None]):
                     "Compare marked runs, or the selected one with its reproduction",
                 ),
                 ("Stop run", "stop", "Ask the selected run to stop after its unit in hand"),
+                ("Kill run", "kill", "SIGKILL the selected run's runner (asks first)"),
+                ("Tag run", "tags", "Edit the selected run's tags"),
+                ("Note on run", "note", "Edit the selected run's note"),
                 ("Resume run", "resume", "Resume the selected run in the background"),
                 ("Reproduce run", "reproduce", "Rerun the selected run from its config.json"),
                 ("Delete run", "delete", "Delete the selected run directory (asks first)"),
             ):
                 yield SystemCommand(label, help_text, getattr(runs_screen, f"action_{action}"))
-        for label, action in (("Stop", "stop"), ("Resume", "resume"), ("Reproduce", "reproduce")):
+        for label, action in (
+            ("Stop", "stop"),
+            ("Kill", "kill"),
+            ("Resume", "resume"),
+            ("Reproduce", "reproduce"),
+        ):
             if hasattr(screen, "run_for_actions"):
                 yield SystemCommand(
                     f"{label} this run",
@@ -173,5 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Subprocesses (launch, stop, …) must see the same results folder as the screen.
     os.environ["LABDECK_RESULTS"] = str(results)
-    LabdeckApp(results).run()
-    return 0
+    app = LabdeckApp(results)
+    app.run()
+    # A crash inside the app (a traceback was printed) must not look like success.
+    return app.return_code or 0

@@ -55,27 +55,30 @@ class Series:
     and from then on accepts one point in `stride`, so a run of any length costs
     the same memory while the latest point is always kept for display."""
 
-    __slots__ = ("_skip", "cap", "last", "stride", "xs", "ys")
+    __slots__ = ("_skip", "cap", "last", "stride", "ts", "xs", "ys")
 
     def __init__(self, cap: int = SERIES_CAP) -> None:
         self.xs: list[float] = []
         self.ys: list[float] = []
+        self.ts: list[float] = []  # wall time of each point, for the wall-time x axis
         self.cap = cap
         self.stride = 1
         self._skip = 0
-        self.last: tuple[float, float] | None = None
+        self.last: tuple[float, float, float] | None = None
 
-    def add(self, x: float, y: float) -> None:
-        self.last = (x, y)
+    def add(self, x: float, y: float, t: float = 0.0) -> None:
+        self.last = (x, y, t)
         self._skip += 1
         if self._skip < self.stride:
             return
         self._skip = 0
         self.xs.append(x)
         self.ys.append(y)
+        self.ts.append(t)
         if len(self.xs) > self.cap:
             self.xs = self.xs[::2]
             self.ys = self.ys[::2]
+            self.ts = self.ts[::2]
             self.stride *= 2
 
     def points(self) -> tuple[list[float], list[float]]:
@@ -83,6 +86,12 @@ class Series:
         if self.last is not None and (not self.xs or self.xs[-1] != self.last[0]):
             return [*self.xs, self.last[0]], [*self.ys, self.last[1]]
         return list(self.xs), list(self.ys)
+
+    def times(self) -> list[float]:
+        """Wall times aligned with `points()`."""
+        if self.last is not None and (not self.xs or self.xs[-1] != self.last[0]):
+            return [*self.ts, self.last[2]]
+        return list(self.ts)
 
     def __len__(self) -> int:
         return len(self.xs)
@@ -122,6 +131,7 @@ class Phase:
     t_start: float | None = None
     done_start: int = 0
     t_last: float | None = None
+    stopped: str | None = None  # why the phase ended before its total (early stopping)
 
     @property
     def fraction(self) -> float:
@@ -139,6 +149,8 @@ class Phase:
 
     @property
     def eta(self) -> float | None:
+        if self.stopped:
+            return 0.0
         if not self.total or self.done >= self.total:
             return 0.0 if self.total and self.done >= self.total else None
         rate = self.rate
@@ -278,6 +290,8 @@ class RunView:
         self.phases: dict[str, Phase] = {}
         self.current_phase: str | None = None
         self.metrics: dict[str, Series] = {}
+        self.axes: dict[str, str] = {}  # series name -> the x field its events carried
+        self.epoch_marks: list[tuple[float, float]] = []  # (t, epoch): wall time -> epoch
         self.trajectory: dict[str, Series] = {}
         self.trajectory_entries = 0
         self.table: dict[tuple[str, str, str], dict[str, float | None]] = {}
@@ -287,6 +301,11 @@ class RunView:
         self.log: deque[LogLine] = deque(maxlen=LOG_LINES)
         self.log_count = getattr(self, "log_count", 0)  # only grows: widgets append by it
         self.errors: list[str] = []
+        # events of the types a kind's Table views list (keep_events), newest TABLE_ROWS
+        self.kept: dict[str, deque[dict[str, Any]]] = {
+            t: deque(maxlen=TABLE_ROWS) for t in getattr(self, "_kept_types", ())
+        }
+        self.kept_version = getattr(self, "kept_version", 0) + 1
 
     # ------------------------------------------------------------------ reading
 
@@ -381,9 +400,14 @@ class RunView:
         if self.first_t is None:
             self.first_t = t
         self.last_t = t
-        handler = getattr(self, f"_on_{ev.get('type')}", None)
+        kind = ev.get("type")
+        kept = self.kept.get(kind) if isinstance(kind, str) else None
+        if kept is not None:
+            kept.append(ev)
+            self.kept_version += 1
+        handler = getattr(self, f"_on_{kind}", None)
         if handler is None:
-            return None
+            return "tables" if kept is not None else None
         try:
             return handler(ev, t)
         except (TypeError, ValueError, AttributeError):
@@ -425,6 +449,15 @@ class RunView:
         self.current_phase = name
         return "phases"
 
+    def _on_phase_end(self, ev: dict[str, Any], t: float) -> str:
+        name = str(ev.get("phase") or self.current_phase or "run")
+        ph = self.phases.get(name) or Phase(name, t_start=t)
+        ph.done = int(ev.get("done") or ph.done)
+        ph.stopped = str(ev.get("reason") or "stopped early")
+        ph.t_last = t
+        self.phases[name] = ph
+        return "phases"
+
     def _on_progress(self, ev: dict[str, Any], t: float) -> str:
         name = str(ev.get("phase") or self.current_phase or "run")
         ph = self.phases.get(name)
@@ -449,7 +482,12 @@ class RunView:
             if series is None:
                 series = self.metrics[key] = Series(self.series_cap)
             xn = _num(x)
-            series.add(xn if xn is not None else float(self.events_seen), value)
+            series.add(xn if xn is not None else float(self.events_seen), value, t)
+            self.axes.setdefault(key, axis or "event")
+        if axis == "epoch":
+            xe = _num(x)
+            if xe is not None and (not self.epoch_marks or xe > self.epoch_marks[-1][1]):
+                self.epoch_marks.append((t, xe))
         if axis in ("level", "epoch"):
             self._table_set((axis, _fmt_x(x), "" if group is None else str(group)), name, value)
         return "metrics"
@@ -481,7 +519,7 @@ class RunView:
             series = self.trajectory.get(name)
             if series is None:
                 series = self.trajectory[name] = Series(self.series_cap)
-            series.add(x, value)
+            series.add(x, value, t)
         return "trajectory"
 
     def _on_log(self, ev: dict[str, Any], t: float) -> str:
@@ -509,6 +547,33 @@ class RunView:
         if name.startswith("trajectory:"):
             return self.trajectory.get(name.removeprefix("trajectory:"))
         return self.metrics.get(name)
+
+    def keep_events(self, types: list[str]) -> None:
+        """Also keep the latest events of these types (for a kind's declared tables);
+        call before the first read."""
+        self._kept_types = tuple(types)
+        for t in types:
+            self.kept.setdefault(t, deque(maxlen=TABLE_ROWS))
+
+    def axis(self, name: str) -> str:
+        """The x field a series was emitted with (step, epoch, level)."""
+        return "epoch" if name.startswith("trajectory:") else self.axes.get(name, "step")
+
+    def epoch_at(self, t: float) -> float | None:
+        """Fractional epoch at wall time t, from the times epoch-tagged metrics arrived
+        (epoch e ends when its metrics arrive): puts step series on an epoch axis."""
+        marks = self.epoch_marks
+        if not marks:
+            return None
+        start = self.first_t if self.first_t is not None else marks[0][0]
+        prev_t, prev_e = start, marks[0][1] - 1
+        for mt, me in marks:
+            if t <= mt:
+                span = mt - prev_t
+                frac = (t - prev_t) / span if span > 0 else 1.0
+                return prev_e + (me - prev_e) * max(0.0, min(1.0, frac))
+            prev_t, prev_e = mt, me
+        return prev_e
 
     def series_names(self) -> list[str]:
         return sorted(self.metrics) + [f"trajectory:{n}" for n in sorted(self.trajectory)]
@@ -539,6 +604,16 @@ class RunView:
             return os.path.getsize(self.run.events_path)
         except OSError:
             return 0
+
+
+def field_of(event: dict[str, Any], dotted: str) -> Any:
+    """A (dotted) field of an event: `metrics.val_auc` reaches into a dict."""
+    value: Any = event
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
 def pick_default(names: list[str], primary: str | None) -> str:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labdeck.backend.display import main_phase
 from labdeck.backend.errors import UserError
-from labdeck.backend.runs import CONFIG, STATE, Run, effective_status
+from labdeck.backend.runs import CONFIG, STATE, Run, effective_status, this_host
 
 
 @dataclass
@@ -34,6 +36,16 @@ class RunRow:
     error: str | None = None
     reproduction_of: str | None = None
     eta: float | None = None
+    stopped: str | None = None  # the main phase ended early, and why
+    active_before: float = 0.0  # seconds run in earlier attempts
+    attempt_started: float | None = None
+    active_seconds: float | None = None  # when not running: total time spent running
+    heartbeat: float | None = None
+    tags: list[str] = field(default_factory=list)
+    note: str = ""
+    cpu: float | None = None  # the runner process's CPU % (this host only)
+    rss: float | None = None  # and its resident memory, bytes
+    _notes_mtime: int = field(default=-1, repr=False)
     _state_mtime: int = field(default=-1, repr=False)
     _rate_origin: tuple[str | None, int, float] | None = field(default=None, repr=False)
 
@@ -43,18 +55,30 @@ class RunRow:
 
     @property
     def fraction(self) -> float:
+        if self.status == "completed":
+            return 1.0
         if not self.total or self.done is None:
             return 1.0 if self.status == "completed" else 0.0
         return min(1.0, self.done / self.total)
 
     def duration(self, now: float) -> float | None:
+        """Time spent running over every attempt; time spent stopped does not count."""
         if not self.started:
             return None
+        if self.status == "running" and self.attempt_started:
+            return self.active_before + max(0.0, now - self.attempt_started)
+        if self.status == "crashed" and self.attempt_started:
+            end = self.heartbeat or self.attempt_started
+            return self.active_before + max(0.0, end - self.attempt_started)
+        if self.active_seconds is not None:
+            return self.active_seconds
+        if self.status == "crashed":  # it stopped counting when its heartbeat stopped
+            return max(0.0, (self.heartbeat or self.started) - self.started)
         end = self.ended if self.ended and self.status != "running" else now
         return end - self.started
 
     def search_text(self) -> str:
-        return f"{self.id} {self.kind} {self.title} {self.status}".lower()
+        return f"{self.id} {self.kind} {self.title} {self.status} {' '.join(self.tags)} {self.note}".lower()
 
 
 def _primary_metric(kind: str) -> str | None:
@@ -71,10 +95,17 @@ def _primary_metric(kind: str) -> str | None:
 class RunList:
     """Keeps RunRows for every run under `results`, refreshed by `refresh()`."""
 
-    def __init__(self, results: Path, clock=time.time) -> None:
+    def __init__(
+        self,
+        results: Path,
+        clock=time.time,
+        process_probe: Callable[[int], tuple[float, float] | None] | None = None,
+    ) -> None:
         self.results = Path(results)
         self.clock = clock
+        self.process_probe = process_probe or self._psutil_probe
         self.rows: dict[str, RunRow] = {}
+        self._procs: dict[int, Any] = {}
 
     def refresh(self) -> tuple[set[str], set[str], set[str]]:
         """Rescan; returns (added, changed, removed) run ids."""
@@ -110,10 +141,54 @@ class RunList:
                     changed.add(entry.name)
             elif row.status in ("running", "queued") and self._recheck(row):
                 changed.add(entry.name)
+            if self._load_notes(row) and entry.name not in added:
+                changed.add(entry.name)
+            if row.status == "running" and self._sample_process(row) and entry.name not in added:
+                changed.add(entry.name)
         removed = set(self.rows) - seen
         for rid in removed:
             del self.rows[rid]
         return added, changed, removed
+
+    def _load_notes(self, row: RunRow) -> bool:
+        from labdeck.backend.notes import NOTES, read_notes
+
+        try:
+            mtime = (row.run.path / NOTES).stat().st_mtime_ns
+        except OSError:
+            mtime = 0
+        if mtime == row._notes_mtime:
+            return False
+        row._notes_mtime = mtime
+        notes = read_notes(row.run) if mtime else None
+        row.tags, row.note = (notes.tags, notes.note) if notes else ([], "")
+        return True
+
+    def _sample_process(self, row: RunRow) -> bool:
+        """The runner's own CPU and resident memory, like nvitop's process list."""
+        state = row.run.state()
+        pid = state.get("pid")
+        sample = None
+        if pid and state.get("host") == this_host():
+            sample = self.process_probe(int(pid))
+        before = (row.cpu, row.rss)
+        row.cpu, row.rss = sample if sample else (None, None)
+        return before != (row.cpu, row.rss)
+
+    def _psutil_probe(self, pid: int) -> tuple[float, float] | None:
+        """psutil keeps one Process per pid, so CPU % is measured between polls."""
+        import psutil
+
+        proc = self._procs.get(pid)
+        try:
+            if proc is None:
+                proc = self._procs[pid] = psutil.Process(pid)
+                proc.cpu_percent(None)  # the first reading only starts the interval
+            with proc.oneshot():
+                return proc.cpu_percent(None), float(proc.memory_info().rss)
+        except (psutil.Error, OSError):
+            self._procs.pop(pid, None)
+            return None
 
     def _load_config(self, row: RunRow) -> bool:
         try:
@@ -139,20 +214,34 @@ class RunList:
         status = effective_status(state)
         if status != row.status:
             row.status = status
+            row.eta = None  # a run that died keeps no ETA
+            row._rate_origin = None
+            row.cpu = row.rss = None
             return True
         return False
 
     @staticmethod
     def _signature(row: RunRow) -> tuple[Any, ...]:
-        return (row.status, row.phase, row.done, row.total, row.key_value, row.ended, row.eta)
+        return (
+            row.status,
+            row.phase,
+            row.done,
+            row.total,
+            row.key_value,
+            row.ended,
+            row.eta,
+            row.stopped,
+        )
 
     def _fill(self, row: RunRow, state: dict[str, Any], now: float) -> None:
         row.status = effective_status(state)
-        row.phase = state.get("phase")
-        row.done = state.get("done")
-        row.total = state.get("total")
+        row.phase, row.done, row.total, row.stopped = main_phase(state)
         row.started = state.get("started") or state.get("created")
         row.ended = state.get("ended")
+        row.active_before = float(state.get("active_before") or 0.0)
+        row.attempt_started = state.get("attempt_started")
+        row.active_seconds = state.get("active_seconds")
+        row.heartbeat = state.get("heartbeat")
         row.reproduction_of = state.get("reproduction_of")
         if state.get("last_error"):
             row.error = str(state["last_error"]).splitlines()[0] if state["last_error"] else None

@@ -169,11 +169,25 @@ class RunContext:
         self.ledger.sync()  # a phase end is a unit boundary: commit its records
         self.events.emit("phase", name=name, total=total)
         self.state.update(force=True, phase=name, done=0, total=total)
+        self.state.update_nested("phases", **{name: {"done": 0, "total": total}})
 
     def progress(self, done: int, total: int | None = None, **extra: Any) -> None:
         total = self._phase_total if total is None else total
         self.events.emit("progress", phase=self._phase, done=done, total=total, **extra)
         self.state.update(phase=self._phase, done=done, total=total)
+        if self._phase:
+            self.state.update_nested("phases", **{self._phase: {"done": done, "total": total}})
+
+    def end_phase(self, done: int, reason: str) -> None:
+        """The current phase ends before its total (early stopping): say where and why, so
+        the dashboard and `ls` show `train 34/80 stopped early` instead of a stuck bar."""
+        total = self._phase_total
+        self.events.emit("phase_end", phase=self._phase, done=done, total=total, reason=reason)
+        if self._phase:
+            self.state.update_nested(
+                "phases", **{self._phase: {"done": done, "total": total, "stopped": reason}}
+            )
+        self.info(f"{self._phase} stopped at {done}/{total}: {reason}")
 
     def metric(self, name: str, value: float | None, **where: Any) -> None:
         """A named value at a `step`, `epoch` or `level` (optionally per `group`)."""

@@ -51,3 +51,20 @@ def test_cli_dry_run_of_the_demo_preset(capsys, results_dir):
     assert "group attention" in lines and "group mlp" in lines
     assert out["memory_bytes"] > 500 * 2**20  # smollm2 in float32 is ~513 MiB of weights
     assert not any(results_dir.iterdir())
+
+
+def test_demo_estimate_agrees_with_its_measured_time():
+    """The demo preset ran in 68 s (model load included) on 2 CPU cores; its description
+    says about 70 s, and the estimate must be of that size, not twice it (it assumed a
+    1024-token perplexity text; the shipped one is ~210 tokens)."""
+    from pathlib import Path
+
+    from labdeck.backend.kinds.degradation import estimate as est
+    from labdeck.backend.presets import load_preset, resolve
+
+    preset = load_preset(Path(__file__).resolve().parents[2] / "presets" / "degradation-demo.toml")
+    p = resolve(preset.kind, preset.params).model
+    n_params = 134_515_008  # SmolLM2-135M, float32 weights
+    seconds = est._seconds(p, est.Hardware.for_device("cpu"), n_params, n_params * 4, 45, 8, 8, 8)
+    assert 50 <= seconds <= 80
+    assert "70 s" in preset.description

@@ -75,13 +75,18 @@ def test_pykt_reader_uses_folds_strips_padding_and_cuts_windows(tmp_path: Path):
 
 
 def test_pykt_problems_are_one_clear_line(tmp_path: Path):
-    p = Params(dataset="missing", data_dir=str(tmp_path))
+    # Validation refuses a missing dataset; the loader still names what vanished since
+    # (model_construct: parameters validated while the files were there).
+    with pytest.raises(ValueError, match=r"missing/train_valid_sequences\.csv not found"):
+        Params(dataset="missing", data_dir=str(tmp_path))
+    p = Params().model_copy(update={"dataset": "missing", "data_dir": str(tmp_path)})
     with pytest.raises(UserError, match=r"missing.*dataset folder not found"):
         load_data(p)
     _write_pykt(tmp_path / "toy")
+    toy = Params(dataset="toy", data_dir=str(tmp_path))
     (tmp_path / "toy" / "test_sequences.csv").unlink()
     with pytest.raises(UserError, match=r"test_sequences\.csv: pyKT file not found"):
-        load_data(Params(dataset="toy", data_dir=str(tmp_path)))
+        load_data(toy)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "train_valid_sequences.csv").write_text('fold,uid,concept\n0,1,"1,2"\n')
     (tmp_path / "bad" / "test_sequences.csv").write_text("uid,concepts,responses\n")

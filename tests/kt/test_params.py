@@ -113,7 +113,17 @@ def test_eval_command_names_every_architecture_value():
 def test_dry_run_counts_epochs_and_refuses_missing_pykt_data(tmp_path: Path):
     dr = dry_run(Params(epochs=3, d_model=32, n_heads=4))
     assert dr.units == 3 and dr.memory_bytes > 0
-    from labdeck.backend.errors import UserError
+    # a missing pyKT dataset is refused when the parameters are validated, before any
+    # dry run or run directory
+    with pytest.raises(ValueError, match=r"train_valid_sequences\.csv"):
+        Params(dataset="assist2015", data_dir=str(tmp_path))
 
-    with pytest.raises(UserError, match=r"train_valid_sequences\.csv"):
-        dry_run(Params(dataset="assist2015", data_dir=str(tmp_path)))
+
+def test_run_without_the_pykt_data_exits_2_and_creates_nothing(tmp_path: Path, monkeypatch):
+    from labdeck.backend.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LABDECK_RESULTS", str(tmp_path / "results"))
+    preset = Path(__file__).resolve().parents[2] / "presets" / "kt-assist2015.toml"
+    assert main(["run", str(preset)]) == 2
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())

@@ -66,6 +66,8 @@ def make_app() -> Callable[..., LabdeckApp]:
         kw.setdefault("gpu_probe", fixed_probe)
         kw.setdefault("clock", lambda: fixture_runs.T0 + 3600)
         kw.setdefault("presets_dirs", [Path("presets")])
+        # the running fixture's "runner" is the test process: fixed readings for snapshots
+        kw.setdefault("process_probe", lambda pid: (12.0, 300 * 1024**2))
         return LabdeckApp(Path("results"), **kw)
 
     return factory

@@ -46,7 +46,8 @@ async def test_runs_table_statuses_filters_and_search(fixture_dir, make_app):
         await pilot.press("escape", "slash", *"degradation", "enter")
         await pilot.pause()
         assert table.row_count == 2
-        assert all(k == "degradation" for k in _column(table, "kind"))
+        # (the kind column itself gives way to CPU/RSS at 120 columns; it is in the rows)
+        assert all(screen.model.rows[r].kind == "degradation" for r in screen._shown)
 
 
 async def test_mark_two_and_compare_shows_pass_fail(fixture_dir, make_app):
@@ -58,14 +59,16 @@ async def test_mark_two_and_compare_shows_pass_fail(fixture_dir, make_app):
         assert isinstance(app.screen, CompareScreen)
         metrics = app.screen.query_one("#compare-metrics", DataTable)
         verdict = {
-            r[0]: str(r[1]) for r in (metrics.get_row_at(i) for i in range(metrics.row_count))
+            r[0]: str(r[1]).split()[0]
+            for r in (metrics.get_row_at(i) for i in range(metrics.row_count))
         }
         # the reproduction fixture differs by 0.01 in perplexity only
         assert verdict == {"perplexity": "FAIL", "refusal_rate": "PASS", "units": "PASS"}
-        await pilot.press("t", "ctrl+u", *"0.05", "enter")
+        await pilot.press("equals_sign", "ctrl+u", *"0.05", "enter")
         await pilot.pause()
         verdict = {
-            r[0]: str(r[1]) for r in (metrics.get_row_at(i) for i in range(metrics.row_count))
+            r[0]: str(r[1]).split()[0]
+            for r in (metrics.get_row_at(i) for i in range(metrics.row_count))
         }
         assert verdict["perplexity"] == "PASS"
         await pilot.press("escape")
@@ -130,7 +133,9 @@ async def test_launch_form_validates_inline_and_saves_a_preset(fixture_dir, make
         presets = screen.query_one("#presets", OptionList)
         broken = [presets.get_option_at_index(i) for i in range(presets.option_count)]
         assert any(
-            o.disabled and "broken.toml" in str(o.prompt) and "malformed TOML" in str(o.prompt)
+            o.disabled
+            and "broken.toml" in str(o.prompt)
+            and "malformed TOML" in " ".join(str(o.prompt).split())  # wrapped at words
             for o in broken
         )
         form = screen.query_one(ParamForm)
@@ -170,11 +175,15 @@ async def test_palette_offers_the_main_actions(fixture_dir, make_app):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert len(titles) == len(set(titles)), "two palette entries with one name"
         for wanted in (
             "Launch a run",
             "Open run",
             "Compare",
             "Stop run",
+            "Kill run",
+            "Tag run",
+            "Note on run",
             "Resume run",
             "Reproduce run",
             "Delete run",

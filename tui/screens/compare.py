@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+from textual.widgets import DataTable, Header, Input, Select, Static
 
 from labdeck.backend.compare import compare_runs
 from labdeck.backend.errors import UserError
@@ -24,13 +24,14 @@ from labdeck.backend.runs import Run
 
 from .. import fmt
 from ..data import RunView, pick_default
+from ..plotting import SMOOTHING, X_MODES, curve_of, kind_views, matching
 from ..polling import BackgroundPoll
-from ..widgets.series_plot import Curve, SeriesPlot
+from ..widgets.footer import PriorityFooter
+from ..widgets.series_plot import SeriesPlot
+from .typing import typing_guard
 
 if TYPE_CHECKING:
     from ..app import LabdeckApp
-
-DEFAULT_TOL = 1e-6
 
 
 def _cell(v: Any) -> str:
@@ -42,18 +43,22 @@ def _cell(v: Any) -> str:
 
 class CompareScreen(Screen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("t", "focus_tol", "Tolerance"),
-        Binding("m", "focus_metric", "Curve metric"),
-        Binding("o", "open_first", "Open first run", show=False),
+        Binding("equals_sign", "focus_tol", "Tolerance", priority=True),
+        Binding("v", "focus_metric", "Curve"),
+        Binding("x", "x_axis", "X axis"),
+        Binding("m", "smooth", "Smooth"),
+        Binding("enter", "open_first", "Open run", show=False),
     ]
 
-    def __init__(self, runs: list[Run], tol: float = DEFAULT_TOL) -> None:
+    def __init__(self, runs: list[Run], tol: float | None = None) -> None:
         super().__init__()
         self.runs = runs
         self.tol = tol
         self.views = [RunView(r) for r in runs]
         self._poll = BackgroundPoll(self, self._read, self._apply, "compare-read")
         self._series: list[str] = []
+        self.x_mode = "native"
+        self.smoothing = 0.0
 
     @property
     def lab(self) -> LabdeckApp:
@@ -64,36 +69,57 @@ class CompareScreen(Screen):
         yield Static(id="compare-head")
         with Horizontal(id="compare-bar"):
             yield Static("tolerance", classes="label")
-            yield Input(str(self.tol), id="tol", restrict=r"[0-9eE.+\-]*")
+            yield Input(
+                "" if self.tol is None else str(self.tol),
+                placeholder="per metric",
+                id="tol",
+                restrict=r"[0-9eE.+\-]*",
+            )
             yield Select([], prompt="curve metric", id="metric")
         with Horizontal(id="compare-tables"):
             yield DataTable(id="compare-metrics", zebra_stripes=True, cursor_type="row")
             yield DataTable(id="compare-params", zebra_stripes=True, cursor_type="row")
         yield Static(classes="problem", id="compare-problem", markup=False)
         yield SeriesPlot(id="compare-plot")
-        yield Footer()
+        yield PriorityFooter()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 100, "-narrow")
 
     def on_mount(self) -> None:
         self.title = "labdeck · compare"
-        self.sub_title = " vs ".join(r.short_id for r in self.runs)
+        self.sub_title = " vs ".join(lab.split(" ", 1)[1] for lab in self._labels())
         self.query_one("#compare-metrics").border_title = "final metrics"
         self.query_one("#compare-params").border_title = "parameters that differ"
         self.query_one("#compare-plot").border_title = "curves"
         self._fill_tables()
-        self.query_one("#compare-metrics", DataTable).focus()
+        self.set_focus(self.query_one("#compare-metrics", DataTable))
         self._poll()
         self.set_interval(2.0, self._poll)
 
     # ------------------------------------------------------------------ tables
 
     def _labels(self) -> list[str]:
-        return [f"{chr(65 + i)} {r.short_id}" for i, r in enumerate(self.runs)]
+        """A, B, … plus an id that tells the runs apart: a reproduction shares its
+        original's 6 digits, so it is marked `·repro` (and numbered if there are more)."""
+        labels = []
+        for i, r in enumerate(self.runs):
+            try:
+                repro = bool(r.state().get("reproduction_of")) or r.id.endswith("_repro")
+            except Exception:
+                repro = False
+            label = r.short_id + ("·repro" if repro else "")
+            if label in [lab.split(" ", 1)[1] for lab in labels]:
+                label += f"{i}"
+            labels.append(f"{chr(65 + i)} {label}")
+        return labels
 
     def _fill_tables(self) -> None:
         head = []
         for label, run in zip(self._labels(), self.runs, strict=True):
             status = run.status()
-            head.append(f"[b]{escape(label)}[/b] {escape(run.id)} [dim]{status}[/dim]")
+            full = "" if self.app.size.width < 100 else f" {escape(run.id)}"
+            head.append(f"[b]{escape(label)}[/b]{full} [dim]{status}[/dim]")
         self.query_one("#compare-head", Static).update("\n".join(head))
         problem = None
         try:
@@ -110,7 +136,8 @@ class CompareScreen(Screen):
         table = self.query_one("#compare-metrics", DataTable)
         table.clear(columns=True)
         labels = self._labels()
-        table.add_columns("metric", f"tol {self.tol:g}", *labels, "max |Δ|")
+        tol = "per-metric tol" if self.tol is None else f"tol {self.tol:g}"
+        table.add_columns("metric", tol, *labels, "max |Δ|")
         names: list[str] = []
         for c in comps:
             names += [m.name for m in c.metrics if m.name not in names]
@@ -120,11 +147,21 @@ class CompareScreen(Screen):
             values = [rows[0].a if rows and rows[0] else None]
             values += [m.b if m else None for m in rows]
             diffs = [m.diff for m in rows if m and m.diff is not None]
-            passed = all(m is not None and m.passed for m in rows)
-            verdict = Text(
-                "PASS" if passed else "FAIL",
-                style=f"bold {theme.get('success') if passed else theme.get('error')}",
-            )
+            verdicts = {m.verdict if m else "FAIL" for m in rows}
+            if "pending" in verdicts:
+                word, color = "pending", theme.get("warning")
+            elif verdicts == {"info"}:
+                ratios = [m.ratio for m in rows if m and m.ratio is not None]
+                word = f"×{ratios[-1]:.3g}" if ratios else "info"
+                color = theme.get("foreground-muted") or theme.get("foreground")
+            elif "FAIL" in verdicts:
+                word, color = "FAIL", theme.get("error")
+            else:
+                word, color = "PASS", theme.get("success")
+            tols = {m.tol for m in rows if m and m.role == "outcome"}
+            if word == "PASS" or word == "FAIL":
+                word += f" ≤{min(tols):g}" if tols and self.tol is None else ""
+            verdict = Text(word, style=f"bold {color}" if color else "bold")
             table.add_row(
                 name, verdict, *(_cell(v) for v in values), _cell(max(diffs)) if diffs else "—"
             )
@@ -189,6 +226,15 @@ class CompareScreen(Screen):
                 self._fill_tables()
 
     def _default_series(self, names: list[str]) -> str:
+        """The first series of the kind's first declared view, else its primary metric."""
+        try:
+            kind = self.runs[0].kind
+        except Exception:
+            kind = ""
+        for view in kind_views(kind):
+            chosen = matching(names, view.metrics)
+            if chosen:
+                return chosen[0]
         primary = None
         try:
             primary = self.runs[0].config.get("primary_metric")
@@ -202,13 +248,18 @@ class CompareScreen(Screen):
             self.query_one(SeriesPlot).draw([], "no series")
             return
         curves = []
+        xlabel = ""
         for label, view in zip(self._labels(), self.views, strict=True):
-            s = view.series(str(value))
-            if s is not None:
-                xs, ys = s.points()
+            if view.series(str(value)) is not None:
                 title = view.run.title if len(self.runs) > 2 else ""
-                curves.append(Curve(f"{label} {title}".strip(), xs, ys))
-        self.query_one(SeriesPlot).draw(curves, str(value))
+                curve, axis = curve_of(
+                    view, str(value), f"{label} {title}".strip(), self.x_mode, self.smoothing
+                )
+                if curve is not None:
+                    curves.append(curve)
+                    xlabel = axis
+        extra = f" · smoothing {self.smoothing:g}" if self.smoothing else ""
+        self.query_one(SeriesPlot).draw(curves, f"{value}{extra}", xlabel)
 
     @on(Select.Changed, "#metric")
     def _metric_changed(self) -> None:
@@ -217,21 +268,34 @@ class CompareScreen(Screen):
     @on(Input.Submitted, "#tol")
     def _tol_changed(self, event: Input.Submitted) -> None:
         try:
-            tol = float(event.value)
-            if tol < 0:
+            tol = float(event.value) if event.value.strip() else None
+            if tol is not None and tol < 0:
                 raise ValueError
         except ValueError:
             self.notify(f"tolerance {event.value!r}: expected a number ≥ 0", severity="error")
             return
         self.tol = tol
         self._fill_tables()
-        self.query_one("#compare-metrics", DataTable).focus()
+        self.set_focus(self.query_one("#compare-metrics", DataTable))
 
     def action_focus_tol(self) -> None:
-        self.query_one("#tol", Input).focus()
+        self.set_focus(self.query_one("#tol", Input))  # at once: the next keys are the value
 
     def action_focus_metric(self) -> None:
-        self.query_one("#metric", Select).focus()
+        self.set_focus(self.query_one("#metric", Select))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return typing_guard(self, action)
+
+    def action_x_axis(self) -> None:
+        self.x_mode = X_MODES[(X_MODES.index(self.x_mode) + 1) % len(X_MODES)]
+        self.notify(f"x axis: {self.x_mode}", timeout=2)
+        self._draw()
+
+    def action_smooth(self) -> None:
+        self.smoothing = SMOOTHING[(SMOOTHING.index(self.smoothing) + 1) % len(SMOOTHING)]
+        self.notify(f"smoothing: {self.smoothing:g}", timeout=2)
+        self._draw()
 
     def action_open_first(self) -> None:
         self.lab.open_monitor(self.runs[0])

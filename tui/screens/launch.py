@@ -8,17 +8,19 @@ schema, which lives in the kind's config.py.
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Static
+from textual.widgets import Button, Header, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from labdeck.backend.errors import UserError
@@ -36,10 +38,41 @@ from labdeck.backend.presets import (
 )
 
 from .. import actions, fmt
+from ..widgets.footer import PriorityFooter
 from ..widgets.param_form import ParamForm
 
 if TYPE_CHECKING:
     from ..app import LabdeckApp
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def preset_label(title: str, kind: str, path: Path, width: int = 30) -> Text:
+    """Title, then kind and file name, each on one line cut with an ellipsis to the
+    list's width, so a long name never wraps mid-word (the side panel has the path)."""
+    label = Text(end="")
+    label.append(_cut(title, width), style="bold")
+    second = f"  {path.name}"
+    if len(second) + len(kind) + 3 <= width:
+        second += f" · {kind}"
+    label.append("\n" + _cut(second, width), style="dim")
+    return label
+
+
+def broken_label(path: Path, error: str, width: int = 30) -> Text:
+    """A preset that does not load: its name, then its error wrapped at word boundaries
+    (three lines at most; the full message is what `labdeck presets` prints)."""
+    label = Text(end="")
+    label.append(_cut(f"✘ {path.name}", width), style="bold red")
+    message = error.replace(str(path), path.name)
+    lines = textwrap.wrap(message, max(8, width - 2), break_on_hyphens=False)
+    if len(lines) > 3:
+        lines = [*lines[:2], _cut(lines[2] + " …", width - 2)]
+    for line in lines:
+        label.append("\n  " + line, style="dim")
+    return label
 
 
 @dataclass
@@ -91,15 +124,23 @@ class LaunchScreen(Screen):
                     yield Label("title ", classes="label")
                     yield Input(id="run-title", placeholder="title in the run id")
                 yield ParamForm(id="form")
+                yield Static(id="launch-error", markup=False)
             with Vertical(id="side-col"):
                 yield Static("[dim]no overrides[/dim]", id="diff")
-                yield Static(id="launch-error", markup=False)
                 yield Static("[dim]ctrl+t: dry run (units, memory, time)[/dim]", id="estimate")
                 with Horizontal(id="launch-buttons"):
                     yield Button("Dry run", id="btn-estimate")
                     yield Button("Launch", variant="success", id="btn-launch")
                     yield Button("Save", id="btn-save")
-        yield Footer()
+        yield PriorityFooter()
+
+    def on_resize(self) -> None:
+        # Narrow: the side column (overrides, estimate, buttons) folds away; the error
+        # line stays under the form and the keys still work.
+        self.set_class(self.size.width < 100, "-narrow")
+
+    def _label_width(self) -> int:
+        return 19 if self.app.size.width < 100 else 29
 
     def on_mount(self) -> None:
         self.title = "labdeck · launch"
@@ -112,7 +153,7 @@ class LaunchScreen(Screen):
             if info.error:
                 options.append(
                     Option(
-                        f"[$error]✘ {escape(info.path.name)}[/]\n  [dim]{escape(info.error)[:200]}[/dim]",
+                        broken_label(info.path, info.error, self._label_width()),
                         id=f"bad:{info.path}",
                         disabled=True,
                     )
@@ -120,17 +161,17 @@ class LaunchScreen(Screen):
             else:
                 options.append(
                     Option(
-                        f"[b]{escape(info.title)}[/b] [dim]{escape(info.kind)}[/dim]\n  [dim]{escape(info.path.name)}[/dim]",
+                        preset_label(info.title, info.kind, info.path, self._label_width()),
                         id=f"preset:{info.path}",
                     )
                 )
         for kind in kind_names():
-            options.append(
-                Option(f"[i]{escape(kind)}[/i] [dim]kind defaults[/dim]", id=f"kind:{kind}")
-            )
+            label = Text(_cut(kind, self._label_width()), style="italic")
+            label.append("\n" + _cut("  kind defaults", self._label_width()), style="dim")
+            options.append(Option(label, id=f"kind:{kind}"))
         presets = self.query_one("#presets", OptionList)
         presets.add_options(options)
-        presets.focus()
+        self.set_focus(presets)
         first = next((i for i, o in enumerate(options) if not o.disabled), None)
         if first is not None:
             presets.highlighted = first  # posts OptionHighlighted, which loads it
@@ -143,9 +184,8 @@ class LaunchScreen(Screen):
 
     @on(OptionList.OptionSelected, "#presets")
     def _selected(self) -> None:
-        form = self.query_one(ParamForm)
-        if form.fields:
-            form.focus_next()
+        """Enter on a preset: edit its first parameter."""
+        self.query_one(ParamForm).focus_first()
 
     def select_option(self, option_id: str) -> None:
         """Load a preset into the form; fast scrolling coalesces to the last one asked for
@@ -210,15 +250,22 @@ class LaunchScreen(Screen):
         changed, errors = form.overrides()
         self._sets = [f"{k}={toml_value(new)}" for k, (_, new) in changed.items()]
         message = None
+        where = str(self.source.preset.path) if self.source.preset else "defaults"
         if not errors:
             try:
-                where = str(self.source.preset.path) if self.source.preset else "defaults"
                 resolve(self.source.kind, self.source.params, self._sets, source=where)
             except UserError as exc:
                 message = str(exc)
-                for name in form.fields:
-                    if f"params.{name}:" in message:
-                        errors[name] = message.split(f"params.{name}:", 1)[1].strip()
+        if message is not None or errors:
+            # The backend stops at its first error; ask it about each field on its own
+            # so every invalid field shows its message at once.
+            errors.update(self._field_errors(form, changed, errors, where))
+            if (
+                errors
+                and message is not None
+                and any(f"params.{n}:" in message or f" {n}:" in message for n in errors)
+            ):
+                message = None
         form.show_errors(errors)
         self._valid = not errors and message is None
         if errors and message is None:
@@ -229,6 +276,32 @@ class LaunchScreen(Screen):
             for k, (old, new) in changed.items()
         ]
         self.query_one("#diff", Static).update("\n".join(lines) or "[dim]no overrides[/dim]")
+
+    def _field_errors(
+        self,
+        form: ParamForm,
+        changed: dict[str, tuple[Any, Any]],
+        known: dict[str, str],
+        where: str,
+    ) -> dict[str, str]:
+        assert self.source is not None
+        out: dict[str, str] = {}
+        base = {k: v for k, v in flatten(self.source.params).items()}
+        for name in form.fields:
+            if name in known:
+                continue
+            sets = [f"{name}={toml_value(changed[name][1])}"] if name in changed else []
+            if not sets and name not in base:
+                continue
+            try:
+                # Only this field differs from the kind's defaults.
+                resolve(
+                    self.source.kind, {}, sets or [f"{name}={toml_value(base[name])}"], source=where
+                )
+            except UserError as exc:
+                text = str(exc)
+                out[name] = text.split(f"{name}:", 1)[1].strip() if f"{name}:" in text else text
+        return out
 
     def _show_error(self, message: str | None) -> None:
         self.query_one("#launch-error", Static).update(message or "")
@@ -287,8 +360,20 @@ class LaunchScreen(Screen):
 
     @work(thread=True, exclusive=True, group="launch")
     def _launch(self, source_args: list[str], sets: list[str], title: str | None) -> None:
+        # The dry run checks what validation alone cannot see (a missing data file); a
+        # run that would fail in its first seconds is not started.
+        check = actions.dry_run(source_args, sets, self.lab.results)
+        if not check.ok:
+            self.app.call_from_thread(self._blocked, check)
+            return
         result = actions.launch(source_args, sets, self.lab.results, title)
         self.app.call_from_thread(self._launched, result)
+
+    def _blocked(self, result: actions.CliResult) -> None:
+        message = f"not launched: {result.message}"
+        self._show_error(message)
+        self.query_one("#estimate", Static).update(f"[$error]{escape(result.message)}[/]")
+        self.notify(message, severity="error", timeout=8)
 
     def _launched(self, result: actions.CliResult) -> None:
         run_id = actions.launched_run_id(result)
@@ -337,10 +422,7 @@ class LaunchScreen(Screen):
         self.notify(f"saved {path}", timeout=5)
         presets = self.query_one("#presets", OptionList)
         presets.add_option(
-            Option(
-                f"[b]{escape(title)}[/b] [dim]{escape(src.kind)}[/dim]\n  [dim]{escape(path.name)}[/dim]",
-                id=f"preset:{path}",
-            )
+            Option(preset_label(title, src.kind, path, self._label_width()), id=f"preset:{path}")
         )
 
     def action_reset(self) -> None:
@@ -368,7 +450,7 @@ class SavePresetScreen(ModalScreen[str | None]):
                 yield Button("Cancel", id="no")
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
+        self.set_focus(self.query_one(Input))
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:

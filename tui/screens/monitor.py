@@ -18,23 +18,36 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import (
-    Footer,
     Header,
+    Input,
     SelectionList,
     Static,
     TabbedContent,
     TabPane,
 )
 
+from labdeck.backend.display import active_seconds
+from labdeck.backend.notes import read_notes
 from labdeck.backend.runs import Run
 
 from .. import fmt
 from ..data import ReadBatch, RunView, pick_default
+from ..plotting import (
+    SMOOTHING,
+    X_MODES,
+    abbreviate,
+    curve_of,
+    kind_tables,
+    kind_views,
+    matching,
+)
 from ..polling import BackgroundPoll
+from ..widgets.footer import PriorityFooter
 from ..widgets.log_tail import LogTail
-from ..widgets.metrics_table import MetricsTable
+from ..widgets.metrics_table import MetricsTable, ViewTable
 from ..widgets.panels import BatchPanel, MemoryPanel, PhasePanel
-from ..widgets.series_plot import Curve, SeriesPlot
+from ..widgets.series_plot import SeriesPlot
+from .typing import typing_guard
 
 if TYPE_CHECKING:
     from ..app import LabdeckApp
@@ -45,13 +58,23 @@ PLOT_EVERY = 1.0  # seconds between plot redraws while data streams in
 class MonitorScreen(Screen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "stop", "Stop"),
+        Binding("K", "kill", "Kill"),
         Binding("r", "resume", "Resume"),
         Binding("p", "reproduce", "Reproduce"),
-        Binding("c", "compare", "Compare w/ repro"),
-        Binding("1", "tab('tab-plots')", "Plots"),
-        Binding("2", "tab('tab-metrics')", "Metrics"),
-        Binding("3", "tab('tab-log')", "Log"),
+        Binding("c", "compare", "Compare"),
+        Binding("t", "tags", "Tags", priority=True),
+        Binding("n", "note", "Note", priority=True),
+        Binding("v", "next_view", "View"),
+        Binding("x", "x_axis", "X axis"),
+        Binding("m", "smooth", "Smooth"),
+        Binding("z", "zoom", "Zoom"),
+        Binding("slash", "filter_log", "Filter log", priority=True),
+        Binding("1", "tab('tab-plots')", "Plots", show=False),
+        Binding("2", "tab('tab-metrics')", "Metrics", show=False),
+        Binding("3", "tab('tab-log')", "Log", show=False),
+        Binding("enter", "leave_box", "Done", show=False, priority=True),
     ]
+    BOX_IDS = ("log-filter",)
 
     def __init__(self, run: Run) -> None:
         super().__init__()
@@ -64,6 +87,14 @@ class MonitorScreen(Screen):
         self._plot_dirty = True
         self._last_plot = 0.0
         self._known_series: list[str] = []
+        self.x_mode = "native"
+        self.smoothing = 0.0
+        self.zoomed: str | None = None
+        self._views = kind_views(self._kind())
+        self._tables = kind_tables(self._kind())
+        self.view.keep_events([t.event for t in self._tables])
+        self._view_index = -1
+        self._log_filter = ""
 
     @property
     def lab(self) -> LabdeckApp:
@@ -73,6 +104,8 @@ class MonitorScreen(Screen):
         yield Header()
         yield Static(id="monitor-head")
         yield Static(classes="problem", id="monitor-problem", markup=False)
+        yield Static(id="monitor-compact")
+        yield Input(placeholder="filter the log (text; enter keeps it)", id="log-filter")
         with Horizontal(id="monitor-body"):
             with VerticalScroll(id="monitor-left"):
                 yield PhasePanel("reading…", id="phases-panel", classes="panel")
@@ -82,11 +115,13 @@ class MonitorScreen(Screen):
                 with TabPane("Plots", id="tab-plots"), Horizontal():
                     yield SelectionList[str](id="series-list")
                     yield SeriesPlot(id="plot")
-                with TabPane("Metrics", id="tab-metrics"):
+                with TabPane("Metrics", id="tab-metrics"), VerticalScroll():
                     yield MetricsTable(id="metrics-table")
+                    for i, spec in enumerate(self._tables):
+                        yield ViewTable(spec, id=f"view-table-{i}", classes="view-table")
                 with TabPane("Log", id="tab-log"):
                     yield LogTail(id="log")
-        yield Footer()
+        yield PriorityFooter()
 
     def on_mount(self) -> None:
         run = self.run_for_actions
@@ -99,6 +134,9 @@ class MonitorScreen(Screen):
             ("#series-list", "series"),
         ):
             self.query_one(pid).border_title = title
+        # The log filter box stays hidden (and out of the focus chain) until `/`.
+        self.query_one("#log-filter", Input).display = False
+        self.set_focus(self.query_one(TabbedContent).query_one("Tabs"))
         self._update_head()
         self._poll()
         if self.lab.monitor_interval > 0:
@@ -106,8 +144,45 @@ class MonitorScreen(Screen):
         self.set_interval(1.0, self._tick)
 
     def on_resize(self) -> None:
-        # 80x24 terminals (an SSH default) get narrower side columns so the plot keeps room.
-        self.set_class(self.size.width < 100, "-narrow")
+        # Below 100 columns the side panels fold into a three-line summary and the series
+        # list hides (v cycles series), so the plot keeps the whole width.
+        narrow = self.size.width < 100
+        self.set_class(narrow, "-narrow")
+        self.set_class(self.size.height < 30, "-short")
+        if narrow:
+            self._update_compact()
+        self._plot_dirty = True
+        self._last_plot = 0.0
+
+    def _kind(self) -> str:
+        try:
+            return self.run_for_actions.kind
+        except Exception:
+            return ""
+
+    def _update_compact(self) -> None:
+        """The narrow layout's summary: progress, memory and batch size on three lines."""
+        v = self.view
+        lines = []
+        ph = v.phases.get(v.current_phase or "") if v.current_phase else None
+        if ph is not None:
+            total = "?" if ph.total is None else ph.total
+            stop = f" [$warning]stopped: {escape(ph.stopped)}[/]" if ph.stopped else ""
+            eta = ph.eta
+            eta_s = f" ETA {fmt.duration(eta)}" if eta and v.status == "running" else ""
+            lines.append(
+                f"[b]{escape(ph.name)}[/b] {fmt.bar(ph.fraction, 12)} {ph.done}/{total}{eta_s}{stop}"
+            )
+        for dev in list(v.devices.values())[:1]:
+            util = f" · util {dev.util:.0f}%" if dev.util is not None else ""
+            lines.append(
+                f"mem {escape(dev.device)} {fmt.size(dev.used)} of {fmt.size(dev.total)} "
+                f"({dev.fraction * 100:.0f}% used){util} [dim]{escape(dev.source)}[/dim]"
+            )
+        if v.batches:
+            last = v.batches[-1]
+            lines.append(f"batch size {last.size} ({escape(last.reason)})")
+        self.query_one("#monitor-compact", Static).update("\n".join(lines) or "[dim]reading…[/dim]")
 
     # ------------------------------------------------------------------ polling
 
@@ -131,11 +206,13 @@ class MonitorScreen(Screen):
 
     def _merge_older(self, older: list) -> None:
         self._redraw(self.view.merge_older(older), True)
-        self.query_one(LogTail).rewrite(self.view)
+        self.query_one(LogTail).rewrite(self.view, self._log_filter)
 
     def _redraw(self, changed: set[str], first: bool) -> None:
         if first or "state" in changed:
             self._update_head()
+        if self.has_class("-narrow"):
+            self._update_compact()
         if first or "phases" in changed or "state" in changed:
             self.query_one(PhasePanel).show(self.view)
         if first or "memory" in changed:
@@ -144,8 +221,11 @@ class MonitorScreen(Screen):
             self.query_one(BatchPanel).show(self.view)
         if first or "metrics" in changed:
             self.query_one(MetricsTable).sync(self.view)
+        if first or changed & {"metrics", "tables", "phases", "trajectory", "log"}:
+            for table in self.query(ViewTable):
+                table.sync(self.view)
         if first or "log" in changed:
-            self.query_one(LogTail).sync(self.view)
+            self.query_one(LogTail).sync(self.view, self._log_filter)
         if first or "problem" in changed:
             problem = self.view.problem_line()
             widget = self.query_one("#monitor-problem", Static)
@@ -161,34 +241,44 @@ class MonitorScreen(Screen):
         if self.view.status == "running":
             self._update_head()
             self.query_one(PhasePanel).show(self.view)
+            if self.has_class("-narrow"):
+                self._update_compact()
         self._maybe_plot()
 
     def _update_head(self) -> None:
         v = self.view
         st = v.state
         started = st.get("started") or st.get("created")
-        end = st.get("ended") if v.status != "running" else None
-        elapsed = ((end or self.lab.clock()) - started) if started else None
+        elapsed = active_seconds(st, v.status, self.lab.clock())
         style = fmt.STATUS_STYLE.get(v.status, "")
         run = v.run
         try:
             kind, title = run.kind, run.title
         except Exception as exc:
             kind, title = "?", str(exc)
+        narrow = self.app.size.width < 100
         parts = [
-            f"[b]{escape(run.id)}[/b]",
+            f"[b]{escape(run.short_id if narrow else run.id)}[/b]",
             f"{escape(kind)} · {escape(title)}",
             f"[{style}]{fmt.STATUS_ICON.get(v.status, '')} {v.status}[/]",
-            f"started {fmt.stamp(started)}",
             f"elapsed {fmt.duration(elapsed)}",
-            f"{v.events_seen} events",
         ]
+        if not narrow:
+            parts[3:3] = [f"started {fmt.stamp(started)}"]
+            parts.append(f"{v.events_seen} events")
         if st.get("batch_size"):
             parts.append(f"batch {st['batch_size']}")
         if st.get("last_error"):
             parts.append(f"[$error]{escape(str(st['last_error']).splitlines()[0][:120])}[/]")
         if st.get("reproduction_of"):
             parts.append(f"reproduces {escape(str(st['reproduction_of']))}")
+        try:
+            notes = read_notes(run)
+        except Exception:
+            notes = None
+        if notes and (notes.tags or notes.note):
+            tags = " ".join("#" + t for t in notes.tags)
+            parts.append(f"[$accent]{escape(tags)}[/] [i]{escape(notes.note)}[/i]".strip())
         self.query_one("#monitor-head", Static).update("  ".join(parts))
 
     # ------------------------------------------------------------------ plots
@@ -200,25 +290,45 @@ class MonitorScreen(Screen):
         lst = self.query_one("#series-list", SelectionList)
         selected = set(lst.selected)
         first = not self._known_series
-        new = [n for n in names if n not in self._known_series]
-        for name in new:
-            lst.add_option((Text(name), name, False))  # names like "ppl[attn]" are not markup
         self._known_series = names
+        labels = abbreviate(names, 20)  # the list is 30 wide: borders and the check box
+        lst.clear_options()
+        for name in names:  # names like "ppl[attn]" are not markup
+            lst.add_option((Text(labels[name]), name, name in selected))
         if first and not selected and names:
-            lst.select(self._default_series(names))
+            self._select(self._default_selection(names))
 
-    def _default_series(self, names: list[str]) -> str:
+    def _default_selection(self, names: list[str]) -> list[str]:
+        """The kind's first declared view that has data, else its primary metric."""
+        for i, view in enumerate(self._views):
+            chosen = matching(names, view.metrics)
+            if chosen:
+                self._view_index = i
+                return chosen
         try:
             primary = self.view.run.config.get("primary_metric")
         except Exception:
             primary = None
-        return pick_default(names, primary)
+        return [pick_default(names, primary)]
+
+    def _select(self, names: list[str]) -> None:
+        lst = self.query_one("#series-list", SelectionList)
+        lst.deselect_all()
+        for n in names:
+            lst.select(n)
+        self._plot_dirty = True
+        self._last_plot = 0.0
 
     @on(SelectionList.SelectedChanged, "#series-list")
     def _series_changed(self) -> None:
         self._plot_dirty = True
         self._last_plot = 0.0
         self._maybe_plot()
+
+    def _selected(self) -> list[str]:
+        if self.zoomed and self.view.series(self.zoomed) is not None:
+            return [self.zoomed]
+        return list(self.query_one("#series-list", SelectionList).selected)
 
     def _maybe_plot(self) -> None:
         if not self._plot_dirty:
@@ -228,15 +338,103 @@ class MonitorScreen(Screen):
             return
         self._plot_dirty = False
         self._last_plot = time.monotonic()
-        names = list(self.query_one("#series-list", SelectionList).selected)
-        curves = []
+        names = self._selected()
+        plot = self.query_one(SeriesPlot)
+        labels = abbreviate(names, max(12, plot.size.width // 3))
+        curves, axes = [], []
         for name in names:
-            s = self.view.series(name)
-            if s is not None:
-                xs, ys = s.points()
-                curves.append(Curve(name, xs, ys))
-        xlabel = "epoch" if all(n.startswith("trajectory:") for n in names) and names else ""
-        self.query_one(SeriesPlot).draw(curves, ", ".join(names)[:80], xlabel)
+            curve, axis = curve_of(self.view, name, labels[name], self.x_mode, self.smoothing)
+            if curve is not None:
+                curves.append(curve)
+                axes.append(axis)
+        xlabel = axes[0] if axes and all(a == axes[0] for a in axes) else "mixed axes"
+        title = ""
+        if 0 <= self._view_index < len(self._views) and not self.zoomed:
+            title = self._views[self._view_index].title
+        extras = [
+            x
+            for x in (
+                f"smoothing {self.smoothing:g}" if self.smoothing else "",
+                "zoom" if self.zoomed else "",
+            )
+            if x
+        ]
+        title = " · ".join(x for x in (title or ", ".join(labels.values()), *extras) if x)
+        plot.draw(curves, title[: max(10, plot.size.width - 4)], xlabel)
+
+    # ------------------------------------------------------------------ plot controls
+
+    def action_next_view(self) -> None:
+        """Cycle the kind's declared views (then each series alone, for kinds without any)."""
+        names = self.view.series_names()
+        if not names:
+            self.notify("no series yet", severity="warning")
+            return
+        self.zoomed = None
+        choices = [matching(names, v.metrics) for v in self._views]
+        options = [(i, c) for i, c in enumerate(choices) if c]
+        if options:
+            pos = next((k for k, (i, _) in enumerate(options) if i == self._view_index), -1)
+            self._view_index, chosen = options[(pos + 1) % len(options)]
+            self._select(chosen)
+            self.notify(self._views[self._view_index].title, timeout=2)
+        else:
+            current = self._selected()
+            idx = names.index(current[0]) if current and current[0] in names else -1
+            self._select([names[(idx + 1) % len(names)]])
+        self._maybe_plot()
+
+    def action_x_axis(self) -> None:
+        """x axis: as emitted (step/epoch/level), epoch, or wall time."""
+        self.x_mode = X_MODES[(X_MODES.index(self.x_mode) + 1) % len(X_MODES)]
+        self.notify(f"x axis: {self.x_mode}", timeout=2)
+        self._replot()
+
+    def action_smooth(self) -> None:
+        self.smoothing = SMOOTHING[(SMOOTHING.index(self.smoothing) + 1) % len(SMOOTHING)]
+        self.notify(f"smoothing: {self.smoothing:g}", timeout=2)
+        self._replot()
+
+    def action_zoom(self) -> None:
+        """Show only the series under the cursor of the series list (again: all selected)."""
+        if self.zoomed:
+            self.zoomed = None
+        else:
+            lst = self.query_one("#series-list", SelectionList)
+            idx = lst.highlighted
+            selected = list(lst.selected)
+            if idx is not None and 0 <= idx < lst.option_count:
+                self.zoomed = str(lst.get_option_at_index(idx).value)
+            elif selected:
+                self.zoomed = selected[0]
+        self._replot()
+
+    def _replot(self) -> None:
+        self._plot_dirty = True
+        self._last_plot = 0.0
+        self._maybe_plot()
+
+    # ------------------------------------------------------------------ log filter
+
+    def action_filter_log(self) -> None:
+        self.query_one(TabbedContent).active = "tab-log"
+        box = self.query_one("#log-filter", Input)
+        # display set directly (not through a class) so the box can take focus at once
+        # and the keys typed next go into it, not to the screen's bindings
+        box.display = True
+        self.set_focus(box)
+
+    @on(Input.Changed, "#log-filter")
+    def _log_filter_changed(self, event: Input.Changed) -> None:
+        self._log_filter = event.value.strip()
+        self.query_one(LogTail).rewrite(self.view, self._log_filter)
+
+    def action_leave_box(self) -> None:
+        self.set_focus(self.query_one(LogTail))
+
+    @on(Input.Submitted, "#log-filter")
+    def _log_filter_done(self) -> None:
+        self.set_focus(self.query_one(LogTail))
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:
@@ -245,11 +443,23 @@ class MonitorScreen(Screen):
 
     # ------------------------------------------------------------------ actions
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return typing_guard(self, action)
+
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
     def action_stop(self) -> None:
         self.lab.run_verb("stop", self.run_for_actions)
+
+    def action_kill(self) -> None:
+        self.lab.confirm_kill(self.run_for_actions)
+
+    def action_tags(self) -> None:
+        self.lab.edit_tags(self.run_for_actions)
+
+    def action_note(self) -> None:
+        self.lab.edit_note(self.run_for_actions)
 
     def action_resume(self) -> None:
         self.lab.run_verb("resume", self.run_for_actions)

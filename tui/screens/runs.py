@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.style import Style
@@ -10,30 +11,77 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.markup import escape
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+from textual.widgets import DataTable, Header, Input, Select, Static
 
 from .. import fmt
 from ..polling import BackgroundPoll
 from ..runlist import RunList, RunRow
+from ..widgets.footer import PriorityFooter
 from ..widgets.gpu_strip import GpuStrip
 from .confirm import ConfirmScreen
+from .typing import typing_guard
 
 if TYPE_CHECKING:
     from ..app import LabdeckApp
 
+
+@dataclass(frozen=True)
+class Column:
+    """A Runs table column: kept by `priority` (lower first) when the terminal is narrow;
+    `short` is its header when the table is tight. Widths are fixed so a value that
+    appears later (an ETA, a CPU reading) never squeezes into a column sized for "—"."""
+
+    key: str
+    label: str
+    short: str
+    priority: int
+    width: int
+    narrow_width: int | None = None
+
+
 COLUMNS = (
-    ("mark", " "),
-    ("id", "id"),
-    ("kind", "kind"),
-    ("title", "title"),
-    ("status", "status"),
-    ("progress", "progress"),
-    ("eta", "ETA"),
-    ("started", "started"),
-    ("duration", "duration"),
-    ("metric", "key metric"),
+    Column("mark", " ", " ", 0, 1),
+    Column("id", "id", "id", 0, 9),
+    Column("status", "status", "st", 1, 13, 3),
+    Column("progress", "progress", "prog", 1, 16, 10),
+    Column("title", "title", "title", 2, 18, 14),
+    Column("metric", "key metric", "metric", 3, 18, 12),
+    Column("duration", "duration", "time", 4, 8, 7),
+    # the runner's own CPU and memory, like nvitop's process list
+    Column("cpu", "CPU", "CPU", 5, 6, 5),
+    Column("rss", "RSS", "RSS", 5, 9, 8),
+    Column("kind", "kind", "kind", 6, 11, 6),
+    Column("eta", "ETA", "ETA", 7, 8, 7),
+    Column("started", "started", "start", 8, 11),
+    Column("tags", "tags", "tags", 9, 18),
 )
+SORTS = ("started", "status", "kind", "title", "duration", "metric", "progress")
+
+
+def fit_columns(width: int) -> list[tuple[Column, int, str]]:
+    """The columns that fit in `width` cells, by priority, in display order, with the
+    width and header each gets (narrow widths and short headers below 100 columns)."""
+    narrow = width < 100
+    chosen: set[str] = set()
+    budget = width - 2  # the vertical scrollbar
+    for col in sorted(COLUMNS, key=lambda c: c.priority):
+        w = (col.narrow_width or col.width) if narrow else col.width
+        if w + 2 <= budget:  # one cell of padding each side
+            chosen.add(col.key)
+            budget -= w + 2
+    return [
+        (
+            c,
+            (c.narrow_width or c.width) if narrow else c.width,
+            c.short if narrow else c.label,
+        )
+        for c in COLUMNS
+        if c.key in chosen
+    ]
+
+
 STATUS_FILTERS = ("running", "completed", "interrupted", "failed", "crashed", "queued")
 
 
@@ -59,14 +107,21 @@ class RunsScreen(Screen):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("s", "stop", "Stop"),
+        Binding("K", "kill", "Kill"),
         Binding("r", "resume", "Resume"),
         Binding("p", "reproduce", "Reproduce"),
         Binding("d", "delete", "Delete"),
-        Binding("slash", "search", "Search"),
+        Binding("t", "tags", "Tags", priority=True),
+        Binding("n", "note", "Note", priority=True),
+        Binding("o", "sort", "Sort"),
+        Binding("O", "sort_reverse", "Reverse sort", show=False),
+        Binding("slash", "search", "Search", priority=True),
         Binding("f", "cycle_status", "Status filter"),
         Binding("k", "cycle_kind", "Kind filter", show=False),
         Binding("escape", "clear_filters", "Clear filters", show=False),
+        Binding("enter", "leave_box", "Done", show=False, priority=True),
     ]
+    BOX_IDS = ("search",)
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,6 +130,9 @@ class RunsScreen(Screen):
         self._status_filter: str | None = None
         self._kind_filter: str | None = None
         self._shown: list[str] = []
+        self._columns: list[tuple[Column, int, str]] = []
+        self.sort_key = "started"
+        self.sort_reverse = True  # newest first
         self._poller = BackgroundPoll(
             self, lambda: self.model.refresh(), self._refresh_model, "runs-scan"
         )
@@ -87,24 +145,44 @@ class RunsScreen(Screen):
         yield Header()
         yield GpuStrip(probe=self.lab.gpu_probe, interval=self.lab.gpu_interval, id="gpu")
         with Horizontal(id="filters"):
-            yield Input(placeholder="search id, kind, title  (/)", id="search")
+            yield Input(placeholder="search id, kind, title, tag  (/)", id="search")
             yield Select([(s, s) for s in STATUS_FILTERS], prompt="any status", id="status-filter")
             yield Select([], prompt="any kind", id="kind-filter")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-status")
-        yield Footer()
+        yield PriorityFooter()
 
     def on_mount(self) -> None:
         self.title = "labdeck"
         self.sub_title = str(self.lab.results)
-        self.model = RunList(self.lab.results, clock=self.lab.clock)
-        table = self.query_one("#runs", DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
+        self.model = RunList(
+            self.lab.results, clock=self.lab.clock, process_probe=self.lab.process_probe
+        )
+        self._layout_columns(self.app.size.width)
         self._refresh_model(self.model.refresh())
-        table.focus()
+        self.set_focus(self.query_one("#runs", DataTable))
         if self.lab.poll_interval > 0:
             self.set_interval(self.lab.poll_interval, self.poll)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 100, "-narrow")
+        if self._layout_columns(self.size.width):
+            self._rebuild(self._shown, force=True)
+
+    def _layout_columns(self, width: int) -> bool:
+        """(Re)create the table's columns for this width; True when they changed."""
+        columns = fit_columns(width)
+        if [(c.key, w, h) for c, w, h in columns] == [(c.key, w, h) for c, w, h in self._columns]:
+            return False
+        self._columns = columns
+        table = self.query_one("#runs", DataTable)
+        table.clear(columns=True)
+        for col, w, header in columns:
+            arrow = ""
+            if col.key == self.sort_key:
+                arrow = "▼" if self.sort_reverse else "▲"
+            table.add_column(f"{header}{arrow}", key=col.key, width=w)
+        return True
 
     # ------------------------------------------------------------------ polling
 
@@ -112,11 +190,31 @@ class RunsScreen(Screen):
         """Rescan in a thread (stat calls on a shared filesystem can be slow)."""
         self._poller()
 
+    def _sorted(self) -> list[RunRow]:
+        rows = list(self.model.rows.values())
+        now = self.lab.clock()
+
+        def key(r: RunRow) -> tuple:
+            value: Any
+            if self.sort_key == "started":
+                value = r.started or 0.0
+            elif self.sort_key == "duration":
+                value = r.duration(now) or 0.0
+            elif self.sort_key == "metric":
+                value = r.key_value if r.key_value is not None else float("-inf")
+            elif self.sort_key == "progress":
+                value = r.fraction
+            else:
+                value = str(getattr(r, self.sort_key, "") or "")
+            return (value, r.id)
+
+        return sorted(rows, key=key, reverse=self.sort_reverse)
+
     def _refresh_model(self, delta: tuple[set[str], set[str], set[str]]) -> None:
         added, changed, removed = delta
         if added or removed:
             self._update_kind_options()
-        wanted = [r.id for r in self.model.ordered() if self._visible(r)]
+        wanted = [r.id for r in self._sorted() if self._visible(r)]
         table = self.query_one("#runs", DataTable)
         if wanted != self._shown:
             self._rebuild(wanted)
@@ -125,11 +223,14 @@ class RunsScreen(Screen):
                 if rid in self.model.rows:
                     self._update_row(table, self.model.rows[rid])
             # Durations and ETAs of live runs move every second without a file changing.
+            keys = {c.key for c, _, _ in self._columns}
             for rid in self._shown:
                 row = self.model.rows[rid]
                 if row.status == "running":
-                    table.update_cell(rid, "duration", self._cells(row)["duration"])
-                    table.update_cell(rid, "eta", self._cells(row)["eta"])
+                    cells = self._cells(row)
+                    for k in ("duration", "eta", "cpu", "rss"):
+                        if k in keys:
+                            table.update_cell(rid, k, cells[k])
         self._update_status_line()
 
     def _visible(self, row: RunRow) -> bool:
@@ -139,13 +240,14 @@ class RunsScreen(Screen):
             return False
         return not self._search or all(w in row.search_text() for w in self._search.split())
 
-    def _rebuild(self, wanted: list[str]) -> None:
+    def _rebuild(self, wanted: list[str], force: bool = False) -> None:
         table = self.query_one("#runs", DataTable)
         current = self._current_id()
         table.clear()
+        keys = [c.key for c, _, _ in self._columns]
         for rid in wanted:
             cells = self._cells(self.model.rows[rid])
-            table.add_row(*(cells[k] for k, _ in COLUMNS), key=rid)
+            table.add_row(*(cells[k] for k in keys), key=rid)
         self._shown = wanted
         if current in wanted:
             table.move_cursor(row=wanted.index(current), animate=False)
@@ -153,35 +255,58 @@ class RunsScreen(Screen):
     def _update_row(self, table: DataTable, row: RunRow) -> None:
         if row.id not in self._shown:
             return
+        keys = {c.key for c, _, _ in self._columns}
         for key, value in self._cells(row).items():
-            table.update_cell(row.id, key, value)
+            if key in keys:
+                table.update_cell(row.id, key, value)
+
+    def _width(self, key: str) -> int:
+        return next((w for c, w, _ in self._columns if c.key == key), 10)
 
     def _cells(self, row: RunRow) -> dict[str, Any]:
         now = self.lab.clock()
         theme = self.app.theme_variables
-        if row.total:
-            progress = f"{fmt.bar(row.fraction, 10)} {row.fraction * 100:3.0f}%"
+        pw = self._width("progress")
+        bar_w = max(3, pw - 5)
+        if row.stopped and row.total:
+            progress = Text(f"{fmt.bar(row.fraction, bar_w)} {row.done}/{row.total}"[:pw])
+            progress.append("" if pw < 14 else " early", style="dim")
         else:
-            progress = fmt.bar(row.fraction, 10) + (
-                "    " if row.status != "completed" else " 100%"
-            )
-        metric = "—"
+            pct = f"{row.fraction * 100:3.0f}%" if (row.total or row.status == "completed") else ""
+            progress = f"{fmt.bar(row.fraction, bar_w)} {pct}"
+        mw = self._width("metric")
+        metric: Any = "—"
         if row.key_value is not None:
-            metric = f"{fmt.number(row.key_value)} [dim]{(row.key_name or '')[:12]}[/dim]"
+            value = fmt.number(row.key_value)
+            room = mw - len(value) - 1
+            full = row.key_name or ""
+            name = full if len(full) <= room else ""  # a cut name reads as another metric
+            metric = f"{value} [dim]{escape(name)}[/dim]" if name else value
         elif row.error:
-            metric = Text(row.error[:60], style=Style(color=theme.get("error")))
-        repro = " ⟲" if row.reproduction_of else ""
+            metric = Text(row.error[: mw * 2], style=Style(color=theme.get("error")))
+        repro = "·r" if row.reproduction_of else ""
+        status: Any = status_text(row.status, theme)
+        if self._width("status") < 6:
+            status = Text(fmt.STATUS_ICON.get(row.status, "?"), style=status.style)
+        title = row.title
+        tw = self._width("title")
+        if len(title) > tw:
+            title = title[: tw - 1] + "…"
+        live = row.status == "running"
         return {
             "mark": "●" if row.id in self.marked else " ",
             "id": row.run.short_id + repro,
             "kind": row.kind,
-            "title": Text(row.title[:22]),
-            "status": status_text(row.status, theme),
+            "title": Text(title),
+            "status": status,
             "progress": progress,
-            "eta": fmt.duration(row.eta) if row.eta is not None else "—",
+            "eta": fmt.duration(row.eta) if live and row.eta is not None else "—",
             "started": fmt.stamp(row.started),
             "duration": fmt.duration(row.duration(now)),
             "metric": metric,
+            "cpu": f"{row.cpu:.0f}%" if live and row.cpu is not None else "—",
+            "rss": fmt.size(row.rss) if live and row.rss is not None else "—",
+            "tags": Text(" ".join(row.tags) + (" ✎" if row.note else "")),
         }
 
     def _update_status_line(self) -> None:
@@ -200,9 +325,16 @@ class RunsScreen(Screen):
             filters.append(f"“{self._search}”")
         if filters:
             parts.append("filter: " + " ".join(filters))
+        parts.append(f"sort: {self.sort_key} {'↓' if self.sort_reverse else '↑'}")
+        current = self._current_id()
+        row = self.model.rows.get(current) if current else None
+        if row is not None and (row.note or row.tags):
+            parts.append(
+                f"{row.run.short_id}: {' '.join('#' + t for t in row.tags)} {row.note}".strip()
+            )
         if not rows:
             parts = [f"no runs in {self.lab.results}/ yet: press l to launch one"]
-        self.query_one("#runs-status", Static).update(" · ".join(parts))
+        self.query_one("#runs-status", Static).update(escape(" · ".join(parts)))
 
     def _update_kind_options(self) -> None:
         kinds = sorted({r.kind for r in self.model.rows.values()})
@@ -212,16 +344,19 @@ class RunsScreen(Screen):
         if value in kinds:
             select.value = value
 
-    # ------------------------------------------------------------------ filters
+    # ------------------------------------------------------------------ filters and sorting
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
         self._search = event.value.strip().lower()
         self._refresh_model((set(), set(), set()))
 
+    def action_leave_box(self) -> None:
+        self.set_focus(self.query_one("#runs", DataTable))
+
     @on(Input.Submitted, "#search")
     def _search_done(self) -> None:
-        self.query_one("#runs", DataTable).focus()
+        self.set_focus(self.query_one("#runs", DataTable))
 
     @on(Select.Changed, "#status-filter")
     def _status_changed(self, event: Select.Changed) -> None:
@@ -233,6 +368,31 @@ class RunsScreen(Screen):
         self._kind_filter = None if event.value is Select.NULL else str(event.value)
         self._refresh_model((set(), set(), set()))
 
+    @on(DataTable.RowHighlighted, "#runs")
+    def _row_highlighted(self) -> None:
+        self._update_status_line()
+
+    @on(DataTable.HeaderSelected, "#runs")
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key in SORTS:
+            self._set_sort(key, not self.sort_reverse if key == self.sort_key else True)
+
+    def _set_sort(self, key: str, reverse: bool) -> None:
+        self.sort_key, self.sort_reverse = key, reverse
+        self._columns = []
+        self._layout_columns(self.size.width or self.app.size.width)
+        self._shown = []
+        self._refresh_model((set(), set(), set()))
+
+    def action_sort(self) -> None:
+        """Next sort column (started, status, kind, title, duration, metric, progress)."""
+        nxt = SORTS[(SORTS.index(self.sort_key) + 1) % len(SORTS)]
+        self._set_sort(nxt, nxt in ("started", "duration", "metric", "progress"))
+
+    def action_sort_reverse(self) -> None:
+        self._set_sort(self.sort_key, not self.sort_reverse)
+
     def _set_select(self, selector: str, value: str | None) -> None:
         select = self.query_one(selector, Select)
         if value is None:
@@ -241,7 +401,9 @@ class RunsScreen(Screen):
             select.value = value
 
     def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
+        # set_focus (not .focus(), which waits a frame) so letters typed right after
+        # `/` go into the box, not to the screen's keys
+        self.set_focus(self.query_one("#search", Input))
 
     def action_cycle_status(self) -> None:
         options = [None, *STATUS_FILTERS]
@@ -258,9 +420,12 @@ class RunsScreen(Screen):
         self.query_one("#search", Input).value = ""
         self._set_select("#status-filter", None)
         self._set_select("#kind-filter", None)
-        self.query_one("#runs", DataTable).focus()
+        self.set_focus(self.query_one("#runs", DataTable))
 
     # ------------------------------------------------------------------ actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return typing_guard(self, action)
 
     def _current_id(self) -> str | None:
         table = self.query_one("#runs", DataTable)
@@ -312,6 +477,11 @@ class RunsScreen(Screen):
         if row:
             self.lab.run_verb("stop", row.run)
 
+    def action_kill(self) -> None:
+        row = self._current()
+        if row:
+            self.lab.confirm_kill(row.run)
+
     def action_resume(self) -> None:
         row = self._current()
         if row:
@@ -321,6 +491,16 @@ class RunsScreen(Screen):
         row = self._current()
         if row:
             self.lab.run_verb("reproduce", row.run)
+
+    def action_tags(self) -> None:
+        row = self._current()
+        if row:
+            self.lab.edit_tags(row.run)
+
+    def action_note(self) -> None:
+        row = self._current()
+        if row:
+            self.lab.edit_note(row.run)
 
     def action_delete(self) -> None:
         row = self._current()

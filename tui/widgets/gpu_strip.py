@@ -29,17 +29,27 @@ def _level(fraction: float) -> str:
 
 
 def device_line(d: Any, bar_width: int = 20) -> str:
-    """One device as markup: name, memory bar, used/total, utilisation, temperature, source."""
+    """One device as markup: name, memory bar, used/total, utilisation, temperature, source.
+
+    Narrow terminals (bar_width < 20) get the short form on one line: the device,
+    its memory and its utilisation, each labelled."""
     total = float(getattr(d, "total", 0) or 0)
     used = float(getattr(d, "used", 0) or 0)
     frac = used / total if total else 0.0
     util = getattr(d, "util", None)
     temp = getattr(d, "temperature", None)
+    what = "cpu" if getattr(d, "source", "") == "host" else "util"
+    usage = f"{what} {util:.0f}%" if util is not None else f"{what} —"
+    mem = f"mem {fmt.size(used)}/{fmt.size(total)} ({frac * 100:.0f}%)"
+    if bar_width < 20:
+        return f"[b]{escape(str(d.device))}[/b] [{_level(frac)}]{fmt.bar(frac, bar_width)}[/] {mem} {usage}"
+    name = str(d.name or "")
+    if len(name) > 28:
+        name = name[:27] + "…"
     parts = [
-        f"[b]{escape(str(d.device))}[/b] {escape(str(d.name or ''))[:28]:<28}",
-        f"[{_level(frac)}]{fmt.bar(frac, bar_width)}[/] {fmt.size(used)}/{fmt.size(total)}"
-        f" {frac * 100:3.0f}%",
-        f"util {util:3.0f}%" if util is not None else "util  —",
+        f"[b]{escape(str(d.device))}[/b] {escape(name):<28}",
+        f"[{_level(frac)}]{fmt.bar(frac, bar_width)}[/] {mem}",
+        usage,
         f"{temp:.0f}°C" if temp is not None else "",
         f"[dim]{escape(str(d.source))}[/dim]",
     ]
@@ -76,7 +86,7 @@ class GpuStrip(Static):
         return self.render_devices(status, devices)
 
     def render_devices(self, status: str, devices: list[Any]) -> str:
-        width = 14 if self.app.size.width < 100 else 20
+        width = 4 if self.app.size.width < 70 else 12 if self.app.size.width < 100 else 20
         lines = [device_line(d, width) for d in devices]
         if not any(getattr(d, "source", "") == "nvml" for d in devices):
             lines.insert(0, f"[dim]{escape(status)}[/dim]")

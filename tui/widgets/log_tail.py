@@ -21,20 +21,24 @@ class LogTail(Log):
         super().__init__(max_lines=LOG_LINES, **kw)
         self._written = 0
 
-    def sync(self, view: RunView) -> None:
+    def sync(self, view: RunView, pattern: str = "") -> None:
+        """Append new lines; with `pattern`, only those containing it (case-insensitive;
+        `warn`/`error` also match by level)."""
         new = view.log_count - self._written
         if new <= 0:
             return
         lines = list(view.log)[-min(new, len(view.log)) :]
-        self.write_lines(
+        texts = (
             f"{datetime.fromtimestamp(line.t).strftime('%H:%M:%S') if line.t else '--:--:--'} "
             f"{PREFIX.get(line.level, '')}{line.message}"
             for line in lines
         )
+        needle = pattern.lower()
+        self.write_lines(t for t in texts if not needle or needle in t.lower())
         self._written = view.log_count
 
-    def rewrite(self, view: RunView) -> None:
-        """After the model was refolded: show its whole tail again, once."""
+    def rewrite(self, view: RunView, pattern: str = "") -> None:
+        """After the model was refolded or the filter changed: show the tail again."""
         self.clear()
         self._written = view.log_count - len(view.log)
-        self.sync(view)
+        self.sync(view, pattern)

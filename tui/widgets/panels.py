@@ -53,13 +53,21 @@ class MemoryPanel(ViewPanel):
         for dev in view.devices.values():
             frac = dev.fraction
             level = "$error" if frac > 0.95 else "$warning" if frac > 0.9 else "$success"
-            util = f" {dev.util:.0f}%" if dev.util is not None else ""
-            lines.append(
-                f"[b]{escape(dev.device)}[/b] [dim]{escape(dev.name)[: max(0, width - 20)]}[/dim]"
-                f" [reverse] {escape(dev.source)} [/reverse]"
-            )
-            text = f"{fmt.size(dev.used)}/{fmt.size(dev.total)}{util}"
+            # Every number says what it is: memory used of total, the share, and the
+            # device's compute utilisation (for host memory: CPU use), on its own.
+            source = f" [dim]({escape(dev.source)})[/dim]"
+            name = escape(dev.name)
+            room = width - len(dev.device) - len(dev.source) - 4
+            if len(dev.name) > room:
+                name = escape(dev.name[: max(0, room - 1)] + "…") if room > 3 else ""
+            lines.append(f"[b]{escape(dev.device)}[/b] {name}{source}")
+            text = f"{fmt.size(dev.used)} of {fmt.size(dev.total)} used"
             lines.append(f"[{level}]{fmt.bar(frac, max(4, width - len(text) - 1))}[/] {text}")
+            if dev.util is not None:
+                what = "CPU use" if dev.source == "host" else "GPU util"
+                lines.append(f"memory {frac * 100:.0f}% · {what} {dev.util:.0f}%")
+            else:
+                lines.append(f"memory {frac * 100:.0f}%")
             _, ys = dev.history.points()
             lines.append(f"[{level}]{fmt.spark(ys, width, top=dev.total or None)}[/]")
         self.update("\n".join(lines))
@@ -115,7 +123,9 @@ class PhasePanel(ViewPanel):
             if rate:
                 tail += f"  {rate:.3g}/s"
             finished = bool(ph.total and ph.done >= ph.total) or (not current and not ph.total)
-            if finished:
+            if ph.stopped:
+                tail += "  [$warning]stopped early[/]"
+            elif finished:
                 tail += "  done"
             elif eta is not None and live and current:
                 tail += f"  ETA {fmt.duration(eta)}"
@@ -123,4 +133,6 @@ class PhasePanel(ViewPanel):
             # A phase without a total that was followed by another one has finished.
             frac = 1.0 if finished else ph.fraction
             lines.append(f"{fmt.bar(frac, max(8, width - 6))} {frac * 100:3.0f}%")
+            if ph.stopped:
+                lines.append(f"[dim]{escape(ph.stopped)}[/dim]")
         self.update("\n".join(lines))

@@ -107,6 +107,14 @@ class ParamForm(VerticalScroll):
         self.fields = {r.name: ParamField(r, values.get(r.name, r.default)) for r in rows}
         await self.mount_all(self.fields.values())
 
+    def focus_first(self) -> None:
+        """Focus the first field's editor (Enter on a preset lands here)."""
+        for f in self.fields.values():
+            for widget in f.query("Input, Switch, Select"):
+                if widget.focusable:
+                    self.screen.set_focus(widget)
+                    return
+
     def overrides(self) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
         """(changed: name → (preset value, new value), errors: name → message)."""
         changed: dict[str, tuple[Any, Any]] = {}

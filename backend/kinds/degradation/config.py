@@ -17,12 +17,34 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ...devices import DEVICE_SYNTAX, check_4bit, check_device
 from ..fields import ModelName
 from ..spec import Input
+from ..spec import MEASUREMENT, Curve, Metric, Table
 
 DESCRIPTION = (
     "Weight-degradation sweep: perturb one parameter group at increasing levels "
     "(mult_gauss / ablation / uni_quant), generate from a prompt set, track perplexity and diversity"
 )
 PRIMARY_METRIC = "perplexity"
+
+# Greedy generation and perplexity on a fixed device reproduce up to float summation
+# order; sampled text metrics and GPU kernels move them slightly, hence 1e-4
+# (relative to values of order 1-100). Counts are exact; times are measurements.
+METRICS = {
+    "records": Metric(role="outcome", tol=0.0, label="records"),
+    "perplexity*": Metric(role="outcome", tol=1e-4, label="perplexity", higher_is_better=False),
+    "mean_tokens_out*": Metric(role="outcome", tol=1e-4, unit="tokens"),
+    "distinct_2*": Metric(role="outcome", tol=1e-4),
+    "mattr*": Metric(role="outcome", tol=1e-4),
+    "repetition_rate*": Metric(role="outcome", tol=1e-4),
+    "*_seconds": MEASUREMENT,
+    "*_per_s": MEASUREMENT,
+}
+VIEWS = [
+    Curve("perplexity by level", ("perplexity",), x="level", group_by="group"),
+    Curve("distinct bigrams by level", ("distinct_2",), x="level", group_by="group"),
+    Curve("repetition by level", ("repetition_rate",), x="level", group_by="group"),
+    Curve("answer length by level", ("mean_tokens_out",), x="level", group_by="group"),
+    Table("per level", "metric", ("group", "level", "name", "value")),
+]
 
 METHODS = ("mult_gauss", "ablation", "uni_quant")
 GROUPS = ("attention", "mlp", "embedding", "all")

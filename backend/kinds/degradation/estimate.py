@@ -22,7 +22,7 @@ from ...kinds.base import DryRun
 from ...units import format_bytes, format_duration
 from .config import Params
 from .groups import ModelGroups, discover_groups
-from .promptsets import PromptSet, load_prompt_set
+from .promptsets import PromptSet, load_prompt_set, shipped_perplexity_text
 
 CHAT_TEMPLATE_TOKENS = 24  # role markers and the assistant cue around a user message
 IMAGE_TOKENS = 256  # Gemma 3's soft tokens per image
@@ -106,5 +106,9 @@ def _seconds(
         new_tokens=p.generation.max_new_tokens,
     )
     if p.compute_perplexity:
-        per_pass += forward_seconds(fp, hw, PERPLEXITY_TOKENS) / max(p.n_rep, 1)
+        # one forward pass over the reference text (its real length, at most 1024 tokens:
+        # assuming 1024 overestimated the demo's 68 s as 2 minutes)
+        text = p.perplexity_text or shipped_perplexity_text()
+        ppl_tokens = min(PERPLEXITY_TOKENS, math.ceil(len(text) / CHARS_PER_TOKEN))
+        per_pass += forward_seconds(fp, hw, ppl_tokens) / max(p.n_rep, 1)
     return passes * per_pass

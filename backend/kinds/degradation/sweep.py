@@ -195,22 +195,27 @@ class Sweep:
             self._metric("perplexity", stats.perplexity, group, level)
         t1 = time.perf_counter()
         n_before = done
-        for batch in self.controller.iter_batches(pending, self._work(keys, repeat_seed)):
-            vram = self._vram_percent()
-            for prompt, gen in zip(batch.items, batch.result, strict=True):
-                rec = self._record(
-                    group, li, level, repeat, prompt, gen, batch.size, vram, stats.perplexity
+        try:
+            for batch in self.controller.iter_batches(pending, self._work(keys, repeat_seed)):
+                vram = self._vram_percent()
+                for prompt, gen in zip(batch.items, batch.result, strict=True):
+                    rec = self._record(
+                        group, li, level, repeat, prompt, gen, batch.size, vram, stats.perplexity
+                    )
+                    ctx.record(keys[prompt.id], rec)
+                    stats.add(rec)
+                done += len(batch.items)
+                ctx.progress(done)
+                ctx.check_stop()
+        finally:
+            # Also when a stop request ends the loop: records written here get their
+            # line in the log (a stop used to drop the line of the level it ended).
+            self.generate_seconds += time.perf_counter() - t1
+            if done > n_before:
+                ctx.info(
+                    f"{group} level {level} repeat {repeat}: {done - n_before} prompts in "
+                    f"{time.perf_counter() - t1:.1f}s (restore {self.restore_seconds:.3f}s so far)"
                 )
-                ctx.record(keys[prompt.id], rec)
-                stats.add(rec)
-            done += len(batch.items)
-            ctx.progress(done)
-            ctx.check_stop()
-        self.generate_seconds += time.perf_counter() - t1
-        ctx.info(
-            f"{group} level {level} repeat {repeat}: {done - n_before} prompts in "
-            f"{time.perf_counter() - t1:.1f}s (restore {self.restore_seconds:.3f}s so far)"
-        )
         return done
 
     def _work(

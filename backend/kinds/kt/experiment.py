@@ -135,7 +135,11 @@ def run(ctx: RunContext) -> dict[str, float]:
             f" mastery corr {entry['trajectory']['mastery_correlation']}"
         )
     if trainer.state.epoch < p.epochs:
-        ctx.info(f"early stop after epoch {trainer.state.epoch} (patience {p.patience})")
+        ctx.end_phase(
+            trainer.state.epoch,
+            f"early stop: no better val AUC for {p.patience} epochs "
+            f"(best {trainer.state.best_val_auc:.4f} at epoch {trainer.state.best_epoch})",
+        )
 
     ctx.phase("eval", 1)
     ev = evaluate_dir(ctx.run_dir, p, data)

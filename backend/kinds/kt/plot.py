@@ -25,7 +25,9 @@ def plot_trajectory(trajectory: list[dict[str, Any]], path: Path, title: str = "
     import matplotlib.pyplot as plt
 
     epochs = [e["epoch"] for e in trajectory]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    # constrained layout leaves room for the suptitle (tight_layout let it overlap the
+    # subplot titles)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     for name in CORRELATIONS:
         values = [e.get(name) for e in trajectory]
         if any(v is not None for v in values):
@@ -42,7 +44,6 @@ def plot_trajectory(trajectory: list[dict[str, Any]], path: Path, title: str = "
     ax2.legend(fontsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)

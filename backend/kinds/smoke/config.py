@@ -13,11 +13,23 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ...devices import check_4bit, check_device
 from ..fields import ModelName
+from ..spec import MEASUREMENT, Curve, Metric
 
 DESCRIPTION = (
     "Greedy answers from a model to a few prompts: checks loading, generation and batching."
 )
 PRIMARY_METRIC = "tokens_per_s"
+
+# Greedy decoding on one machine reproduces answer lengths exactly; throughput is
+# the machine's speed at that moment, shown with its ratio and never a FAIL.
+METRICS = {
+    "tokens_per_s": MEASUREMENT,
+    "mean_tokens": Metric(role="outcome", tol=0.0, label="mean answer length", unit="tokens"),
+}
+VIEWS = [
+    Curve("throughput", ("tokens_per_s",), x="step"),
+    Curve("answer length", ("mean_tokens",), x="step"),
+]
 
 DEFAULT_PROMPTS = [
     "What is the capital of France?",
