@@ -68,8 +68,9 @@ def _matches(prefix: str, path: str) -> bool:
     return path == prefix[:-1] if prefix.endswith("$") else path.startswith(prefix)
 
 
-def _answer_for(messages: list[dict[str, Any]]) -> str:
-    """A deterministic reply: a judge prompt gets a verdict, anything else an echo."""
+def _answer_for(messages: list[dict[str, Any]], model: str = "") -> str:
+    """A deterministic reply: a judge prompt gets a verdict (the longer answer wins),
+    anything else an echo; a fine-tuned model (named `loopback/...`) adds detail."""
     last = str(messages[-1].get("content", "")) if messages else ""
     if "Verdict:" in last or "[[A]]" in last:
         first = re.search(r"\[Answer A\]\s*(.*?)\s*\[End of Answer A\]", last, re.S)
@@ -79,7 +80,8 @@ def _answer_for(messages: list[dict[str, Any]]) -> str:
         verdict = "A" if a > b else "B" if b > a else "tie"
         return f"Verdict: {verdict}\nReason: the longer answer is more complete."
     words = last.split()
-    return "Improved: " + " ".join(words[:12]) if words else "Hello."
+    text = "Improved: " + " ".join(words[:12]) if words else "Hello."
+    return text + " with more helpful detail" if model.startswith("loopback/") else text
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -148,7 +150,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         url = urlparse(self.path)
         path = url.path
-        self.st.auth_headers.add(self.headers.get("Authorization", ""))
+        if path.startswith("/v1/"):  # the upload URL is presigned: no key goes there
+            self.st.auth_headers.add(self.headers.get("Authorization", ""))
         body = self._body()
         if self._fault(path):
             return
@@ -167,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
         time.sleep(self.st.latency)
         with self.st.lock:
             self.st.chat_calls += 1
-        text = _answer_for(req.get("messages", []))
+        text = _answer_for(req.get("messages", []), str(req.get("model", "")))
         max_tokens = int(req.get("max_tokens") or 64)
         tokens = text.split(" ")[:max_tokens]
         text = " ".join(tokens)
@@ -411,6 +414,13 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, state: LoopbackState) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.state = state
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (killed runner, timeout) is part of the tests, not an error."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def routes(self, method: str, path: str) -> tuple[Any, tuple[str, ...]] | None:
         for m, pattern, name in _ROUTES:
