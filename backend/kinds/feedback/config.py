@@ -225,6 +225,16 @@ class Params(BaseModel):
             )
         if self.full and self.backend == "local":
             raise ValueError("full fine-tuning is offered with backend = together only")
+        if "evaluate" in self.stages and "finetune" not in self.stages and not self.model2:
+            raise ValueError(
+                "evaluate without finetune needs model2 (a model name, folder, adapter or run:<id>)"
+            )
+        waits_for_job = self.backend == "together" and not self.monitor
+        if {"evaluate", "finetune"} <= set(self.stages) and not self.model2 and waits_for_job:
+            raise ValueError(
+                "monitor = false returns before the fine-tuned model exists; set model2 "
+                "or evaluate in a later run with model2 = run:<id>"
+            )
         if self.start_batch_size > self.max_batch_size:
             raise ValueError("start_batch_size exceeds max_batch_size")
         return self

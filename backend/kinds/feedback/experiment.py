@@ -37,15 +37,11 @@ def split(
     params: Params, convs: list[Conversation]
 ) -> tuple[list[Conversation], list[Conversation]]:
     """(to process, held out for testing). Nothing is held out when tests come from a file
-    or when there is no evaluate stage."""
+    or when there is no evaluate stage; at most half the conversations are held out."""
     hold = (
         params.test_size if ("evaluate" in params.stages and not params.test_conversations) else 0
     )
-    if hold >= len(convs) and hold:
-        raise UserError(
-            f"test_size={params.test_size} holds out every one of the {len(convs)} conversations; "
-            "lower test_size or give test_conversations"
-        )
+    hold = min(hold, len(convs) // 2)  # never more than half: the rest must train the model
     order = list(range(len(convs)))
     random.Random(params.seed).shuffle(order)
     held = set(order[:hold])
@@ -138,6 +134,11 @@ def run(ctx: RunContext) -> dict[str, float]:
     ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
     convs = _conversations(ctx, params)
     to_process, held_out = split(params, convs)
+    if held_out and len(held_out) < params.test_size:
+        ctx.warn(
+            f"test_size={params.test_size} but {len(convs)} conversations: holding out "
+            f"{len(held_out)} (at most half) for testing"
+        )
     providers = Providers(ctx, params)
     final: dict[str, float] = {}
     exported: list[Path] = []
