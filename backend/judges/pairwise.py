@@ -20,7 +20,6 @@ API:
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -173,13 +172,20 @@ class Tally:
 def bootstrap_interval(
     outcomes: Sequence[str], samples: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the win rate (ties as half), resampling prompts."""
-    scores = [SCORE[o] for o in outcomes]
-    n = len(scores)
+    """Percentile bootstrap interval of the win rate (ties as half), resampling prompts.
+
+    A resample of n prompts is fully described by how many wins, ties and losses it
+    drew, a multinomial draw with the observed shares, so each resample costs O(1)
+    instead of O(n): the live tally can recompute the interval after every prompt.
+    """
+    import numpy as np
+
+    n = len(outcomes)
     if n == 0:
         return float("nan"), float("nan")
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(scores, k=n)) / n for _ in range(samples))
+    shares = [sum(o == k for o in outcomes) / n for k in ("model2", "tie", "model1")]
+    counts = np.random.default_rng(seed).multinomial(n, shares, size=samples)
+    means = np.sort((counts[:, 0] + 0.5 * counts[:, 1]) / n)
     lo_i = int((1 - level) / 2 * samples)
-    hi_i = min(samples - 1, int((1 + level) / 2 * samples) - 1)
-    return means[lo_i], means[max(lo_i, hi_i)]
+    hi_i = max(lo_i, min(samples - 1, int((1 + level) / 2 * samples) - 1))
+    return float(means[lo_i]), float(means[hi_i])

@@ -13,6 +13,12 @@ parameters as follows:
     evaluate.py               --model1/-m1 → model1, --model2/-m2 → model2, --judge/-j →
                               judge, --test-size → test_size, --delay → delay,
                               -c → test_conversations, -o → output
+
+Events beyond the common ones (declared as views below, rendered generically):
+- `job`: the remote fine-tune job: id, status, event (type: message), step, model;
+- `tally`: the evaluation so far: done, wins, losses, ties, win_rate, low, high
+  (95 % bootstrap interval), position_consistency.
+`progress` events carry `failed` and `retrying` besides done/total.
 """
 
 from __future__ import annotations

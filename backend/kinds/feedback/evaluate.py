@@ -197,8 +197,9 @@ def run_judge(
     answers = {(r["slot"], r["prompt_id"]): r["answer"] for r in _records(ctx, "answer")}
     todo = [t for t in tests if not ctx.is_done(judge_key(t.id))]
     meter.start("judge", len(tests), len(tests) - len(todo))
-    if len(todo) < len(tests):
-        _emit_tally(ctx, params, _records(ctx, "judged"))
+    judged = _records(ctx, "judged")  # grows as pairs are judged; read from disk once
+    if judged:
+        _emit_tally(ctx, params, judged)
     requests: list[ChatRequest] = []
     for t in todo:
         requests += pair_requests(
@@ -223,26 +224,25 @@ def run_judge(
             v12, why12 = parse_verdict(first.text, first.logprobs)
             v21, why21 = parse_verdict(second.text, second.logprobs)
             outcome, consistent = combine(v12, v21)
-            ctx.record(
-                judge_key(t.id),
-                {
-                    "stage": "evaluate",
-                    "unit": "judged",
-                    "prompt_id": t.id,
-                    "prompt": t.messages,
-                    "answer_model1": answers[(1, t.id)],
-                    "answer_model2": answers[(2, t.id)],
-                    "verdict_model1_first": v12,
-                    "reason_model1_first": why12,
-                    "verdict_model2_first": v21,
-                    "reason_model2_first": why21,
-                    "outcome": outcome,
-                    "consistent": consistent,
-                    "judge": judge.model,
-                },
-            )
+            rec = {
+                "stage": "evaluate",
+                "unit": "judged",
+                "prompt_id": t.id,
+                "prompt": t.messages,
+                "answer_model1": answers[(1, t.id)],
+                "answer_model2": answers[(2, t.id)],
+                "verdict_model1_first": v12,
+                "reason_model1_first": why12,
+                "verdict_model2_first": v21,
+                "reason_model2_first": why21,
+                "outcome": outcome,
+                "consistent": consistent,
+                "judge": judge.model,
+            }
+            ctx.record(judge_key(t.id), rec)
+            judged.append(rec)
             meter.done += 1
-            _emit_tally(ctx, params, _records(ctx, "judged"))
+            _emit_tally(ctx, params, judged)
         meter.tick()
         ctx.check_stop()
 
@@ -254,7 +254,6 @@ def run_judge(
         raise RuntimeError(
             f"judge: {len(errors)} pairs failed (last: {errors[-1]}); resume to retry"
         )
-    judged = _records(ctx, "judged")
     summary = _emit_tally(ctx, params, judged)
     return {
         "model1": refs[0].label or refs[0].name,
