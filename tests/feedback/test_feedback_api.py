@@ -122,3 +122,27 @@ def test_failed_job_fails_the_run_with_the_api_message(
     state = json.loads((only_run(results_dir) / "state.json").read_text())
     assert state["status"] == "failed"
     assert "ended error: training data could not be tokenized" in state["last_error"]
+
+
+def test_failed_items_are_recorded_then_retried_on_resume(
+    server: Loopback, results_dir: Path, lab, tmp_path: Path
+) -> None:
+    server.fault("/v1/chat", "400", 2)  # not retryable: the items fail at once
+    preset = api_preset(tmp_path, server.url, stages=["process"], n=5, concurrency=1)
+    first = lab("run", str(preset), "--results", str(results_dir))
+    assert first.returncode == 1
+    run = only_run(results_dir)
+    state = json.loads((run / "state.json").read_text())
+    assert "process: 2 of 5 conversations failed" in state["last_error"]
+    assert "HTTP 400 bad request" in state["last_error"]
+    failed = [r for r in lines(run / "records.jsonl") if r.get("failed")]
+    assert len(failed) == 2 and {r["status"] for r in failed} == {400}
+    calls = server.state.chat_calls
+    again = lab("resume", run.name, "--results", str(results_dir))
+    assert again.returncode == 0, again.stderr
+    done = [
+        r
+        for r in lines(run / "records.jsonl")
+        if r.get("stage") == "process" and not r.get("failed")
+    ]
+    assert len(done) == 5 and server.state.chat_calls - calls == 2  # only the failed ones again
