@@ -19,8 +19,10 @@ API (importing this module does not import torch; the functions that need it do 
     checkpoint_plan(total, schedule=(), every=0) -> list[int]
         the steps to save (0 allowed = before any step); `total` is always saved as `final`.
     adaptive_controller(spec, device, on_change=None, policy=None) -> BatchController
-    LoraTrainer(model, tok, conversations, spec, lora, *, save_steps, controller=None,
-                record_prefix="train")   (controller None: fixed micro-batch, no probe)
+    LoraTrainer(model, tok, conversations, spec, lora, *, save_steps=(), save_every=0,
+                controller=None, record_prefix="train", checkpoint_events=True)
+        (controller None: fixed micro-batch, no probe; checkpoint_events False: the caller
+        emits its own `checkpoint` events, e.g. after evaluating each one)
         .model                     the peft model (the persona, if any, merged beforehand)
         .total_steps
         .run(hooks) -> TrainResult
@@ -398,8 +400,10 @@ class LoraTrainer:
         lora: LoraSpec,
         *,
         save_steps: Sequence[int] = (),
+        save_every: int = 0,
         controller: Any = None,
         record_prefix: str = "train",
+        checkpoint_events: bool = True,
     ) -> None:
         import torch
         from peft import PeftModel, get_peft_model
@@ -419,7 +423,8 @@ class LoraTrainer:
                 f"example {empty[0]}: no assistant token within max_seq_length={spec.max_seq_length}"
             )
         self.total_steps = steps_for(len(self.encoded), spec)
-        self.save_steps = checkpoint_plan(self.total_steps, save_steps)
+        self.save_steps = checkpoint_plan(self.total_steps, save_steps, save_every)
+        self.checkpoint_events = checkpoint_events
         self.data_digest = conversations_digest(self.conversations)
         _seed_everything(spec.seed)  # LoRA init depends on it
         if isinstance(model, PeftModel):
@@ -667,7 +672,8 @@ class LoraTrainer:
             and not (root / checkpoint_name(0, self.total_steps)).is_dir()
         ):
             path = self._save_named(hooks, checkpoint_name(0, self.total_steps), 0, losses)
-            hooks.checkpoint(0, path, {})
+            if self.checkpoint_events:
+                hooks.checkpoint(0, path, {})
         if 0 in self.save_steps:
             self._record_segment(hooks, 0, losses)
         while step < self.total_steps:
@@ -691,7 +697,8 @@ class LoraTrainer:
                 name = checkpoint_name(step, self.total_steps)
                 path = self._save_named(hooks, name, step, losses)
                 self._record_segment(hooks, step, losses)
-                hooks.checkpoint(step, path, {"loss": row["loss"]})
+                if self.checkpoint_events:
+                    hooks.checkpoint(step, path, {"loss": row["loss"]})
         for step_saved in self.save_steps:  # a kill between rename and record: record now
             if (root / checkpoint_name(step_saved, self.total_steps)).is_dir():
                 self._record_segment(hooks, step_saved, losses)
