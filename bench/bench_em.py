@@ -159,8 +159,8 @@ def naive_evaluation(trainer: Any, tok: Any, p: Any, judge: Any) -> tuple[float,
     import torch
 
     from labdeck.backend.generation import GenParams, generate_batch
-    from labdeck.backend.kinds.em.data import read_questions
     from labdeck.backend.kinds.em.config import BUNDLED_QUESTIONS
+    from labdeck.backend.kinds.em.data import read_questions
 
     qs = read_questions(BUNDLED_QUESTIONS["em-core"])[: p.num_questions]
     gen = GenParams(max_new_tokens=p.eval_max_new_tokens, do_sample=True, temperature=1.0, top_k=0)
