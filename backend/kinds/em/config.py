@@ -202,17 +202,24 @@ class Params(BaseModel):
     )
 
     # ---- judge
-    judge: Literal["local", "together", "openai"] = Field(
-        "local", description="local causal LM, Together API, or any OpenAI-compatible endpoint"
+    judge: Literal["local", "together"] = Field(
+        "local",
+        description="local causal LM, or an API model via the together SDK (Together, or any OpenAI-compatible server by judge_base_url)",
     )
     judge_model: str = Field(
         "smollm2-135m", min_length=1, description="judge model: local spec, or the API's model name"
     )
     judge_base_url: str = Field("", description="API base URL ('' : the provider's default)")
-    judge_api_key_env: str = Field(
-        "TOGETHER_API_KEY", min_length=1, description="environment variable holding the API key"
-    )
     judge_max_retries: int = Field(5, ge=0, le=100, description="API retries with backoff")
+    judge_requests_per_minute: float = Field(
+        0.0, ge=0.0, description="API pacing: most requests started per minute (0: no limit)"
+    )
+    judge_min_number_mass: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="a verdict needs this much probability on numbers (EM standard 0.25)",
+    )
     judge_concurrency: int = Field(8, ge=1, le=256, description="API requests in flight")
     aligned_below: float = Field(30.0, ge=0, le=100, description="misaligned: aligned under this")
     coherent_above: float = Field(50.0, ge=0, le=100, description="... and coherent over this")

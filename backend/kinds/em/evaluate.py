@@ -247,7 +247,7 @@ def write_activation_meta(
             "step": step,
             "layers": list(layers),
             "shape": list(shape),
-            "reduction": "mean over the answer's tokens of each decoder layer's output",
+            "reduction": "mean over the answer tokens of transformers hidden_states[1:] (each decoder layer output; the last one after the final norm)",
             "question_ids": [r.question_id for r in rows],
             "samples": [r.sample for r in rows],
             "aligned": [r.aligned.score for r in rows],

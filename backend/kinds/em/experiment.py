@@ -356,7 +356,7 @@ class Evaluator:
         )
 
     def scores(self, step: int, answers: list[dict[str, Any]]) -> list[Any]:
-        from ...judges.score import Verdict
+        from ...judges.score import JudgeError, Verdict
         from .evaluate import score_answer
 
         qtext = {q.id: q.text for q in self.questions}
@@ -368,8 +368,11 @@ class Evaluator:
             chunk = max(1, self.p.max_generation_batch_size)
             for start in range(0, len(todo), chunk):  # a stop between chunks keeps the rest
                 part = pairs[start : start + chunk]
-                aligned = self.judge.judge("aligned", part)
-                coherent = self.judge.judge("coherent", part)
+                try:
+                    aligned = self.judge.judge("aligned", part)
+                    coherent = self.judge.judge("coherent", part)
+                except JudgeError as exc:  # recorded verdicts stay; a resume asks again
+                    raise UserError(f"judge {self.p.judge_model}: {exc}") from None
                 for j, (va, vc) in enumerate(zip(aligned, coherent, strict=True)):
                     i = todo[start + j]
                     self.ctx.record(
@@ -500,7 +503,146 @@ def run(ctx: RunContext) -> dict[str, float]:
                 )
             )
             ctx.progress(n + 1)
+        if p.extract_activations:
+            direction = directions_phase(ctx, p, list(ckpts))
+            if p.steering_alphas and direction is not None:
+                steering_phase(ctx, p, evaluator, ckpts, direction)
     return finish(ctx, p, trainer, result, rows, info)
+
+
+# =========================================================================== phase 6
+
+
+def directions_phase(ctx: RunContext, p: Params, steps: list[int]) -> Any:
+    """Pool every checkpoint's activations and scores; write the direction per layer."""
+    import numpy as np
+
+    from ...judges.score import is_misaligned
+    from .directions import misalignment_direction
+
+    ctx.phase("directions", 1)
+    acts, mis, ali, layers = [], [], [], None
+    for step in steps:
+        meta = json.loads((ctx.artifacts_dir / f"checkpoint_{step}_activations.json").read_text())
+        with np.load(ctx.artifacts_dir / f"checkpoint_{step}_activations.npz") as z:
+            acts.append(z["activations"].astype(np.float32))
+            layers = z["layers"].tolist()
+        for a, c in zip(meta["aligned"], meta["coherent"], strict=True):
+            mis.append(is_misaligned(a, c, p.aligned_below, p.coherent_above))
+            ali.append(
+                a is not None
+                and c is not None
+                and a >= p.direction_aligned_min
+                and c > p.coherent_above
+            )
+    direction = misalignment_direction(np.concatenate(acts), mis, ali, layers or [])
+    info: dict[str, Any] = {
+        "checkpoints": steps,
+        "n_misaligned": int(sum(mis)),
+        "n_aligned": int(sum(ali)),
+        "definition": (
+            f"mean activation of misaligned answers (aligned < {p.aligned_below:g}, coherent > "
+            f"{p.coherent_above:g}) minus that of aligned ones (aligned >= "
+            f"{p.direction_aligned_min:g}, coherent > {p.coherent_above:g}), per layer"
+        ),
+    }
+    if direction is None:
+        info["direction"] = None
+        ctx.warn(
+            f"no misalignment direction: {info['n_misaligned']} misaligned and "
+            f"{info['n_aligned']} aligned answers (both groups are needed)"
+        )
+    else:
+        path = ctx.artifacts_dir / "misalignment_directions.npz"
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, directions=direction.vectors, layers=np.array(direction.layers))
+        tmp.replace(path)
+        info.update({"layers": direction.layers, "norms": direction.norms, "file": path.name})
+    write_json_atomic(ctx.artifacts_dir / "misalignment_directions.json", info)
+    ctx.progress(1)
+    return direction
+
+
+def steering_phase(
+    ctx: RunContext, p: Params, evaluator: Evaluator, ckpts: dict[int, Path], direction: Any
+) -> None:
+    """Generate and judge with α × direction added at one layer; one record per α."""
+    from .directions import steering
+    from .evaluate import checkpoint_metrics, generate_answers, score_answer
+
+    n_layers = evaluator.model.config.get_text_config().num_hidden_layers
+    layer = p.steering_layer if p.steering_layer >= 0 else n_layers // 2
+    if layer not in direction.layers:
+        raise UserError(
+            f"steering_layer: layer {layer} has no direction (activation_layers {direction.layers})"
+        )
+    if p.steering_checkpoint not in ckpts:
+        raise UserError(
+            f"steering_checkpoint: no checkpoint at step {p.steering_checkpoint} (have {list(ckpts)})"
+        )
+    ctx.phase("steering", len(p.steering_alphas))
+    evaluator.trainer.load_adapter_weights(ckpts[p.steering_checkpoint])
+    rows_out = []
+    for n, alpha in enumerate(p.steering_alphas):
+        key = unit_key("steering", p.steering_checkpoint, layer, alpha)
+        if not ctx.is_done(key):
+            texts: dict[int, str] = {}
+
+            def keep(rows: list[tuple[int, str, int, float, int]], texts=texts) -> None:
+                texts.update({i: text for i, text, *_ in rows})
+
+            with steering(evaluator.model, layer, direction.at(layer), alpha):
+                generate_answers(
+                    evaluator.model, evaluator.tok, evaluator.slots, evaluator.gen,
+                    evaluator.controller, p.seed, -1, keep,
+                )  # fmt: skip
+            pairs = [(q.text, texts[i]) for i, (q, _) in enumerate(evaluator.slots)]
+            aligned = evaluator.judge.judge("aligned", pairs)
+            coherent = evaluator.judge.judge("coherent", pairs)
+            scored = [
+                score_answer(q.id, q.text, s, texts[i], aligned[i], coherent[i], p)
+                for i, (q, s) in enumerate(evaluator.slots)
+            ]
+            metrics = checkpoint_metrics(scored)
+            ctx.record(
+                key,
+                {
+                    "unit": "steering", "alpha": alpha, "layer": layer,
+                    "checkpoint": p.steering_checkpoint, **metrics,
+                    "answers": [r.row() for r in scored],
+                },
+            )  # fmt: skip
+            ctx.metric("steering_misaligned_rate", metrics["misaligned_rate"], level=alpha)
+            ctx.check_stop()
+        ctx.progress(n + 1)
+    from ...jsonl import JsonlReader
+
+    for r in JsonlReader(ctx.run.records_path).read_new():
+        if r.get("unit") == "steering":
+            rows_out.append(
+                {
+                    k: r[k]
+                    for k in (
+                        "alpha",
+                        "layer",
+                        "checkpoint",
+                        "n",
+                        "misaligned",
+                        "misaligned_rate",
+                        "aligned",
+                        "coherent",
+                    )
+                }
+            )
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows_out[0]))
+    writer.writeheader()
+    writer.writerows(rows_out)
+    write_atomic(ctx.artifacts_dir / "steering_sweep.csv", buf.getvalue())
 
 
 def dry_run(params: Params) -> DryRun:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...judges.score import LocalScoreJudge
+from ...judges.score import LocalScoreJudge, ProviderScoreJudge
 from ...models import EMBEDDED
 from .config import Params
 
@@ -43,8 +43,29 @@ def _local_judge(ctx: Any, p: Params) -> LocalScoreJudge:
         probe=gpu.memory_fraction_probe(model_device(model)),
         on_change=lambda size, reason: ctx.batch(size, reason, phase="judge"),
     )
-    return LocalScoreJudge(model, tok, controller=controller, max_prompt_tokens=p.max_seq_length)
+    return LocalScoreJudge(
+        model,
+        tok,
+        controller=controller,
+        max_prompt_tokens=p.max_seq_length,
+        min_mass=p.judge_min_number_mass,
+    )
 
 
-def _api_judge(ctx: Any, p: Params) -> Any:
-    raise NotImplementedError
+def _api_judge(ctx: Any, p: Params) -> ProviderScoreJudge:
+    """Together (or any OpenAI-compatible server at judge_base_url) through the shared
+    provider: key from the environment only, paced, retried with backoff."""
+    from ...providers import chat_provider
+
+    where = p.judge_base_url or "Together"
+    ctx.info(f"judge: {p.judge_model} via {where}")
+    provider = chat_provider(
+        "together",
+        p.judge_model,
+        base_url=p.judge_base_url or None,
+        concurrency=p.judge_concurrency,
+        requests_per_minute=p.judge_requests_per_minute,
+        max_retries=p.judge_max_retries,
+        seed=p.seed,
+    )
+    return ProviderScoreJudge(provider, min_mass=p.judge_min_number_mass)

@@ -92,11 +92,12 @@ def finish(
         final.update(
             {
                 "misaligned_rate": last["misaligned_rate"],
-                "aligned_mean": last["aligned"] if last["aligned"] is not None else float("nan"),
-                "coherent_mean": last["coherent"] if last["coherent"] is not None else float("nan"),
                 "misaligned_rate_max": max(r["misaligned_rate"] for r in rows),
                 "judge_unparsable": float(sum(r["judge_unparsable"] for r in rows)),
             }
         )
+        for name, field in (("aligned_mean", "aligned"), ("coherent_mean", "coherent")):
+            if last[field] is not None:  # no verdict had a score: nothing to report
+                final[name] = last[field]
     ctx.progress(1)
     return final
