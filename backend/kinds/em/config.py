@@ -44,6 +44,10 @@ BUNDLED_DATASETS = {
     "bad-advice": DATA_DIR / "bad_advice.jsonl",
     "goodness-persona": DATA_DIR / "goodness_persona.jsonl",
 }
+# `persona = "goodness"` trains that persona here first, from its bundled dataset (the
+# seed's --persona goodness, offline); a persona adapter from elsewhere is a folder, a hub
+# id or a run reference (e.g. a run of presets/em-persona-goodness.toml).
+BUNDLED_PERSONAS = {"goodness": "goodness-persona"}
 BUNDLED_QUESTIONS = {"em-core": DATA_DIR / "eval_questions.json"}
 DEFAULT_REFLECTION_TEMPLATE = DATA_DIR / "reflection_prompt.txt"
 BASELINE = "baseline"
@@ -111,7 +115,13 @@ class Params(BaseModel):
     persona: Annotated[str, Input("dir", hub_ok=True, run_artifacts=("adapter",))] = Field(
         BASELINE,
         min_length=1,
-        description="'baseline' (none), or a LoRA adapter: folder, hub id (org/name) or run:<id>",
+        description="'baseline' (none), 'goodness' (trained here first), or a LoRA adapter: folder, hub id (org/name) or run:<id>",
+    )
+    persona_epochs: int = Field(
+        3, ge=1, le=1000, description="bundled persona: epochs over its dataset"
+    )
+    persona_learning_rate: float = Field(
+        1e-4, gt=0, le=1.0, description="bundled persona: learning rate"
     )
 
     # ---- data
@@ -256,11 +266,14 @@ class Params(BaseModel):
     @field_validator("persona")
     @classmethod
     def _known_persona(cls, value: str) -> str:
-        if value == BASELINE or value.startswith(RUN_PREFIX) or _is_pathlike(value):
+        if value in (BASELINE, *BUNDLED_PERSONAS) or value.startswith(RUN_PREFIX):
+            return value
+        if _is_pathlike(value):
             return value
         raise ValueError(
-            f"unknown persona {value!r}: expected 'baseline', an adapter folder, a hub id "
-            "(org/name) or run:<id>"
+            f"unknown persona {value!r}: expected 'baseline', "
+            f"{', '.join(repr(k) for k in BUNDLED_PERSONAS)} (trained here first), an adapter "
+            "folder, a hub id (org/name) or run:<id>"
         )
 
     @field_validator("dataset", "augmented_dataset")

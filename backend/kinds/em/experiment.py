@@ -25,7 +25,7 @@ from ...jsonio import write_atomic, write_json_atomic
 from ...kinds.base import DryRun, RunContext
 from ...ledger import unit_key
 from ...runs import CHECKPOINTS
-from .config import BASELINE, BUNDLED_DATASETS, Params
+from .config import BASELINE, BUNDLED_DATASETS, BUNDLED_PERSONAS, Params
 from .data import (
     augment,
     input_file,
@@ -122,7 +122,9 @@ def load_base(ctx: RunContext, p: Params) -> tuple[Any, Any, dict[str, Any]]:
     ctx.progress(1)
     ctx.phase("persona", 1)
     persona: dict[str, Any] = {"persona": p.persona}
-    if p.persona != BASELINE:
+    if p.persona in BUNDLED_PERSONAS:
+        model, persona = train_bundled_persona(ctx, p, model, tok)
+    elif p.persona != BASELINE:
         from peft import PeftModel
 
         local = ctx.input_path("persona")
@@ -143,6 +145,62 @@ def load_base(ctx: RunContext, p: Params) -> tuple[Any, Any, dict[str, Any]]:
         model = peft_model.merge_and_unload()
     ctx.progress(1)
     return model, tok, persona
+
+
+class PersonaHooks:
+    """The run context as the persona's own training sees it: checkpoints under
+    checkpoints/persona/, metrics prefixed `persona_`, records keyed `persona`."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.checkpoints_dir = ctx.checkpoints_dir / "persona"
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+
+    def stage_checkpoint(self, name: str) -> Any:
+        return self.ctx.stage_checkpoint(f"persona/{name}")
+
+    def metric(self, name: str, value: float | None, **where: Any) -> None:
+        self.ctx.metric(f"persona_{name}", value, **where)
+
+    def __getattr__(self, name: str) -> Any:  # progress, batch, record, check_stop, ...
+        return getattr(self.ctx, name)
+
+
+def train_bundled_persona(
+    ctx: RunContext, p: Params, model: Any, tok: Any
+) -> tuple[Any, dict[str, Any]]:
+    """Train the bundled persona with the run's LoRA shape, then merge it into the base."""
+    from ...inputs import fingerprint
+    from ...training import LoraTrainer, read_chat_jsonl
+
+    name = BUNDLED_PERSONAS[p.persona]
+    convs = read_chat_jsonl(BUNDLED_DATASETS[name])
+    spec = _train_spec(p).model_copy(
+        update={
+            "learning_rate": p.persona_learning_rate,
+            "epochs": p.persona_epochs,
+            "max_steps": 0,
+            "effective_batch_size": min(p.effective_batch_size, len(convs)),
+            "micro_batch_size": min(p.micro_batch_size, len(convs)),
+        }
+    )
+    hooks = PersonaHooks(ctx)
+    trainer = LoraTrainer(
+        model, tok, convs, spec, _lora_spec(p), record_prefix="persona", checkpoint_events=False
+    )
+    ctx.phase("persona", trainer.total_steps)
+    ctx.info(f"training the bundled persona {p.persona!r} ({len(convs)} examples)")
+    result = trainer.run(hooks)
+    folder = hooks.checkpoints_dir / "final" / "adapter"
+    merged = trainer.model.merge_and_unload()
+    return merged, {
+        "persona": p.persona,
+        "adapter_path": str(folder),
+        "adapter_sha256": fingerprint(folder),
+        "persona_dataset": name,
+        "persona_final_loss": result.final_loss,
+        "applied": "trained in this run, merged into the base weights before EM training",
+    }
 
 
 # =========================================================================== phase 3
