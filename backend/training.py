@@ -366,6 +366,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # =========================================================================== trainer
 
 
+def peak_memory_mb() -> float:
+    """Peak CUDA memory allocated by this process, or its resident memory on a CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    import psutil
+
+    return round(psutil.Process().memory_info().rss / 2**20, 1)
+
+
 def adaptive_controller(
     spec: TrainSpec, device: str, on_change: Any = None, policy: Any = None
 ) -> Any:
@@ -692,6 +703,7 @@ class LoraTrainer:
             for name in ("loss", "lr", "grad_norm", "tokens_per_s"):
                 hooks.metric(name, row[name], step=step)
             hooks.metric("micro_batch", row["micro_batch"], step=step)
+            hooks.metric("peak_memory_mb", peak_memory_mb(), step=step)
             hooks.progress(step, self.total_steps)
             if step in self.save_steps:
                 name = checkpoint_name(step, self.total_steps)

@@ -273,10 +273,11 @@ def reflections(
             ctx.progress(done)
             ctx.metric("reflection_tokens_per_s", _rate(batch.result), step=done)
             ctx.check_stop()
+    wanted = set(keys)
     by_index = {
         r["index"]: r["reflection"]
         for r in JsonlReader(ctx.run.records_path).read_new()
-        if r.get("unit") == "reflection" and r.get("key") in set(keys)
+        if r.get("unit") == "reflection" and r.get("key") in wanted
     }
     augmented = [augment(c, by_index[i], p.reflection_format) for i, c in enumerate(convs)]
     _write_jsonl(out_path, augmented)
@@ -527,7 +528,6 @@ def run(ctx: RunContext) -> dict[str, float]:
         if p.reflections_only:
             ctx.info(f"reflections written to {ctx.artifacts_dir / AUGMENTED}; no training asked")
             return {"examples": float(len(train_convs))}
-    ctx.phase("training", None)
     from ...models import model_device
     from ...training import adaptive_controller, checkpoint_dirs, checkpoint_name
 
