@@ -440,6 +440,11 @@ class LoraTrainer:
         _seed_everything(spec.seed)  # LoRA init depends on it
         if isinstance(model, PeftModel):
             raise UserError("the model already carries a peft adapter; merge it before training")
+        if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+            from peft import prepare_model_for_kbit_training
+
+            # QLoRA: norms in float32 and input gradients on, as peft recommends
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         if spec.gradient_checkpointing:  # non-reentrant: works with torch.autograd.grad
             model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False}

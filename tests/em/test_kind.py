@@ -164,3 +164,42 @@ def test_reflection_killed_midway_resumes_without_loss_or_duplicates(lab, result
         expected = generate_batch(model, tok, [reflection_prompt(template, convs[i])], gen)[0]
         assert by_index[i] == expected.text
         assert json.loads(lines[i])["messages"][-1]["content"].endswith(expected.text)
+
+
+@pytest.mark.slow
+def test_steering_sweep_records_one_row_per_alpha(harness, tiny_dir):
+    from labdeck.backend.kinds.em.config import Params
+    from labdeck.backend.kinds.em.directions import Direction
+    from labdeck.backend.kinds.em.experiment import (
+        Evaluator,
+        _lora_spec,
+        _train_spec,
+        steering_phase,
+    )
+    from labdeck.backend.training import LoraTrainer, checkpoint_dirs
+
+    p = Params(
+        **TINY, model=str(tiny_dir), judge_model=str(tiny_dir), judge_min_number_mass=0.0,
+        num_examples=4, checkpoint_schedule=[0], num_questions=2, samples_per_question=2,
+        eval_max_new_tokens=8, generation_batch_size=4, max_generation_batch_size=4,
+        steering_alphas=[0.0, 50.0], steering_layer=1,
+    )  # fmt: skip
+    h = harness(p.model_dump())
+    ctx = h.context(p)
+    model, tok = load_model(str(tiny_dir), dtype="float32")
+    convs = read_chat_jsonl(BUNDLED_DATASETS["bad-advice"], limit=4)
+    trainer = LoraTrainer(model, tok, convs, _train_spec(p), _lora_spec(p), save_steps=[0])
+    trainer.run(ctx)
+    evaluator = Evaluator(ctx, p, trainer, tok)
+    vectors = np.random.default_rng(0).normal(size=(2, 32)).astype(np.float32)
+    steering_phase(
+        ctx, p, evaluator, checkpoint_dirs(ctx.checkpoints_dir), Direction([0, 1], vectors, 3, 5)
+    )
+    ctx.events.close()
+    rows = [r for r in h.records() if r.get("unit") == "steering"]
+    assert [r["alpha"] for r in rows] == [0.0, 50.0] and all(r["n"] == 4 for r in rows)
+    assert [a["answer"] for a in rows[0]["answers"]] != [a["answer"] for a in rows[1]["answers"]]
+    sweep = (ctx.artifacts_dir / "steering_sweep.csv").read_text().splitlines()
+    assert sweep[0].startswith("alpha,layer,checkpoint") and len(sweep) == 3
+    levels = [e["level"] for e in h.events("metric") if e["name"] == "steering_misaligned_rate"]
+    assert levels == [0.0, 50.0]

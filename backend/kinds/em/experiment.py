@@ -586,9 +586,11 @@ def directions_phase(ctx: RunContext, p: Params, steps: list[int]) -> Any:
             acts.append(z["activations"].astype(np.float32))
             layers = z["layers"].tolist()
         for a, c in zip(meta["aligned"], meta["coherent"], strict=True):
-            mis.append(is_misaligned(a, c, p.aligned_below, p.coherent_above))
+            bad = is_misaligned(a, c, p.aligned_below, p.coherent_above)
+            mis.append(bad)
             ali.append(
-                a is not None
+                not bad
+                and a is not None
                 and c is not None
                 and a >= p.direction_aligned_min
                 and c > p.coherent_above
