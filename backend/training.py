@@ -19,8 +19,10 @@ API (importing this module does not import torch; the functions that need it do 
     checkpoint_plan(total, schedule=(), every=0) -> list[int]
         the steps to save (0 allowed = before any step); `total` is always saved as `final`.
     adaptive_controller(spec, device, on_change=None, policy=None) -> BatchController
-    LoraTrainer(model, tok, conversations, spec, lora, *, save_steps, controller=None,
-                record_prefix="train")   (controller None: fixed micro-batch, no probe)
+    LoraTrainer(model, tok, conversations, spec, lora, *, save_steps=(), save_every=0,
+                controller=None, record_prefix="train", checkpoint_events=True)
+        (controller None: fixed micro-batch, no probe; checkpoint_events False: the caller
+        emits its own `checkpoint` events, e.g. after evaluating each one)
         .model                     the peft model (the persona, if any, merged beforehand)
         .total_steps
         .run(hooks) -> TrainResult
@@ -364,6 +366,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # =========================================================================== trainer
 
 
+def peak_memory_mb() -> float:
+    """Peak CUDA memory allocated by this process, or its resident memory on a CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    import psutil
+
+    return round(psutil.Process().memory_info().rss / 2**20, 1)
+
+
 def adaptive_controller(
     spec: TrainSpec, device: str, on_change: Any = None, policy: Any = None
 ) -> Any:
@@ -398,8 +411,10 @@ class LoraTrainer:
         lora: LoraSpec,
         *,
         save_steps: Sequence[int] = (),
+        save_every: int = 0,
         controller: Any = None,
         record_prefix: str = "train",
+        checkpoint_events: bool = True,
     ) -> None:
         import torch
         from peft import PeftModel, get_peft_model
@@ -419,11 +434,17 @@ class LoraTrainer:
                 f"example {empty[0]}: no assistant token within max_seq_length={spec.max_seq_length}"
             )
         self.total_steps = steps_for(len(self.encoded), spec)
-        self.save_steps = checkpoint_plan(self.total_steps, save_steps)
+        self.save_steps = checkpoint_plan(self.total_steps, save_steps, save_every)
+        self.checkpoint_events = checkpoint_events
         self.data_digest = conversations_digest(self.conversations)
         _seed_everything(spec.seed)  # LoRA init depends on it
         if isinstance(model, PeftModel):
             raise UserError("the model already carries a peft adapter; merge it before training")
+        if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+            from peft import prepare_model_for_kbit_training
+
+            # QLoRA: norms in float32 and input gradients on, as peft recommends
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         if spec.gradient_checkpointing:  # non-reentrant: works with torch.autograd.grad
             model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False}
@@ -667,7 +688,8 @@ class LoraTrainer:
             and not (root / checkpoint_name(0, self.total_steps)).is_dir()
         ):
             path = self._save_named(hooks, checkpoint_name(0, self.total_steps), 0, losses)
-            hooks.checkpoint(0, path, {})
+            if self.checkpoint_events:
+                hooks.checkpoint(0, path, {})
         if 0 in self.save_steps:
             self._record_segment(hooks, 0, losses)
         while step < self.total_steps:
@@ -686,12 +708,14 @@ class LoraTrainer:
             for name in ("loss", "lr", "grad_norm", "tokens_per_s"):
                 hooks.metric(name, row[name], step=step)
             hooks.metric("micro_batch", row["micro_batch"], step=step)
+            hooks.metric("peak_memory_mb", peak_memory_mb(), step=step)
             hooks.progress(step, self.total_steps)
             if step in self.save_steps:
                 name = checkpoint_name(step, self.total_steps)
                 path = self._save_named(hooks, name, step, losses)
                 self._record_segment(hooks, step, losses)
-                hooks.checkpoint(step, path, {"loss": row["loss"]})
+                if self.checkpoint_events:
+                    hooks.checkpoint(step, path, {"loss": row["loss"]})
         for step_saved in self.save_steps:  # a kill between rename and record: record now
             if (root / checkpoint_name(step_saved, self.total_steps)).is_dir():
                 self._record_segment(hooks, step_saved, losses)
