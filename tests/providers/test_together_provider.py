@@ -32,7 +32,7 @@ def _reqs(n: int, **kw) -> list[ChatRequest]:
 
 
 def test_chat_in_order_with_logprobs_and_key_from_env(server: Loopback) -> None:
-    p = chat_provider("together", "loopback/echo", base_url=server.url + "/v1", concurrency=4)
+    p = chat_provider("together", "base/echo", base_url=server.url + "/v1", concurrency=4)
     seen: list[int] = []
     res = p.chat(_reqs(6, logprobs=3, max_tokens=8), on_result=lambda i, r: seen.append(i))
     assert [r.text for r in res] == [f"Improved: question number {i}" for i in range(6)]
