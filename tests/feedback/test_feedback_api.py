@@ -58,6 +58,18 @@ def test_full_run_through_a_429_storm(
     for f in run.rglob("*"):
         if f.is_file():
             assert KEY.encode() not in f.read_bytes(), f
+    # a later run judges this run's fine-tuned model through a run reference
+    again = lab(
+        "run", str(preset), "--results", str(results_dir), "--title", "ref",
+        "--set", 'stages=["evaluate"]', "--set", f"model2=run:{run.name}",
+        "--set", 'test_conversations="run:' + run.name + '/processed"', "--set", "test_size=2",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    ref = next(p for p in results_dir.iterdir() if p.name != run.name)
+    config = json.loads((ref / "config.json").read_text())
+    assert config["inputs"]["model2"]["run"]["id"] == run.name
+    ref_summary = json.loads((ref / "artifacts/eval_summary.json").read_text())
+    assert ref_summary["test_size"] == 2 and ref_summary["results"]["model2_wins"] == 2
 
 
 def test_sigkill_while_processing_then_resume(
