@@ -155,7 +155,7 @@ def run(ctx: RunContext) -> dict[str, float]:
         final["processed"] = float(len(records))
 
     if "finetune" in params.stages:
-        done = ftm._recorded(ctx, ftm.DONE)
+        done = ftm.recorded(ctx, ftm.DONE)
         if done is None:
             records = _training_records(ctx, params, to_process)
             train_path = ctx.artifacts_dir / TRAINING_FILE

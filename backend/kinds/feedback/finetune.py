@@ -29,7 +29,7 @@ MODEL_FILE = "finetuned_model.json"
 UPLOAD, INTENT, JOB, DONE = (unit_key("finetune", s) for s in ("upload", "intent", "job", "done"))
 
 
-def _recorded(ctx: Any, key: str) -> dict[str, Any] | None:
+def recorded(ctx: Any, key: str) -> dict[str, Any] | None:
     if not ctx.is_done(key):
         return None
     return next(r for r in ctx.ledger.records() if r.get("key") == key)
@@ -58,7 +58,7 @@ def _sleep(ctx: Any, seconds: float) -> None:
 
 
 def together_finetune(ctx: Any, params: Any, train_path: Path, ft: Any) -> dict[str, Any]:
-    up = _recorded(ctx, UPLOAD)
+    up = recorded(ctx, UPLOAD)
     digest = _sha256(train_path)
     if up is None:
         ctx.phase("upload", total=1)
@@ -67,9 +67,9 @@ def together_finetune(ctx: Any, params: Any, train_path: Path, ft: Any) -> dict[
         ctx.info(f"uploaded {train_path.name} as {file_id}")
     else:
         file_id = up["file_id"]
-    job_rec = _recorded(ctx, JOB)
+    job_rec = recorded(ctx, JOB)
     if job_rec is None:
-        intent = _recorded(ctx, INTENT)
+        intent = recorded(ctx, INTENT)
         found = ft.find_job(file_id, since=intent["t"]) if intent else None
         if found is not None:
             ctx.info(f"re-attached to job {found.id} created before the runner stopped")
