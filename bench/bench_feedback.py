@@ -122,8 +122,8 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    local = bench_local(args.prompts, args.rounds)
     api = bench_api(args.requests, args.rounds)
+    local = bench_local(args.prompts, args.rounds)
     print(f"bench_feedback_local_batching: ratio={local:.2f} (goal >= 3)")
     print(f"bench_feedback_processing: ratio={api:.2f} (goal >= 4)")
 
