@@ -179,8 +179,24 @@ class _Handler(BaseHTTPRequestHandler):
             "finish_reason": "stop",
             "message": {"role": "assistant", "content": text},
         }
-        k = int(req.get("logprobs") or 0)
-        if k:
+        k = (
+            int(req.get("top_logprobs") or 0)
+            if req.get("logprobs") is True
+            else int(req.get("logprobs") or 0)
+        )
+        if k and req.get("logprobs") is True:  # OpenAI style
+            choice["logprobs"] = {
+                "content": [
+                    {
+                        "token": t,
+                        "logprob": -0.1,
+                        "top_logprobs": [{"token": t, "logprob": -0.1}]
+                        + [{"token": f"alt{j}", "logprob": -1.0 - j} for j in range(k - 1)],
+                    }
+                    for t in tokens
+                ]
+            }
+        elif k:
             toks = [t if i == 0 else " " + t for i, t in enumerate(tokens)]
             choice["logprobs"] = {
                 "tokens": toks,

@@ -23,8 +23,9 @@ API (stable; `feedback` and `em` depend on it):
             on_batch=None, loaded=None): transformers, adaptive batches.
         kind "together": TogetherChat(model, base_url=None, concurrency=8, delay=0.0,
             requests_per_minute=0.0, max_retries=6, backoff=1.0, timeout=120.0,
-            seed=None, stats=None): the together SDK; any OpenAI-compatible server via
-            `base_url`. Starts are spaced by max(delay, 60/requests_per_minute); 429,
+            seed=None, stats=None, openai_logprobs=None): the together SDK; any
+            OpenAI-compatible server via `base_url` (log-probabilities asked the OpenAI
+            way, `logprobs: true` + `top_logprobs`, unless the URL is Together's). Starts are spaced by max(delay, 60/requests_per_minute); 429,
             408, 409, 5xx, timeouts and dropped connections are retried with
             exponential backoff and jitter, honouring Retry-After for all workers.
             `.stats` (ApiStats) counts requests, retries, failures, last status and

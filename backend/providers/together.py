@@ -225,10 +225,17 @@ class TogetherChat:
         client: Any = None,
         stats: ApiStats | None = None,
         limiter: RateLimiter | None = None,
+        openai_logprobs: bool | None = None,
     ) -> None:
         self.model = model
         self.concurrency = max(1, concurrency)
         self.client = client or make_client(base_url, timeout)
+        # OpenAI-compatible servers (vLLM, ...) take `logprobs: true` + `top_logprobs: k`;
+        # Together takes `logprobs: k`.
+        # None: OpenAI style for any base_url that is not Together's.
+        base = normalize_base_url(base_url)
+        auto = base is not None and "together" not in base
+        self.openai_logprobs = auto if openai_logprobs is None else openai_logprobs
         self.stats = stats or ApiStats()
         self.limiter = limiter or RateLimiter(delay, requests_per_minute)
         self.caller = _Caller(
@@ -247,7 +254,10 @@ class TogetherChat:
         }
         if req.seed is not None:
             kw["seed"] = req.seed
-        if req.logprobs:
+        if req.logprobs and self.openai_logprobs:
+            kw["logprobs"] = True
+            kw["extra_body"] = {"top_logprobs": req.logprobs}
+        elif req.logprobs:
             kw["logprobs"] = req.logprobs
         if req.stop:
             kw["stop"] = list(req.stop)
