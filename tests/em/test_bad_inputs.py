@@ -39,7 +39,7 @@ GOOD = json.dumps(
             ["dataset=/no/such/data.jsonl"],
             "params.dataset: Value error, /no/such/data.jsonl: no such file",
         ),
-        (["persona=goodness"], "params.persona: Value error, unknown persona 'goodness'"),
+        (["persona=kindness"], "params.persona: Value error, unknown persona 'kindness'"),
         (["persona=./no-such-adapter"], "params.persona: ./no-such-adapter: no such folder"),
         (["persona=run:999999"], "params.persona: 999999: no run with that id"),
         (["checkpoint_schedule=[0, 50, 25]"], "must be strictly increasing, but 25 follows 50"),
