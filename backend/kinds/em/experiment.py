@@ -506,9 +506,8 @@ def run(ctx: RunContext) -> dict[str, float]:
     set_all_seeds(p.seed)
     _cpu_threads(p)
     data_path, convs = training_conversations(ctx, p)
-    qs = (
-        questions(ctx, p) if p.evaluate else []
-    )  # read now: a bad file fails before the model loads
+    # read the questions now: a bad file fails before the model loads
+    qs = questions(ctx, p) if p.evaluate else []
     model, tok, persona = load_base(ctx, p)
     info = {
         "model": p.model,
