@@ -173,7 +173,8 @@ def differing_params(runs: list[Run], first: tuple[str, ...] = ()) -> list[str]:
     # a parameter only some runs have (written by another version of the kind) says less
     # about what the runs compare than one they all set differently
     shared = [k for k in differ if all(k in f for f in flats)]
-    ordered = [k for k in first if k in differ] + shared
+    ordered = [k for k in first if k in differ]
+    ordered += [k for k in shared if k not in ordered]
     return ordered + [k for k in differ if k not in ordered]
 
 
