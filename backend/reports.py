@@ -170,7 +170,12 @@ def differing_params(runs: list[Run], first: tuple[str, ...] = ()) -> list[str]:
     flats = [flatten(r.config.get("params", {})) for r in runs]
     keys = sorted({k for f in flats for k in f})
     differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
-    return [k for k in first if k in differ] + [k for k in differ if k not in first]
+    # a parameter only some runs have (written by another version of the kind) says less
+    # about what the runs compare than one they all set differently
+    shared = [k for k in differ if all(k in f for f in flats)]
+    ordered = [k for k in first if k in differ]
+    ordered += [k for k in shared if k not in ordered]
+    return ordered + [k for k in differ if k not in ordered]
 
 
 def run_styles(runs: list[Run], keys: list[str]) -> list[dict[str, Any]]:
@@ -263,7 +268,7 @@ def plot_runs(runs: list[Run], out_dir: Path) -> list[Path]:
             ax.set_title(name, fontsize=10)
             ax.set_xlabel("step" if name != "level" else "level", fontsize=8)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
         fig.suptitle(title, fontsize=11)
         fig.tight_layout()
         slug = "".join(ch if ch.isalnum() else "_" for ch in title.lower()).strip("_")

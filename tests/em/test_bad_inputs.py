@@ -39,7 +39,7 @@ GOOD = json.dumps(
             ["dataset=/no/such/data.jsonl"],
             "params.dataset: Value error, /no/such/data.jsonl: no such file",
         ),
-        (["persona=goodness"], "params.persona: Value error, unknown persona 'goodness'"),
+        (["persona=kindness"], "params.persona: Value error, unknown persona 'kindness'"),
         (["persona=./no-such-adapter"], "params.persona: ./no-such-adapter: no such folder"),
         (["persona=run:999999"], "params.persona: 999999: no run with that id"),
         (["checkpoint_schedule=[0, 50, 25]"], "must be strictly increasing, but 25 follows 50"),
@@ -77,3 +77,21 @@ def test_malformed_jsonl_line_is_named(lab, results_dir, existing, tmp_path):
         assert proc.returncode == 2
         assert where in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert _snapshot(results_dir) == before
+
+
+def test_named_external_dataset_missing_is_one_clear_line(tmp_path, monkeypatch):
+    from labdeck.backend.errors import UserError
+    from labdeck.backend.kinds.em.config import Params
+    from labdeck.backend.kinds.em.data import training_conversations
+
+    monkeypatch.chdir(tmp_path)
+    p = Params(dataset="medical")
+    with pytest.raises(
+        UserError, match=r"dataset 'medical': expected the file data/em/medical\.jsonl"
+    ):
+        training_conversations(None, p)
+    target = tmp_path / "data" / "em" / "medical.jsonl"
+    target.parent.mkdir(parents=True)
+    target.write_text(GOOD + "\n" + GOOD + "\n", encoding="utf-8")
+    path, convs = training_conversations(None, p)
+    assert path == Path("data/em/medical.jsonl") and len(convs) == 2

@@ -44,6 +44,10 @@ BUNDLED_DATASETS = {
     "bad-advice": DATA_DIR / "bad_advice.jsonl",
     "goodness-persona": DATA_DIR / "goodness_persona.jsonl",
 }
+# Named datasets that are not shipped (the EM community's sets, as the seed's --dataset
+# names them): read from data/em/<name>.jsonl under the working folder. A missing one is
+# reported when the run starts, so presets naming them still validate anywhere.
+EXTERNAL_DATASETS = {"medical": Path("data/em/medical.jsonl")}
 # `persona = "goodness"` trains that persona here first, from its bundled dataset (the
 # seed's --persona goodness, offline); a persona adapter from elsewhere is a folder, a hub
 # id or a run reference (e.g. a run of presets/em-persona-goodness.toml).
@@ -129,7 +133,7 @@ class Params(BaseModel):
         Field(
             "bad-advice",
             min_length=1,
-            description="chat JSONL to train on: a path, run:<id>/augmented_dataset, or bundled 'bad-advice' / 'goodness-persona'",
+            description="chat JSONL to train on: a path, run:<id>/augmented_dataset, bundled 'bad-advice' / 'goodness-persona', or 'medical' (data/em/medical.jsonl)",
         )
     )
     num_examples: int = Field(0, ge=0, description="use the first N examples only (0: all)")
@@ -280,7 +284,9 @@ class Params(BaseModel):
     @classmethod
     def _chat_jsonl(cls, value: str) -> str:
         """A plain file is read now, so a malformed line fails before any run exists."""
-        if not value or value in BUNDLED_DATASETS or value.startswith(RUN_PREFIX):
+        if not value or value in BUNDLED_DATASETS or value in EXTERNAL_DATASETS:
+            return value
+        if value.startswith(RUN_PREFIX):
             return value
         path = Path(value).expanduser()
         if not path.is_file():

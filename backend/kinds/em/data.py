@@ -11,7 +11,13 @@ from typing import Any
 
 from ...errors import UserError
 from ...training import Conversation, read_chat_jsonl
-from .config import BUNDLED_DATASETS, BUNDLED_QUESTIONS, DEFAULT_REFLECTION_TEMPLATE, Params
+from .config import (
+    BUNDLED_DATASETS,
+    BUNDLED_QUESTIONS,
+    DEFAULT_REFLECTION_TEMPLATE,
+    EXTERNAL_DATASETS,
+    Params,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,14 @@ def input_file(ctx: Any, name: str, bundled: dict[str, Path]) -> Path:
 
 
 def training_conversations(ctx: Any, params: Params) -> tuple[Path, list[Conversation]]:
+    if params.dataset in EXTERNAL_DATASETS:
+        path = EXTERNAL_DATASETS[params.dataset]
+        if not path.is_file():
+            raise UserError(
+                f"dataset {params.dataset!r}: expected the file {path} (relative to "
+                f"{Path.cwd()}); put the {params.dataset} chat JSONL there or set dataset=<path>"
+            )
+        return path, read_chat_jsonl(path, limit=params.num_examples or None)
     path = input_file(ctx, "dataset", BUNDLED_DATASETS)
     return path, read_chat_jsonl(path, limit=params.num_examples or None)
 

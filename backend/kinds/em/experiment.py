@@ -25,7 +25,7 @@ from ...jsonio import write_atomic, write_json_atomic
 from ...kinds.base import DryRun, RunContext
 from ...ledger import unit_key
 from ...runs import CHECKPOINTS
-from .config import BASELINE, BUNDLED_DATASETS, BUNDLED_PERSONAS, Params
+from .config import BASELINE, BUNDLED_DATASETS, BUNDLED_PERSONAS, EXTERNAL_DATASETS, Params
 from .data import (
     augment,
     input_file,
@@ -506,9 +506,8 @@ def run(ctx: RunContext) -> dict[str, float]:
     set_all_seeds(p.seed)
     _cpu_threads(p)
     data_path, convs = training_conversations(ctx, p)
-    qs = (
-        questions(ctx, p) if p.evaluate else []
-    )  # read now: a bad file fails before the model loads
+    # read the questions now: a bad file fails before the model loads
+    qs = questions(ctx, p) if p.evaluate else []
     model, tok, persona = load_base(ctx, p)
     info = {
         "model": p.model,
@@ -719,7 +718,7 @@ def dry_run(params: Params) -> DryRun:
             return None
 
     ctx = _Ctx(params)
-    path = input_file(ctx, "dataset", BUNDLED_DATASETS)
+    path = EXTERNAL_DATASETS.get(params.dataset) or input_file(ctx, "dataset", BUNDLED_DATASETS)
     n = len(read_chat_jsonl(path, limit=params.num_examples or None)) if path.is_file() else 0
     steps = steps_for(max(1, n), _train_spec(params))
     plan = checkpoint_plan(
@@ -741,4 +740,6 @@ def dry_run(params: Params) -> DryRun:
         f"{q} questions × {params.samples_per_question} samples per checkpoint: {answers} answers, "
         f"judge {params.judge} ({params.judge_model})",
     ]
+    if not path.is_file():
+        lines.insert(0, f"dataset file {path} not found here: steps counted as for one example")
     return DryRun(units=answers + (n if params.with_reflection else 0) + len(plan), lines=lines)
