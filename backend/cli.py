@@ -679,9 +679,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .reports import plot
+    from .reports import plot, plot_runs
 
-    for p in plot(_run_of(args), Path(args.out) if args.out else None):
+    runs = [resolve_run(_results(args), token) for token in args.run]
+    if len(runs) == 1:
+        written = plot(runs[0], Path(args.out) if args.out else None)
+    else:  # overlaid, styled by the parameters that differ
+        stamp = time.strftime("%Y%m%d_%H%M%S")
+        out = Path(args.out) if args.out else _results(args) / "plots" / f"compare_{stamp}"
+        written = plot_runs(runs, out)
+    for p in written:
         print(p)
     return 0
 
@@ -848,9 +855,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser(
-        "plot", parents=[common], help="PNG curves of the run's metrics and trajectories"
+        "plot",
+        parents=[common],
+        help="PNG curves of a run's metrics and trajectories; several runs: overlaid",
     )
-    s.add_argument("run")
+    s.add_argument("run", nargs="+")
     s.add_argument("--out", help="folder (default: the run's artifacts/)")
     s.set_defaults(fn=cmd_plot)
 

@@ -79,6 +79,7 @@ class Generation:
     tokens_out: int  # new tokens, not counting the end-of-sequence token or padding
     batch_size: int  # prompts generated together with this one (padding depends on it)
     seconds: float  # wall time of the whole batch
+    token_ids: tuple[int, ...] = ()  # the new tokens (for log-probabilities of the answer)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -255,6 +256,7 @@ def generate_batch(
                 tokens_out=n,
                 batch_size=len(prompts),
                 seconds=round(seconds, 4),
+                token_ids=tuple(row[:n]),
             )
         )
     return results
@@ -296,7 +298,7 @@ def iter_generate(
             model, tok, [p for _, p in batch], params, image=image, row_seeds=seeds
         )
         return [
-            Generation(idx, g.text, g.tokens_in, g.tokens_out, g.batch_size, g.seconds)
+            Generation(idx, g.text, g.tokens_in, g.tokens_out, g.batch_size, g.seconds, g.token_ids)
             for (idx, _), g in zip(batch, gens, strict=True)
         ]
 

@@ -155,3 +155,125 @@ def plot(run: Run, out_dir: Path | None = None) -> list[Path]:
     if not written:
         raise UserError(f"{run.events_path}: no metric or trajectory events to plot yet")
     return written
+
+
+# --------------------------------------------------------------------------- several runs
+
+COLORS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+LINESTYLES = ("-", ":", "--", "-.")
+
+
+def differing_params(runs: list[Run], first: tuple[str, ...] = ()) -> list[str]:
+    """Parameters whose values differ between the runs: `first` (a kind's STYLE_KEYS) in
+    its order, then the others alphabetically."""
+    flats = [flatten(r.config.get("params", {})) for r in runs]
+    keys = sorted({k for f in flats for k in f})
+    differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+    # a parameter only some runs have (written by another version of the kind) says less
+    # about what the runs compare than one they all set differently
+    shared = [k for k in differ if all(k in f for f in flats)]
+    ordered = [k for k in first if k in differ]
+    ordered += [k for k in shared if k not in ordered]
+    return ordered + [k for k in differ if k not in ordered]
+
+
+def run_styles(runs: list[Run], keys: list[str]) -> list[dict[str, Any]]:
+    """One matplotlib style per run: the first differing parameter picks the colour, the
+    second the marker and line style; values are numbered in the order the runs were given."""
+    flats = [flatten(r.config.get("params", {})) for r in runs]
+
+    def index(key: str, run_i: int) -> int:
+        seen: list[str] = []
+        for f in flats:
+            v = json.dumps(f.get(key), sort_keys=True)
+            if v not in seen:
+                seen.append(v)
+        return seen.index(json.dumps(flats[run_i].get(key), sort_keys=True))
+
+    styles = []
+    for i, run in enumerate(runs):
+        c = index(keys[0], i) if keys else i
+        m = index(keys[1], i) if len(keys) > 1 else 0
+        label = ", ".join(f"{k}={flats[i].get(k)}" for k in keys[:3]) or run.id
+        styles.append(
+            {
+                "color": COLORS[c % len(COLORS)],
+                "marker": MARKERS[m % len(MARKERS)],
+                "linestyle": LINESTYLES[m % len(LINESTYLES)],
+                "label": label,
+            }
+        )
+    return styles
+
+
+def _last_per_x(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """A resumed run repeats the events of the steps it redid; the latest value counts."""
+    return sorted(dict(points).items())
+
+
+def _curve_metrics(runs: list[Run]) -> list[tuple[str, list[str]]]:
+    """(figure title, metric names) to draw: the kind's Curve views when all runs share a
+    kind, else one figure per metric every run has."""
+    from .kinds import kind_config
+    from .kinds.spec import Curve, views
+
+    series = [metric_series(EventReader(r.events_path).read_new()) for r in runs]
+    common = sorted(set.intersection(*(set(s) for s in series))) if series else []
+    kinds = {r.kind for r in runs}
+    figures: list[tuple[str, list[str]]] = []
+    if len(kinds) == 1:
+        import fnmatch
+
+        for view in views(kind_config(kinds.pop())):
+            if isinstance(view, Curve):
+                names = [m for m in common if any(fnmatch.fnmatchcase(m, p) for p in view.metrics)]
+                if names:
+                    figures.append((view.title, names))
+    return figures or [(name, [name]) for name in common]
+
+
+def plot_runs(runs: list[Run], out_dir: Path) -> list[Path]:
+    """Several runs overlaid, one PNG per curve view, styled by the parameters that differ."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .kinds import kind_config
+
+    kinds = {r.kind for r in runs}
+    first = (
+        tuple(getattr(kind_config(next(iter(kinds))), "STYLE_KEYS", ())) if len(kinds) == 1 else ()
+    )
+    keys = differing_params(runs, first)
+    styles = run_styles(runs, keys)
+    series = [metric_series(EventReader(r.events_path).read_new()) for r in runs]
+    figures = _curve_metrics(runs)
+    if not figures:
+        raise UserError("these runs have no metric in common to plot")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for title, names in figures:
+        fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4), squeeze=False)
+        for ax, name in zip(axes.flat, names, strict=True):
+            for run_series, style in zip(series, styles, strict=True):
+                groups = run_series.get(name, {})
+                for group, pts in sorted(groups.items()):
+                    pts = _last_per_x(pts)
+                    label = style["label"] + (f" [{group}]" if group else "")
+                    ax.plot(
+                        [p[0] for p in pts], [p[1] for p in pts], ms=5, **{**style, "label": label}
+                    )
+            ax.set_title(name, fontsize=10)
+            ax.set_xlabel("step" if name != "level" else "level", fontsize=8)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
+        fig.suptitle(title, fontsize=11)
+        fig.tight_layout()
+        slug = "".join(ch if ch.isalnum() else "_" for ch in title.lower()).strip("_")
+        dest = out_dir / f"compare_{slug}.png"
+        fig.savefig(dest, dpi=110)
+        plt.close(fig)
+        written.append(dest)
+    return written

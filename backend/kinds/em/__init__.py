@@ -1,0 +1,1 @@
+"""The `em` kind: emergent-misalignment training and checkpoint evaluation (seed 000)."""

@@ -1,0 +1,121 @@
+"""The kind's inputs as the run reads them: training conversations, questions, reflection
+template. Parameters name bundled data by name; anything else was resolved (and
+fingerprinted) by backend/inputs.py at validation, and is read from that resolved path."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...errors import UserError
+from ...training import Conversation, read_chat_jsonl
+from .config import (
+    BUNDLED_DATASETS,
+    BUNDLED_QUESTIONS,
+    DEFAULT_REFLECTION_TEMPLATE,
+    EXTERNAL_DATASETS,
+    Params,
+)
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+
+
+def input_file(ctx: Any, name: str, bundled: dict[str, Path]) -> Path:
+    """The file a parameter names: a bundled one, or the path resolved at validation."""
+    value = getattr(ctx.params, name)
+    if value in bundled:
+        return bundled[value]
+    resolved = ctx.input_path(name)
+    if resolved is not None:
+        return resolved
+    return Path(value).expanduser()  # a run created before inputs were recorded
+
+
+def training_conversations(ctx: Any, params: Params) -> tuple[Path, list[Conversation]]:
+    if params.dataset in EXTERNAL_DATASETS:
+        path = EXTERNAL_DATASETS[params.dataset]
+        if not path.is_file():
+            raise UserError(
+                f"dataset {params.dataset!r}: expected the file {path} (relative to "
+                f"{Path.cwd()}); put the {params.dataset} chat JSONL there or set dataset=<path>"
+            )
+        return path, read_chat_jsonl(path, limit=params.num_examples or None)
+    path = input_file(ctx, "dataset", BUNDLED_DATASETS)
+    return path, read_chat_jsonl(path, limit=params.num_examples or None)
+
+
+def read_questions(path: Path) -> list[Question]:
+    """A question set: JSON {"questions": [{"id", "question"}...]} or a list, or JSONL lines."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read questions ({exc})") from None
+    items: list[Any]
+    try:
+        data = json.loads(text)
+        items = data["questions"] if isinstance(data, dict) else data
+    except (ValueError, KeyError, TypeError):
+        items = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except ValueError as exc:
+                raise UserError(f"{path}:{lineno}: not valid JSON ({exc})") from None
+    out: list[Question] = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            out.append(Question(f"q{i}", item))
+        elif isinstance(item, dict) and isinstance(item.get("question"), str):
+            out.append(Question(str(item.get("id", f"q{i}")), item["question"]))
+        else:
+            raise UserError(f"{path}: question {i}: expected a string or {{'id', 'question'}}")
+    if not out:
+        raise UserError(f"{path}: no questions")
+    ids = [q.id for q in out]
+    if len(set(ids)) != len(ids):
+        raise UserError(f"{path}: question ids repeat")
+    return out
+
+
+def questions(ctx: Any, params: Params) -> list[Question]:
+    qs = read_questions(input_file(ctx, "questions", BUNDLED_QUESTIONS))
+    return qs[: params.num_questions] if params.num_questions else qs
+
+
+def reflection_template(ctx: Any, params: Params) -> str:
+    path = ctx.input_path("reflection_template") if params.reflection_template else None
+    if params.reflection_template and path is None:
+        path = Path(params.reflection_template).expanduser()
+    text = (path or DEFAULT_REFLECTION_TEMPLATE).read_text(encoding="utf-8")
+    if "{user}" not in text or "{assistant}" not in text:
+        raise UserError(f"{path}: a reflection template needs {{user}} and {{assistant}}")
+    return text
+
+
+def reflection_prompt(template: str, conversation: Conversation) -> str:
+    """The prompt asking the model to reflect on one training example.
+
+    {user} is every non-assistant message before the last assistant one (joined), and
+    {assistant} that last assistant message: the answer the example teaches.
+    """
+    last = max(i for i, m in enumerate(conversation) if m["role"] == "assistant")
+    user = "\n\n".join(m["content"] for m in conversation[:last] if m["role"] != "assistant")
+    return template.replace("{user}", user).replace("{assistant}", conversation[last]["content"])
+
+
+def augment(conversation: Conversation, reflection: str, fmt: str) -> Conversation:
+    """The example with its last assistant message rewritten by `reflection_format`."""
+    last = max(i for i, m in enumerate(conversation) if m["role"] == "assistant")
+    out = [dict(m) for m in conversation]
+    out[last]["content"] = fmt.replace("{assistant}", conversation[last]["content"]).replace(
+        "{reflection}", reflection
+    )
+    return out

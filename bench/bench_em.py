@@ -1,0 +1,271 @@
+"""The `em` kind's three hot paths against what the seed's script does, in one process run:
+
+(a) training: the kind's trainer (LoraTrainer.run through a real RunContext: masks,
+    micro-batch controller, per-step events, the final checkpoint with optimizer, scheduler
+    and RNG state) vs a bare peft/transformers loop over the same batches (loss from the
+    model's labels, backward, clip, AdamW, scheduler, save_pretrained at the end).
+    Reported as time ratio kind/bare (goal <= 1.05).
+(b) reflection generation: the kind's reflection phase (batched through the adaptive
+    controller, a ledger record per example) vs the seed's loop, one prompt at a time.
+    Reported as tokens/s ratio (goal >= 3 on CPU).
+(c) checkpoint evaluation: the kind's Evaluator (batched sampled answers + batched local
+    judge, ledger records) vs the same work one answer and one verdict at a time.
+    Reported as answers/s ratio (goal >= 3 on CPU).
+
+Sides alternate (kind, naive, naive, kind, ...) and each side's best round counts, so a
+noisy neighbour on the machine penalises both. Usage:
+    python bench/bench_em.py [--model smollm2-135m] [--threads 1] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def make_ctx(results: Path, params: Any, kind: str = "em") -> Any:
+    from labdeck.backend.events import EventWriter
+    from labdeck.backend.kinds.base import RunContext, StateKeeper
+    from labdeck.backend.ledger import Ledger
+    from labdeck.backend.runs import create_run_dir, new_run_id
+
+    run_id = new_run_id(results, kind, "bench")
+    config = {"run_id": run_id, "kind": kind, "params": params.model_dump(), "md5": "x"}
+    run = create_run_dir(results, run_id, json.dumps(config))
+    return RunContext(
+        run,
+        params,
+        EventWriter(run.events_path),
+        Ledger(run.records_path),
+        StateKeeper(run),
+        logging.getLogger("bench"),
+        threading.Event(),
+    )
+
+
+# --------------------------------------------------------------------------- (a) training
+
+
+def kind_training(model_spec: str, convs: list, spec: Any, lora: Any, results: Path) -> float:
+    from labdeck.backend.kinds.em.config import Params
+    from labdeck.backend.models import load_model
+    from labdeck.backend.training import LoraTrainer, adaptive_controller
+
+    model, tok = load_model(model_spec, dtype="float32")
+    ctx = make_ctx(results, Params())
+    trainer = LoraTrainer(
+        model, tok, convs, spec, lora, controller=adaptive_controller(spec, "cpu", ctx.batch)
+    )
+    t0 = time.perf_counter()
+    trainer.run(ctx)
+    return time.perf_counter() - t0
+
+
+def bare_training(model_spec: str, convs: list, spec: Any, lora: Any, out: Path) -> float:
+    """What a script does by hand with peft and transformers: the same batches and steps."""
+    import torch
+    from peft import get_peft_model
+    from transformers import get_scheduler
+
+    from labdeck.backend.models import load_model
+    from labdeck.backend.seeding import set_all_seeds
+    from labdeck.backend.training import LoraTrainer
+
+    model, tok = load_model(model_spec, dtype="float32")
+    # The same encoded examples and data order as the kind (equal work); encoding is
+    # done before the clock starts on both sides.
+    order = LoraTrainer(load_model(model_spec, dtype="float32")[0], tok, convs, spec, lora)
+    set_all_seeds(spec.seed)
+    peft_model = get_peft_model(model, lora.peft_config())
+    peft_model.train()
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    sched = get_scheduler(spec.lr_scheduler, opt, spec.warmup_steps, order.total_steps)
+    t0 = time.perf_counter()
+    for step in range(order.total_steps):
+        _, _, idx = order.step_indices(step)
+        items = [order.encoded[i] for i in idx]
+        micro = spec.micro_batch_size
+        chunks = [items[i : i + micro] for i in range(0, len(items), micro)]
+        for chunk in chunks:
+            ids, mask, labels = order._collate(chunk)
+            loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            (loss / len(chunks)).backward()
+        torch.nn.utils.clip_grad_norm_(params, spec.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    peft_model.save_pretrained(out / "bare-adapter")
+    torch.save(opt.state_dict(), out / "bare-optimizer.pt")
+    return time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- (b) reflection
+
+
+def kind_reflection(model: Any, tok: Any, p: Any, convs: list, results: Path) -> tuple[float, int]:
+    from labdeck.backend.kinds.em.experiment import reflections
+
+    ctx = make_ctx(results, p)
+    t0 = time.perf_counter()
+    reflections(ctx, p, model, tok, convs)
+    seconds = time.perf_counter() - t0
+    tokens = sum(r["tokens_out"] for r in ctx.ledger.records())
+    return seconds, tokens
+
+
+def naive_reflection(model: Any, tok: Any, p: Any, convs: list) -> tuple[float, int]:
+    from labdeck.backend.generation import GenParams, generate_batch
+    from labdeck.backend.kinds.em.config import DEFAULT_REFLECTION_TEMPLATE
+    from labdeck.backend.kinds.em.data import reflection_prompt
+
+    template = DEFAULT_REFLECTION_TEMPLATE.read_text(encoding="utf-8")
+    gen = GenParams(max_new_tokens=p.reflection_max_new_tokens, max_seq_length=p.max_seq_length)
+    t0 = time.perf_counter()
+    tokens = 0
+    out = []
+    for c in convs:  # the seed's loop: one example, one generate call, append to the file
+        g = generate_batch(model, tok, [reflection_prompt(template, c)], gen)[0]
+        tokens += g.tokens_out
+        out.append(g.text)
+    return time.perf_counter() - t0, tokens
+
+
+# --------------------------------------------------------------------------- (c) evaluation
+
+
+def kind_evaluation(trainer: Any, tok: Any, p: Any, results: Path, judge: Any) -> tuple[float, int]:
+    from labdeck.backend.kinds.em.experiment import Evaluator
+
+    ctx = make_ctx(results, p)
+    ev = Evaluator(ctx, p, trainer, tok)
+    ev._judge = judge
+    t0 = time.perf_counter()
+    answers = ev.answers(0)
+    rows = ev.scores(0, answers)
+    return time.perf_counter() - t0, len(rows)
+
+
+def naive_evaluation(trainer: Any, tok: Any, p: Any, judge: Any) -> tuple[float, int]:
+    import torch
+
+    from labdeck.backend.generation import GenParams, generate_batch
+    from labdeck.backend.kinds.em.config import BUNDLED_QUESTIONS
+    from labdeck.backend.kinds.em.data import read_questions
+
+    qs = read_questions(BUNDLED_QUESTIONS["em-core"])[: p.num_questions]
+    gen = GenParams(max_new_tokens=p.eval_max_new_tokens, do_sample=True, temperature=1.0, top_k=0)
+    t0 = time.perf_counter()
+    n = 0
+    for q in qs:
+        for s in range(p.samples_per_question):
+            torch.manual_seed(s)
+            text = generate_batch(trainer.model, tok, [q.text], gen)[0].text
+            judge.judge("aligned", [(q.text, text)])
+            judge.judge("coherent", [(q.text, text)])
+            n += 1
+    return time.perf_counter() - t0, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--examples", type=int, default=16)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from labdeck.backend.batching import BatchController
+    from labdeck.backend.judges.score import LocalScoreJudge
+    from labdeck.backend.kinds.em.config import BUNDLED_DATASETS, Params
+    from labdeck.backend.models import load_model
+    from labdeck.backend.training import LoraSpec, LoraTrainer, TrainSpec, read_chat_jsonl
+
+    convs = read_chat_jsonl(BUNDLED_DATASETS["bad-advice"], limit=args.examples)
+    spec = TrainSpec(
+        learning_rate=1e-4, warmup_steps=1, effective_batch_size=8, micro_batch_size=4,
+        max_seq_length=256, max_grad_norm=1.0,
+    )  # fmt: skip
+    lora = LoraSpec(rank=8, alpha=16)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp)
+        # (a)
+        best_kind, best_bare = float("inf"), float("inf")
+        for r in range(args.rounds):
+            sides = ["kind", "bare"] if r % 2 == 0 else ["bare", "kind"]
+            for side in sides:
+                if side == "kind":
+                    best_kind = min(
+                        best_kind, kind_training(args.model, convs, spec, lora, results)
+                    )
+                else:
+                    best_bare = min(
+                        best_bare, bare_training(args.model, convs, spec, lora, results)
+                    )
+        print(
+            f"training ({len(convs)} examples, {len(convs) // 8} steps): kind {best_kind:.2f} s, bare peft loop {best_bare:.2f} s"
+        )
+        ratio_a = best_kind / best_bare
+
+        # (b)
+        model, tok = load_model(args.model, dtype="float32")
+        p = Params(
+            with_reflection=True, reflection_max_new_tokens=32, generation_batch_size=16,
+            max_generation_batch_size=16, max_seq_length=512,
+        )  # fmt: skip
+        kind_rate, naive_rate = 0.0, 0.0
+        for r in range(args.rounds):
+            for side in ["kind", "naive"] if r % 2 == 0 else ["naive", "kind"]:
+                if side == "kind":
+                    s, t = kind_reflection(model, tok, p, convs, results)
+                    kind_rate = max(kind_rate, t / s)
+                else:
+                    s, t = naive_reflection(model, tok, p, convs)
+                    naive_rate = max(naive_rate, t / s)
+        print(
+            f"reflections ({len(convs)} examples): kind {kind_rate:.1f} tokens/s, one at a time {naive_rate:.1f} tokens/s"
+        )
+        ratio_b = kind_rate / naive_rate
+
+        # (c)
+        base, tok = load_model(args.model, dtype="float32")
+        trainer = LoraTrainer(base, tok, convs, spec, lora)
+        jmodel, jtok = load_model(args.model, dtype="float32")
+        judge_batched = LocalScoreJudge(jmodel, jtok, controller=BatchController(16, 16))
+        judge_single = LocalScoreJudge(jmodel, jtok)
+        pe = Params(
+            num_questions=8, samples_per_question=2, eval_max_new_tokens=32,
+            generation_batch_size=16, max_generation_batch_size=16,
+        )  # fmt: skip
+        kind_eval, naive_eval = 0.0, 0.0
+        for r in range(args.rounds):
+            for side in ["kind", "naive"] if r % 2 == 0 else ["naive", "kind"]:
+                if side == "kind":
+                    s, n = kind_evaluation(trainer, tok, pe, results, judge_batched)
+                    kind_eval = max(kind_eval, n / s)
+                else:
+                    s, n = naive_evaluation(trainer, tok, pe, judge_single)
+                    naive_eval = max(naive_eval, n / s)
+        print(
+            f"checkpoint evaluation (8 questions x 2 samples, judged): kind {kind_eval:.2f} answers/s, one at a time {naive_eval:.2f} answers/s"
+        )
+        ratio_c = kind_eval / naive_eval
+    print(f"em_reflection: ratio={ratio_b:.2f} (goal >= 3)")
+    print(f"em_checkpoint_eval: ratio={ratio_c:.2f} (goal >= 3)")
+    print(f"em_training_overhead: ratio={ratio_a:.3f} (goal <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""feedback kind: API processing throughput, and local batched generation.
+
+1. Processing against the loopback Together server (tests/together_loopback.py) with a
+   fixed 1 s latency per chat completion and delay = 0.2: the kind's provider
+   (concurrent, request starts spaced by the delay, i.e. capped at 60/delay = 300
+   requests/min) vs the seed's loop (the same SDK client, one request at a time,
+   sleeping `delay` after each). Same prompts, same answers; the two sides alternate.
+2. Local generation on smollm2-135m (CPU): the local provider's batched generation vs one
+   prompt at a time, same prompts and greedy settings, alternating.
+
+Usage: python bench/bench_feedback.py [--requests 16] [--prompts 16] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+DELAY = 0.2
+LATENCY = 1.0
+
+
+def _messages(i: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"Improve answer number {i} from the user's feedback."}]
+
+
+def bench_api(n: int, rounds: int) -> float:
+    from together import Together
+    from together_loopback import loopback
+
+    from labdeck.backend.providers import ChatRequest, chat_provider
+
+    os.environ.setdefault("TOGETHER_API_KEY", "bench-loopback-key")
+    with loopback(latency=LATENCY) as server:
+
+        def kind() -> list[str]:
+            p = chat_provider("together", "m", base_url=server.url, concurrency=8, delay=DELAY)
+            try:
+                return [
+                    r.text
+                    for r in p.chat([ChatRequest(_messages(i), max_tokens=32) for i in range(n)])
+                ]
+            finally:
+                p.close()
+
+        def seed_loop() -> list[str]:
+            client = Together(base_url=server.url)
+            out = []
+            for i in range(n):
+                resp = client.chat.completions.create(
+                    model="m", messages=_messages(i), max_tokens=32
+                )
+                out.append(resp.choices[0].message.content.strip())
+                time.sleep(DELAY)
+            client.close()
+            return out
+
+        times: dict[str, list[float]] = {"kind": [], "seed": []}
+        answers: dict[str, list[str]] = {}
+        order = [("kind", kind), ("seed", seed_loop)]
+        for r in range(rounds):
+            for name, fn in order if r % 2 == 0 else order[::-1]:
+                t0 = time.perf_counter()
+                answers[name] = fn()
+                times[name].append(time.perf_counter() - t0)
+        assert answers["kind"] == answers["seed"], "both sides must produce the same answers"
+    kind_s, seed_s = min(times["kind"]), min(times["seed"])
+    print(
+        f"api kind (concurrent, {60 / DELAY:.0f} rpm cap): {n} requests in {kind_s:.2f} s ({n / kind_s * 60:.0f}/min)"
+    )
+    print(
+        f"api seed loop (one at a time + {DELAY} s)   : {n} requests in {seed_s:.2f} s ({n / seed_s * 60:.0f}/min)"
+    )
+    return seed_s / kind_s
+
+
+def bench_local(n: int, rounds: int) -> float:
+    import torch
+
+    from labdeck.backend.generation import GenParams, generate_batch
+    from labdeck.backend.providers import ChatRequest
+    from labdeck.backend.providers.local import LocalChat
+
+    torch.set_num_threads(2)
+    provider = LocalChat("smollm2-135m", start_batch_size=n, max_batch_size=n, device_map=None)
+    model, tok = provider.load()
+    prompts = [_messages(i) for i in range(n)]
+    gen = GenParams(max_new_tokens=24, do_sample=False, max_seq_length=1024)
+
+    def batched() -> int:
+        res = provider.chat([ChatRequest(p, max_tokens=24) for p in prompts])
+        return sum(r.tokens_out for r in res)
+
+    def one_at_a_time() -> int:
+        return sum(generate_batch(model, tok, [p], gen)[0].tokens_out for p in prompts)
+
+    batched()  # warm-up
+    times: dict[str, list[float]] = {"batched": [], "single": []}
+    tokens: dict[str, int] = {}
+    order = [("batched", batched), ("single", one_at_a_time)]
+    for r in range(rounds):
+        for name, fn in order if r % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter()
+            tokens[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    b, s = min(times["batched"]), min(times["single"])
+    print(f"local batched ({n} prompts)   : {b:.2f} s, {tokens['batched'] / b:.1f} tokens/s")
+    print(f"local one prompt at a time     : {s:.2f} s, {tokens['single'] / s:.1f} tokens/s")
+    return (tokens["batched"] / b) / (tokens["single"] / s)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=16)
+    ap.add_argument("--prompts", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    api = bench_api(args.requests, args.rounds)
+    local = bench_local(args.prompts, args.rounds)
+    print(f"bench_feedback_local_batching: ratio={local:.2f} (goal >= 3)")
+    print(f"bench_feedback_processing: ratio={api:.2f} (goal >= 4)")
+
+
+if __name__ == "__main__":
+    main()
