@@ -26,7 +26,7 @@ from .jsonio import canonical_json
 from .kinds import kind_config, kind_names
 from .secrets import refuse_secret_values
 
-PRESET_KEYS = ("kind", "title", "description", "extends", "params")
+PRESET_KEYS = ("kind", "title", "description", "extends", "params", "grid", "launcher")
 NULL = "null"  # TOML has no null; `--set key=null` means None
 
 
@@ -48,6 +48,8 @@ class Preset:
     params: dict[str, Any]
     sha256: str
     chain: list[str] = field(default_factory=list)  # extends targets, nearest first
+    grid: dict[str, Any] = field(default_factory=dict)  # [grid]: parameter -> list of values
+    launcher: dict[str, Any] = field(default_factory=dict)  # [launcher]: where runs execute
 
 
 @dataclass
@@ -76,10 +78,11 @@ def _read_toml(path: Path, referrer: Path | None = None) -> tuple[dict[str, Any]
         raise UserError(
             f"{path}: unknown top-level key {unknown[0]!r}; expected one of: {', '.join(PRESET_KEYS)}"
         )
-    if "params" in data and not isinstance(data["params"], dict):
-        raise UserError(
-            f"{path}: 'params' must be a table ([params]), got {type(data['params']).__name__}"
-        )
+    for table in ("params", "grid", "launcher"):
+        if table in data and not isinstance(data[table], dict):
+            raise UserError(
+                f"{path}: {table!r} must be a table ([{table}]), got {type(data[table]).__name__}"
+            )
     for key in ("kind", "title", "description", "extends"):
         if key in data and not isinstance(data[key], str):
             raise UserError(f"{path}: {key!r} must be a string, got {data[key]!r}")
@@ -135,6 +138,8 @@ def load_preset(path: Path | str) -> Preset:
         params=merged.get("params", {}),
         sha256=hashlib.sha256(top_text.encode("utf-8")).hexdigest(),
         chain=[str(p) for p in seen[1:]],
+        grid=merged.get("grid", {}),
+        launcher=merged.get("launcher", {}),
     )
 
 

@@ -63,9 +63,17 @@ def _setup_logging(run: Run, console: bool) -> logging.Logger:
 class _Monitor(threading.Thread):
     """Heartbeat, memory events and the cross-host stop file, on one quiet thread."""
 
-    def __init__(self, run: Run, state: StateKeeper, events: EventWriter, stop: threading.Event):
+    def __init__(
+        self,
+        run: Run,
+        state: StateKeeper,
+        events: EventWriter,
+        stop: threading.Event,
+        stop_file: Path | None = None,
+    ):
         super().__init__(name="labdeck-monitor", daemon=True)
         self.target, self.state, self.events, self.stop = run, state, events, stop
+        self.stop_file = stop_file or run.path / STOP_FILE
         self._done = threading.Event()
 
     def sample_memory(self) -> None:
@@ -80,7 +88,7 @@ class _Monitor(threading.Thread):
         next_mem = time.time() + MEMORY_SECONDS
         while not self._done.wait(HEARTBEAT_SECONDS):
             self.state.flush(heartbeat=True)
-            if (self.target.path / STOP_FILE).exists():
+            if self.stop_file.exists():
                 self.stop.set()
             if time.time() >= next_mem:
                 next_mem = time.time() + MEMORY_SECONDS
@@ -94,16 +102,55 @@ class _Monitor(threading.Thread):
 def execute(
     run: Run, listener: Callable[[dict[str, Any]], None] | None = None, console: bool = False
 ) -> str:
-    """Run (or continue) `run` to an end; returns the final status."""
+    """Run (or continue) `run` to an end; returns the final status.
+
+    Under torchrun (`[launcher] processes = N`) every rank executes the kind, but only
+    rank 0 takes the lock and writes the run directory; the others work in a shadow.
+    """
+    from . import distributed
+
+    if distributed.is_distributed():
+        distributed.init()
+        if not distributed.is_main():
+            return _execute_follower(run)
     lock = RunLock(run).acquire()
     try:
         return _execute_locked(run, listener, console)
     finally:
         lock.release()
+        distributed.shutdown()
+
+
+def _execute_follower(run: Run) -> str:
+    """A non-zero rank: the same run in a private copy that reads what rank 0 has written
+    (config, records, finished checkpoints) and whose own writes are thrown away."""
+    import shutil
+    import tempfile
+
+    from . import distributed
+    from .runs import CHECKPOINTS, CONFIG, RECORDS
+
+    shadow = Path(tempfile.mkdtemp(prefix=f"labdeck-rank{distributed.rank()}-"))
+    try:
+        shutil.copy2(run.path / CONFIG, shadow / CONFIG)
+        if run.records_path.is_file():
+            shutil.copy2(run.records_path, shadow / RECORDS)
+        (shadow / CHECKPOINTS).mkdir()
+        (shadow / ARTIFACTS).mkdir()
+        for entry in (run.path / CHECKPOINTS).iterdir():
+            if not entry.name.startswith("."):  # staging leftovers are not checkpoints
+                (shadow / CHECKPOINTS / entry.name).symlink_to(entry.resolve())
+        return _execute_locked(Run(shadow), None, False, stop_file=run.path / STOP_FILE)
+    finally:
+        distributed.shutdown()
+        shutil.rmtree(shadow, ignore_errors=True)
 
 
 def _execute_locked(
-    run: Run, listener: Callable[[dict[str, Any]], None] | None, console: bool
+    run: Run,
+    listener: Callable[[dict[str, Any]], None] | None,
+    console: bool,
+    stop_file: Path | None = None,
 ) -> str:
     config = run.config
     kind = config["kind"]
@@ -154,7 +201,7 @@ def _execute_locked(
     if in_main:
         for s in previous:
             signal.signal(s, _on_signal)
-    monitor = _Monitor(run, state, events, stop)
+    monitor = _Monitor(run, state, events, stop, stop_file)
     monitor.sample_memory()  # one reading before any work, so even a short run has one
     monitor.start()
     ctx = RunContext(
