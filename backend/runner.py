@@ -177,6 +177,7 @@ def _execute_locked(
         pid=os.getpid(),
         pid_started=psutil.Process().create_time(),
         host=this_host(),
+        devices=os.environ.get("CUDA_VISIBLE_DEVICES"),  # the GPUs a queue pinned it to
         started=prior.get("started") or now,
         attempt_started=now,
         heartbeat=now,

@@ -157,6 +157,7 @@ def submit(runs: list[Run], options: Options, results: Path, foreground: bool) -
         bad = [rid for rid, c in codes.items() if c]
         return f"{len(codes)} run(s) finished" + (f", {len(bad)} not completed" if bad else "")
     argv = ["_queue", *(str(r.path) for r in runs)]
+    (results / QUEUE_DIR).mkdir(parents=True, exist_ok=True)
     pid = launch_detached(argv, results, results / QUEUE_DIR / "queue.log")
     return f"queued {len(runs)} run(s) on this machine (queue pid {pid})"
 
