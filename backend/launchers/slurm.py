@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import Field
 
 from ..errors import UserError
-from ..runs import Run, effective_status
+from ..runs import SCHEDULER_ENDED, Run, effective_status
 from . import LauncherOptions
 
 LOG_DIR = ".slurm"  # submitit's pickles and job logs, inside the results folder
@@ -193,13 +193,13 @@ def _squeue_states(job_ids: list[str], mains: list[str]) -> dict[str, str]:
 
 
 def refresh(runs: list[Run]) -> None:
-    """Record the scheduler's state of every live Slurm run in its state.json."""
+    """Record the scheduler's state of every Slurm run not known to have ended yet."""
     live = []
     for r in runs:
         st = r.state()
-        job = (st.get("slurm") or {}).get("job_id")
-        if job and st.get("status") in ("queued", "running"):
-            live.append((r, st, str(job)))
+        slurm = st.get("slurm") or {}
+        if slurm.get("job_id") and slurm.get("state") not in SCHEDULER_ENDED:
+            live.append((r, st, str(slurm["job_id"])))
     if not live:
         return
     states = scheduler_states([j for _, _, j in live])
