@@ -17,6 +17,7 @@ DBPASS=labdeck-slurmdbd   # the accounting database is local to this machine onl
 LOGDIR=/var/log/slurm
 
 log() { echo "local-slurm: $*" >&2; }
+munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
 any_running() { for d in "$@"; do pgrep -x "$d" >/dev/null && return 0; done; return 1; }
 die() { log "error: $*"; exit 1; }
 
@@ -27,6 +28,7 @@ stop_all() {
   for _ in $(seq 50); do any_running slurmd slurmctld slurmdbd || break; sleep 0.1; done
   if [ -x /etc/init.d/mariadb ]; then /etc/init.d/mariadb stop >/dev/null 2>&1 || true; fi
   if pgrep -x munged >/dev/null; then pkill -x munged || true; fi
+  for _ in $(seq 50); do munge_ok || break; sleep 0.1; done
   log "stopped"
 }
 
@@ -129,10 +131,10 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 [ -s /etc/munge/munge.key ] || { mungekey --create --force 2>/dev/null || /usr/sbin/create-munge-key -f; }
 chown munge:munge /etc/munge/munge.key /run/munge /var/lib/munge /var/log/munge 2>/dev/null || true
 chmod 400 /etc/munge/munge.key
-if ! pgrep -x munged >/dev/null; then
-  runuser -u munge -- /usr/sbin/munged
+if ! munge_ok; then  # (a pgrep could match a daemon that is just exiting)
+  runuser -u munge -- /usr/sbin/munged --force
 fi
-wait_for 10 munged sh -c 'munge -n | unmunge'
+wait_for 10 munged munge_ok
 
 if ! /usr/bin/mysqladmin ping >/dev/null 2>&1; then
   /etc/init.d/mariadb start >/dev/null
