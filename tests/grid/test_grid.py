@@ -154,19 +154,21 @@ def test_stop_and_resume_a_group_through_the_detached_queue(results_dir, lab) ->
     assert records(alone) == records(group.members[0])
 
 
-def test_reproduce_compare_export_and_plot_take_a_group(results_dir, lab) -> None:
+def test_reproduce_compare_export_and_plot_take_a_group(results_dir, lab, capsys) -> None:
     assert main(["run", "--kind", "counter", "--set", "units=3", "--grid", "inner.scale=1.0,2.0", "--launch", "concurrency=2", "--quiet"]) == 0  # fmt: skip
     (group,) = list_groups(results_dir).values()
     assert main(["reproduce", group.id, "--quiet"]) == 0
     assert list_groups(results_dir)[group.id].members == group.members  # repros stay outside
-    p = lab("compare", group.id, env={"COLUMNS": "200"})
-    assert p.returncode == 0 and p.stdout.count("PASS") == 2, p.stdout
-    paths = lab("export", group.id, "--format", "csv", check=True).stdout.split()
+    capsys.readouterr()
+    assert main(["compare", group.id]) == 0
+    assert capsys.readouterr().out.count("PASS") == 2
+    assert main(["export", group.id, "--format", "csv"]) == 0
+    paths = capsys.readouterr().out.split()
     assert len(paths) == 2 and all(Path(x).is_file() for x in paths)
-    out = lab("plot", group.id, "--metric", "value", "--color", "inner.scale", check=True)
-    png = Path(out.stdout.strip())
+    assert main(["plot", group.id, "--metric", "value", "--color", "inner.scale"]) == 0
+    png = Path(capsys.readouterr().out.strip())
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
-    bad = lab("plot", group.id, "--color", "nope")
+    bad = lab("plot", group.id, "--color", "nope")  # the real command line: one line, exit 2
     assert bad.returncode == 2 and "--color nope: not a grid axis" in bad.stderr
 
 
