@@ -13,6 +13,8 @@ Adding a launcher is one module `backend/launchers/<name>.py` with:
 - `submit(runs, options, results, foreground) -> str`: start (or enqueue) the runs,
   which already exist on disk with status `queued`; return one line for the user;
 - `stop(run) -> str | None`: cancel a run it started (None: use the generic stop);
+- `check(options) -> None` (optional): refuse early (a `UserError`) what cannot be
+  submitted from here, such as a missing `sbatch`, before any run directory exists;
 - `refresh(runs) -> None` (optional): record the scheduler's view of the runs in
   their state.json (queued/running/gone) so `ls` and the dashboard show it and crash
   detection can use it.
@@ -74,7 +76,7 @@ def parse_options(
     raw = apply_sets(raw, sets)
     mod = launcher_module(str(raw.get("name", DEFAULT)))
     try:
-        return mod.Options.model_validate(raw)
+        options = mod.Options.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err.get("loc", ()))
@@ -82,6 +84,9 @@ def parse_options(
         raise UserError(
             f"{source}: launcher.{loc}: {err.get('msg')}" + (f" (got {got!r})" if loc else "")
         ) from None
+    if hasattr(mod, "check"):
+        mod.check(options)
+    return options
 
 
 def options_of(run: Run) -> LauncherOptions:

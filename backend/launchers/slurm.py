@@ -97,11 +97,15 @@ def _job_id_from_env() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
+def check(options: Options) -> None:
+    if not shutil.which("sbatch"):
+        raise UserError("launcher slurm: `sbatch` not found; is this a Slurm login node?")
+
+
 def executor(options: Options, results: Path, name: str):
     import submitit
 
-    if not shutil.which("sbatch"):
-        raise UserError("launcher slurm: `sbatch` not found; is this a Slurm login node?")
+    check(options)
     ex = submitit.AutoExecutor(folder=results / LOG_DIR / "%j", cluster="slurm")
     params: dict[str, Any] = {
         "name": name,

@@ -185,3 +185,17 @@ def test_group_styles_colour_by_one_axis_and_line_style_by_another() -> None:
     color, style, styles = group_styles(coords, "with_reflection", None)
     assert (color, style) == ("with_reflection", "persona")
     assert styles[0]["color"] != styles[1]["color"] and styles[0]["color"] == styles[2]["color"]
+
+
+def test_a_bad_launcher_is_one_line_exit_2_and_no_run_directory(results_dir, capsys, monkeypatch):
+    assert main(["run", "--kind", "counter", "--launcher", "moon"]) == 2
+    assert "unknown launcher 'moon'; expected one of: local, slurm" in capsys.readouterr().err
+    assert main(["run", "--kind", "counter", "--launch", "concurrency=0"]) == 2
+    assert (
+        "launcher.concurrency: Input should be greater than or equal to 1"
+        in capsys.readouterr().err
+    )
+    monkeypatch.setenv("PATH", "/nonexistent")  # no sbatch here
+    assert main(["run", "--kind", "counter", "--grid", "seed=1,2", "--launcher", "slurm"]) == 2
+    assert "launcher slurm: `sbatch` not found" in capsys.readouterr().err
+    assert list(results_dir.iterdir()) == []
