@@ -11,7 +11,9 @@ training loop needs four calls from here:
 - `wrap(model)` (DistributedDataParallel: gradients averaged in backward) or, for a
   hand-written loop, `all_reduce_mean_(grads)` after backward;
 - `reduce_mean(value)` for metrics computed on a shard, `is_main()` to gate anything
-  written outside the RunContext, `barrier()` around it.
+  written outside the RunContext, `barrier()` around it;
+- `any_rank(ctx.should_stop())` before `ctx.check_stop()` at unit boundaries, so a stop
+  request ends every rank at the same unit.
 
 Nothing here imports torch at module import, so the command line stays fast.
 """
@@ -122,6 +124,19 @@ def reduce_mean(value: float, weight: float = 1.0) -> float:
     t = torch.tensor([value * weight, weight], dtype=torch.float64)
     dist.all_reduce(t)
     return float(t[0] / t[1])
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when it is true on any: a stop request must end all ranks at
+    the same unit, or the others would wait forever in the next collective."""
+    if not is_distributed():
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def torchrun_argv(processes: int, labdeck_args: list[str]) -> list[str]:
