@@ -507,7 +507,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .display import fmt_time, table
     from .events import EventReader
 
+    from .launchers import refresh
+
     run = _run_of(args)
+    refresh([run])  # the scheduler's latest word on a cluster run
     cfg, st = run.config, run.state()
     _print(
         f"[bold]{run.id}[/]  kind={cfg.get('kind')}  title={cfg.get('title')}  status={run.status()}"
@@ -517,6 +520,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     )
     if st.get("last_error"):
         _print(f"[red]last error:[/] {st['last_error']}")
+    group, slurm = cfg.get("group") or {}, st.get("slurm") or {}
+    if group:
+        point = " ".join(f"{k}={json.dumps(v)}" for k, v in group.get("coords", {}).items())
+        _print(
+            f"group {group.get('id')} (member {group.get('index', 0) + 1}/{group.get('size')}): {point}"
+        )
+    if slurm.get("job_id"):
+        _print(
+            f"slurm job {slurm['job_id']}: {slurm.get('state', '?')} on {slurm.get('node', '-')}"
+        )
     if cfg.get("overrides"):
         _print(
             table(
