@@ -506,7 +506,6 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from .display import fmt_time, table
     from .events import EventReader
-
     from .launchers import refresh
 
     run = _run_of(args)
