@@ -100,7 +100,10 @@ def _model_revision(params: dict[str, Any]) -> dict[str, Any] | None:
     return resolve_revision(spec) if isinstance(spec, str) and spec else None
 
 
-def _new_run(results: Path, preset, resolved, title: str) -> Run:
+def _new_run(
+    results: Path, preset, resolved, title: str, fields: dict[str, Any] | None = None
+) -> Run:
+    """Create the run directory; `fields` adds to config.json (group, launcher)."""
     from .envinfo import environment
     from .inputs import record_inputs
     from .kinds import kind_config
@@ -132,19 +135,42 @@ def _new_run(results: Path, preset, resolved, title: str) -> Run:
         "inputs": record_inputs(resolved.inputs),
         "model": _model_revision(resolved.params),
         "env": environment(),
+        **(fields or {}),
     }
     results.mkdir(parents=True, exist_ok=True)
     return create_run_dir(results, run_id, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
+def _launcher_options(args: argparse.Namespace, preset):
+    from .launchers import parse_options
+
+    source = str(preset.path) if preset is not None else "--launcher"
+    return parse_options(
+        getattr(preset, "launcher", None), args.launcher, args.launch, source=source
+    )
+
+
+def _grid_axes(args: argparse.Namespace, preset):
+    from .grid import merge_axes, parse_grid_flag, table_axes
+
+    from_preset = table_axes(preset.grid, str(preset.path)) if preset and preset.grid else []
+    return merge_axes(from_preset, [parse_grid_flag(g) for g in args.grid])
+
+
+def _dry_run_report(resolved):
+    from .kinds import kind_experiment
+
+    return kind_experiment(resolved.kind).dry_run(resolved.model)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from .launch import launch_run_detached
-
     preset, resolved, title = _resolve_args(args)
+    options = _launcher_options(args, preset)
+    axes = _grid_axes(args, preset)
+    if axes:
+        return _run_grid(args, preset, resolved, title, options, axes)
     if args.dry_run:
-        from .kinds import kind_experiment
-
-        report = kind_experiment(resolved.kind).dry_run(resolved.model)
+        report = _dry_run_report(resolved)
         if args.json:
             print(
                 json.dumps(
@@ -169,8 +195,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"command's parameters ({resolved.md5}); the reproduction would not be faithful"
             )
     else:
-        run = _new_run(_results(args), preset, resolved, title)
+        run = _new_run(
+            _results(args), preset, resolved, title, {"launcher": options.model_dump(mode="json")}
+        )
+    if options.name != "local" or (options.processes > 1 and not _inside_torchrun()):
+        return _launch(args, [run], options)
     if args.detach:
+        from .launch import launch_run_detached
+
         pid = launch_run_detached(run.path)
         print(run.id)
         if not args.quiet:
@@ -184,20 +216,160 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _execute(run, args.quiet)
 
 
-def cmd_resume(args: argparse.Namespace) -> int:
-    from .launch import launch_run_detached
+def _inside_torchrun() -> bool:
+    from .distributed import is_distributed
 
-    run = _run_of(args)
-    status = run.status()
-    if status == "completed":
-        if not args.quiet:
-            _print(f"{run.id} is already completed; nothing to do")
+    return is_distributed()
+
+
+def _launch(args: argparse.Namespace, runs: list[Run], options) -> int:
+    """Hand runs to their launcher; in the foreground (local, no --detach) wait for them."""
+    from .launchers import submit
+
+    foreground = options.name == "local" and not args.detach
+    if not args.quiet:
+        for r in runs:
+            print(r.id, file=sys.stderr if foreground else sys.stdout)
+    message = submit(runs, options, _results(args), foreground)
+    if not args.quiet:
+        _print(message)
+    if not foreground:
         return 0
-    if status not in (*RESUMABLE, "running"):  # running: the run lock gives the precise refusal
-        raise UserError(
-            f"{run.id}: status {status}; only {', '.join(RESUMABLE)} runs can be resumed"
+    statuses = [r.status() for r in runs]
+    if len(runs) == 1:
+        return _finish(runs[0], statuses[0], args.quiet)
+    return 0 if all(s == "completed" for s in statuses) else 1
+
+
+def _run_grid(args, preset, resolved, title, options, axes) -> int:
+    """Expand, validate every member, then create them all (queued) and launch them."""
+    from .grid import expand, new_group_id
+    from .groups import list_groups
+
+    if args.into:
+        raise UserError("--grid cannot be combined with a reproduction")
+    members = expand(resolved.kind, getattr(preset, "params", {}) or {}, args.set, axes)
+    if args.dry_run:
+        return _grid_dry_run(args, members, axes)
+    results = _results(args)
+    gid = new_group_id(set(list_groups(results)))
+    axes_json = {a.key: a.values for a in axes}
+    runs = []
+    for m in members:
+        group = {
+            "id": gid,
+            "title": title,
+            "axes": axes_json,
+            "coords": m.coords,
+            "index": m.index,
+            "size": len(members),
+        }
+        extra = {"group": group, "launcher": options.model_dump(mode="json")}
+        runs.append(_new_run(results, preset, m.resolved, m.title(title), extra))
+    if not args.quiet:
+        _print(f"[bold]group {gid}[/]: {len(runs)} runs of {resolved.kind} ({options.name})")
+    if args.detach or options.name != "local":
+        code = _launch(args, runs, options)
+        print(gid)
+        return code
+    return _launch(args, runs, options)
+
+
+def _grid_dry_run(args, members, axes) -> int:
+    from .display import fmt_bytes, fmt_duration, table
+
+    rows, out = [], []
+    total_s, peak_mem, total_units = 0.0, 0, 0
+    for m in members:
+        rep = _dry_run_report(m.resolved)
+        total_units += rep.units
+        total_s += rep.seconds or 0.0
+        peak_mem = max(peak_mem, rep.memory_bytes or 0)
+        out.append(
+            {
+                "coords": m.coords,
+                "overrides": m.resolved.overrides,
+                "md5": m.resolved.md5,
+                **rep.as_dict(),
+            }
         )
+        rows.append(
+            [
+                str(m.index),
+                m.label(),
+                ", ".join(f"{k}={json.dumps(v)}" for k, v in m.resolved.overrides.items()),
+                str(rep.units),
+                fmt_bytes(rep.memory_bytes),
+                f"~{fmt_duration(rep.seconds)}",
+            ]
+        )
+    if args.json:
+        print(json.dumps({"axes": {a.key: a.values for a in axes}, "members": out}))
+        return 0
+    _print(
+        table(
+            f"grid: {len(members)} runs ({' × '.join(str(len(a.values)) for a in axes)})",
+            ["#", "grid point", "overrides", "units", "memory", "time"],
+            rows,
+            wrap=("overrides",),
+        )
+    )
+    _print(
+        f"total: {len(members)} runs   units: {total_units}   memory (largest run): "
+        f"{fmt_bytes(peak_mem)}   time (one after another): ~{fmt_duration(total_s)}"
+    )
+    return 0
+
+
+def _targets(args: argparse.Namespace, attr: str = "run") -> list[Run]:
+    from .groups import resolve_targets
+
+    return resolve_targets(_results(args), getattr(args, attr))
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    """The detached local queue (started by `run --grid`/`--detach`): runs members in order."""
+    from .launchers import options_of
+    from .launchers.local import drive
+
+    runs = [Run(Path(p)) for p in args.runs]
+    drive(runs, options_of(runs[0]), _results(args))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .launchers import options_of
+
+    runs = _targets(args)
+    todo = []
+    for run in runs:
+        status = run.status()
+        if args.only_queued and status != "queued":
+            return 0  # the queue's worker: stopped or started elsewhere while it waited
+        if status == "completed":
+            if not args.quiet:
+                _print(f"{run.id} is already completed; nothing to do")
+            continue
+        if status not in (*RESUMABLE, "running"):  # running: the run lock gives the refusal
+            raise UserError(
+                f"{run.id}: status {status}; only {', '.join(RESUMABLE)} runs can be resumed"
+            )
+        todo.append(run)
+    if not todo:
+        return 0
+    options = options_of(todo[0])
+    if (
+        len(runs) > 1
+        or options.name != "local"
+        or (options.processes > 1 and not _inside_torchrun())
+    ):
+        for r in todo:
+            r.write_state(status="queued", pid=None)
+        return _launch(args, todo, options)
+    run = todo[0]
     if args.detach:
+        from .launch import launch_run_detached
+
         pid = launch_run_detached(run.path)
         print(f"{run.id} resumed in the background (pid {pid})")
         return 0
@@ -205,30 +377,69 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    runs = _targets(args)
+    for run in runs:
+        _stop_one(run)
+    deadline = time.time() + args.wait
+    while time.time() < deadline:
+        if all(r.status() not in ("running", "queued") for r in runs):
+            for r in runs:
+                _print(f"{r.id}: {r.status()}")
+            return 0
+        time.sleep(0.2)
+    return 0
+
+
+def _stop_one(run: Run) -> None:
     import os
     import signal
 
+    from .launchers import stop as launcher_stop
     from .runner import request_stop_file
     from .runs import pid_alive, this_host
 
-    run = _run_of(args)
     state = run.state()
     status = run.status()
     if status not in ("running", "queued"):
         _print(f"{run.id} is {status}; nothing to stop")
-        return 0
+        return
     request_stop_file(run)  # reaches a runner on another host through the shared filesystem
+    message = launcher_stop(run)
+    if message:
+        _print(message)
+        return
     pid = state.get("pid")
     if state.get("host") == this_host() and pid_alive(pid, state.get("pid_started")):
         os.kill(pid, signal.SIGTERM)
     _print(f"stop requested for {run.id}; it finishes the unit in hand, then stops")
-    deadline = time.time() + args.wait
-    while time.time() < deadline:
-        if run.status() not in ("running", "queued"):
-            _print(f"{run.id}: {run.status()}")
-            return 0
-        time.sleep(0.2)
-    return 0
+
+
+def _status_cell(status: str, st: dict[str, Any]) -> str:
+    """The status, plus the scheduler's view for a Slurm run (`queued slurm:123_4 PENDING`)."""
+    slurm = st.get("slurm") or {}
+    if slurm.get("job_id") and status in ("queued", "running", "crashed"):
+        return f"{status} slurm:{slurm['job_id']} {slurm.get('state', '?')}"
+    return status
+
+
+def _group_row(grp) -> list[str]:
+    from .display import fmt_value
+
+    counts = grp.statuses()
+    done, total = grp.progress()
+    best = grp.best()
+    return [
+        grp.id,
+        grp.kind,
+        f"{grp.title} [{len(grp.members)}: "
+        + " × ".join(f"{k}({len(v)})" for k, v in grp.axes.items())
+        + "]",
+        " ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+        f"{done}/{total}" if total else "-",
+        "-",
+        "-",
+        f"best {best[1]}={fmt_value(best[2])} ({best[0].short_id})" if best else "-",
+    ]
 
 
 def _ls_entry(run: Run, now: float) -> dict[str, Any] | None:
@@ -255,18 +466,50 @@ def _ls_entry(run: Run, now: float) -> dict[str, Any] | None:
         "seconds": active_seconds(st, status, now),
         "key_metric": st.get("key_metric") or None,
         "reproduction_of": st.get("reproduction_of"),
+        "group": (cfg.get("group") or {}).get("id"),
+        "slurm": st.get("slurm"),
         "tags": notes.tags,
         "note": notes.note,
     }
 
 
+def _entry_row(e: dict[str, Any], full: bool, indent: str = "") -> list[str]:
+    """One `ls` table row; a terminal gets short ids and dates, a pipe whole values."""
+    from .display import fmt_duration, fmt_time, fmt_value
+
+    if e["status"] == "corrupt":
+        return [indent + e["id"], "?", "?", "corrupt", e["error"], "-", "-", "-", ""]
+    started = e["started"]
+    key = e["key_metric"] or {}
+    return [
+        indent + (e["id"] if full else e["short_id"] + ("·r" if e["reproduction_of"] else "")),
+        e["kind"] or "?",
+        e["title"] or "",
+        _status_cell(e["status"], {"slurm": e.get("slurm")}),
+        e["progress"],
+        fmt_time(started, full=True)
+        if full
+        else time.strftime("%d %H:%M", time.localtime(started))
+        if started
+        else "-",
+        fmt_duration(e["seconds"]),
+        f"{key.get('name')}={fmt_value(key.get('value'))}" if key else "-",
+        " ".join(e["tags"]),
+    ]
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
-    from .display import fmt_duration, fmt_time, fmt_value, piped, table
-    from .runs import list_runs
+    from .display import piped, table
+    from .groups import list_groups
+    from .launchers import refresh
+    from .runs import is_repro_id, list_runs
 
     now = time.time()
+    runs = list_runs(_results(args))
+    refresh(runs)
+    groups = list_groups(_results(args), [r for r in runs if not is_repro_id(r.id)])
     entries = []
-    for run in list_runs(_results(args)):
+    for run in runs:
         e = _ls_entry(run, now)
         if e is None:
             continue
@@ -284,30 +527,18 @@ def cmd_ls(args: argparse.Namespace) -> int:
         _print(f"no runs in {_results(args)}/ — start one with `labdeck run presets/smoke.toml`")
         return 0
     full = args.long or piped()  # a script gets whole ids and times it can pass back
-    rows = []
+    rows, seen = [], set()
     for e in entries:
-        if e["status"] == "corrupt":
-            rows.append([e["id"], "?", "?", "corrupt", e["error"], "-", "-", "-", ""])
+        g = e.get("group") if not is_repro_id(e["id"]) else None
+        if g and g in groups:
+            if g in seen:
+                continue
+            seen.add(g)
+            rows.append([*_group_row(groups[g]), ""])
+            if not args.fold:
+                rows += [_entry_row(m, full, "  ") for m in entries if m.get("group") == g]
             continue
-        started = e["started"]
-        key = e["key_metric"] or {}
-        rows.append(
-            [
-                e["id"] if full else e["short_id"] + ("·r" if e["reproduction_of"] else ""),
-                e["kind"] or "?",
-                e["title"] or "",
-                e["status"],
-                e["progress"],
-                fmt_time(started, full=True)
-                if full
-                else time.strftime("%d %H:%M", time.localtime(started))
-                if started
-                else "-",
-                fmt_duration(e["seconds"]),
-                f"{key.get('name')}={fmt_value(key.get('value'))}" if key else "-",
-                " ".join(e["tags"]),
-            ]
-        )
+        rows.append(_entry_row(e, full))
     _print(
         table(
             None,
@@ -322,8 +553,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from .display import fmt_time, table
     from .events import EventReader
+    from .launchers import refresh
 
     run = _run_of(args)
+    refresh([run])  # the scheduler's latest word on a cluster run
     cfg, st = run.config, run.state()
     events = EventReader.from_tail(run.events_path, 64 * 1024).read_new()
     tail = [
@@ -366,6 +599,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     )
     if st.get("last_error"):
         _print(f"[red]last error:[/] {st['last_error']}")
+    group, slurm = cfg.get("group") or {}, st.get("slurm") or {}
+    if group:
+        point = " ".join(f"{k}={json.dumps(v)}" for k, v in group.get("coords", {}).items())
+        _print(
+            f"group {group.get('id')} (member {group.get('index', 0) + 1}/{group.get('size')}): {point}"
+        )
+    if slurm.get("job_id"):
+        _print(
+            f"slurm job {slurm['job_id']}: {slurm.get('state', '?')} on {slurm.get('node', '-')}"
+        )
     if cfg.get("overrides"):
         _print(
             table(
@@ -510,11 +753,16 @@ def _refuse_changed_inputs(original: Run, results: Path) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    runs = _targets(args)
+    codes = [_reproduce_one(args, r) for r in runs]
+    return max(codes) if codes else 0
+
+
+def _reproduce_one(args: argparse.Namespace, original: Run) -> int:
     from .launch import launch_detached
     from .runs import CONFIG, LOG, create_run_dir, repro_run_id
 
     results = _results(args)
-    original = _run_of(args)
     text = (original.path / CONFIG).read_text(encoding="utf-8")
     command = original.config.get("commands", {}).get("run_explicit")
     if not command:
@@ -546,6 +794,61 @@ def _plain_label(run: Run) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from .groups import find_group
+
+    results = _results(args)
+    if find_group(results, args.run) is not None:
+        return _compare_group(args)
+    return _compare_pair(args)
+
+
+def _compare_group(args: argparse.Namespace) -> int:
+    """GROUP [OTHER_GROUP]: members paired by grid point (or each with its reproduction)."""
+    from .compare import compare_runs, counterpart
+    from .display import fmt_value, table
+    from .groups import find_group, group_of, resolve_targets
+
+    results = _results(args)
+    grp = find_group(results, args.run)
+    other = {}
+    if args.other:
+        for r in resolve_targets(results, args.other):
+            other[json.dumps((group_of(r) or {}).get("coords"), sort_keys=True)] = r
+    rows, ok = [], True
+    for m in grp.members:
+        coords = grp.coords(m)
+        try:
+            b = (
+                other.get(json.dumps(coords, sort_keys=True))
+                if args.other
+                else counterpart(results, m)
+            )
+        except UserError as exc:
+            b, ok = None, False
+            rows.append([m.short_id, json.dumps(coords), "-", "-", f"[red]{exc}[/]"])
+            continue
+        if b is None:
+            ok = False
+            rows.append([m.short_id, json.dumps(coords), "-", "-", "[red]no counterpart[/]"])
+            continue
+        cmp = compare_runs(m, b, args.tol)
+        worst = max((r.diff for r in cmp.metrics if r.diff is not None), default=None)
+        ok = ok and cmp.all_passed
+        rows.append(
+            [
+                m.short_id,
+                " ".join(f"{k}={json.dumps(v)}" for k, v in coords.items()),
+                b.short_id,
+                fmt_value(worst),
+                "[green]PASS[/]" if cmp.all_passed else "[red]FAIL[/]",
+            ]
+        )
+    _print(f"group {grp.id}  tolerance: {args.tol:g}")
+    _print(table(None, ["run", "grid point", "other", "max diff", "status"], rows))
+    return 0 if ok else 1
+
+
+def _compare_pair(args: argparse.Namespace) -> int:
     from .compare import compare_runs, counterpart
     from .display import fmt_value, table
 
@@ -673,14 +976,21 @@ def cmd_kill(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .reports import export
 
-    dest = export(_run_of(args), args.format, Path(args.out) if args.out else None)
-    print(dest)
+    for run in _targets(args):
+        out = Path(args.out) / run.id if args.out and len(_targets(args)) > 1 else args.out
+        print(export(run, args.format, Path(out) if out else None))
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .reports import plot, plot_runs
+    from .groups import find_group
+    from .reports import plot, plot_group, plot_runs
 
+    grp = find_group(_results(args), args.run[0]) if len(args.run) == 1 else None
+    if grp is not None:
+        out = Path(args.out) if args.out else _results(args) / ".groups" / grp.id
+        print(plot_group(grp, out, metric=args.metric, color=args.color, style=args.style))
+        return 0
     runs = [resolve_run(_results(args), token) for token in args.run]
     if len(runs) == 1:
         written = plot(runs[0], Path(args.out) if args.out else None)
@@ -746,6 +1056,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--title", help="title in the run id (default: the preset's)")
     r.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=A,B,...",
+        help="run every combination of these values (a group); repeatable",
+    )
+    r.add_argument("--launcher", help="where runs execute: local (default) or slurm")
+    r.add_argument(
+        "--launch",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a launcher option, e.g. partition=gpu, concurrency=2, processes=2",
+    )
+    r.add_argument(
         "--detach", action="store_true", help="run in the background and print the run id"
     )
     r.add_argument(
@@ -761,17 +1086,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
 
     s = sub.add_parser(
-        "resume", parents=[common], help="continue an interrupted, failed or crashed run"
+        "resume", parents=[common], help="continue an interrupted, failed or crashed run or group"
     )
-    s.add_argument("run")
+    s.add_argument("run", help="RUN or GROUP")
     s.add_argument("--detach", action="store_true")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--only-queued", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_resume)
 
+    s = sub.add_parser("_queue", parents=[common])  # the detached local queue
+    s.add_argument("runs", nargs="+")
+    s.set_defaults(fn=cmd_queue)
+
     s = sub.add_parser(
-        "stop", parents=[common], help="ask a run to finish its unit in hand and stop"
+        "stop", parents=[common], help="ask a run (or group) to finish its unit in hand and stop"
     )
-    s.add_argument("run")
+    s.add_argument("run", help="RUN or GROUP")
     s.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS", help="wait until it has stopped"
     )
@@ -783,6 +1113,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tag", help="only runs with this tag")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--long", action="store_true", help="full run ids and dates (always when piped)")
+    s.add_argument("--fold", action="store_true", help="one row per group, members hidden")
     s.set_defaults(fn=cmd_ls)
 
     s = sub.add_parser(
@@ -806,8 +1137,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(fn=cmd_presets)
 
-    s = sub.add_parser("reproduce", parents=[common], help="rerun a run from its config.json alone")
-    s.add_argument("run")
+    s = sub.add_parser(
+        "reproduce", parents=[common], help="rerun a run (or group) from its config.json alone"
+    )
+    s.add_argument("run", help="RUN or GROUP")
     s.add_argument("--detach", action="store_true")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_reproduce)
@@ -857,9 +1190,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "plot",
         parents=[common],
-        help="PNG curves of a run's metrics and trajectories; several runs: overlaid",
+        help="PNG curves of a run's metrics and trajectories; several runs: overlaid; "
+        "a GROUP: one metric overlaid across members",
     )
-    s.add_argument("run", nargs="+")
+    s.add_argument("run", nargs="+", help="RUN [RUN ...] or GROUP")
+    s.add_argument("--metric", help="GROUP: the metric to overlay (default: the primary)")
+    s.add_argument("--color", metavar="AXIS", help="GROUP: grid axis that picks the colour")
+    s.add_argument("--style", metavar="AXIS", help="GROUP: grid axis that picks the line style")
     s.add_argument("--out", help="folder (default: the run's artifacts/)")
     s.set_defaults(fn=cmd_plot)
 

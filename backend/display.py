@@ -20,6 +20,7 @@ from rich.table import Table
 
 from .units import format_bytes, format_duration
 
+
 def _console(stderr: bool) -> Console:
     """A terminal gets tables fitted to its width; a pipe or file gets every value whole
     (no ellipsis, no 80-column wrap), since a script reads what is printed."""

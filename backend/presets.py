@@ -34,7 +34,7 @@ from .kinds.base import preflight_hook
 from .runs import default_results_dir
 from .secrets import refuse_secret_values
 
-PRESET_KEYS = ("kind", "title", "description", "extends", "params")
+PRESET_KEYS = ("kind", "title", "description", "extends", "params", "grid", "launcher")
 NULL = "null"  # TOML has no null; `--set key=null` means None
 MAX_PRESET_BYTES = 1 << 20  # presets are hand-written; a bigger file is a mistake
 MAX_DEPTH = 32  # nesting of tables/arrays; far beyond any kind's schema
@@ -59,6 +59,8 @@ class Preset:
     params: dict[str, Any]
     sha256: str
     chain: list[str] = field(default_factory=list)  # extends targets, nearest first
+    grid: dict[str, Any] = field(default_factory=dict)  # [grid]: parameter -> list of values
+    launcher: dict[str, Any] = field(default_factory=dict)  # [launcher]: where runs execute
 
 
 @dataclass
@@ -172,10 +174,11 @@ def _read_toml(path: Path, referrer: Path | None = None) -> tuple[dict[str, Any]
         raise UserError(
             f"{path}: unknown top-level key {clip(unknown[0])}; expected one of: {', '.join(PRESET_KEYS)}"
         )
-    if "params" in data and not isinstance(data["params"], dict):
-        raise UserError(
-            f"{path}: 'params' must be a table ([params]), got {type(data['params']).__name__}"
-        )
+    for table in ("params", "grid", "launcher"):
+        if table in data and not isinstance(data[table], dict):
+            raise UserError(
+                f"{path}: {table!r} must be a table ([{table}]), got {type(data[table]).__name__}"
+            )
     for key in ("kind", "title", "description", "extends"):
         if key in data and not isinstance(data[key], str):
             raise UserError(f"{path}: {key!r} must be a string, got {clip(data[key])}")
@@ -241,6 +244,8 @@ def load_preset(path: Path | str) -> Preset:
         params=merged.get("params", {}),
         sha256=hashlib.sha256(top_text.encode("utf-8")).hexdigest(),
         chain=[str(p) for p in seen[1:]],
+        grid=merged.get("grid", {}),
+        launcher=merged.get("launcher", {}),
     )
 
 

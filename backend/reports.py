@@ -277,3 +277,95 @@ def plot_runs(runs: list[Run], out_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(dest)
     return written
+
+
+# --------------------------------------------------------------------------- group overlay
+# (styles: COLORS, MARKERS and LINESTYLES above)
+
+
+def group_styles(
+    members_coords: list[dict[str, Any]], color: str | None, style: str | None
+) -> tuple[str | None, str | None, list[dict[str, Any]]]:
+    """Matplotlib styles per member: colour from one grid axis, line style and marker from
+    another, so a 2×2 grid reads as two colours × two line styles. Defaults: the first
+    axis with more than one value colours, the next one styles."""
+    axes: dict[str, list[Any]] = {}
+    for coords in members_coords:
+        for k, v in coords.items():
+            if v not in axes.setdefault(k, []):
+                axes[k].append(v)
+    varying = [k for k, vs in axes.items() if len(vs) > 1] or list(axes)
+    for name, given in (("color", color), ("style", style)):
+        if given is not None and given not in axes:
+            raise UserError(
+                f"--{name} {given}: not a grid axis; expected one of: {', '.join(axes) or '(none)'}"
+            )
+    color = color or (varying[0] if varying else None)
+    style = style or next((k for k in varying if k != color), None)
+    out = []
+    for coords in members_coords:
+        ci = axes[color].index(coords[color]) if color in coords else 0
+        si = axes[style].index(coords[style]) if style and style in coords else 0
+        out.append(
+            {
+                "color": COLORS[ci % len(COLORS)],
+                "linestyle": LINESTYLES[si % len(LINESTYLES)],
+                "marker": MARKERS[si % len(MARKERS)],
+            }
+        )
+    return color, style, out
+
+
+def group_metric(group: Any, metric: str | None) -> tuple[str, list[list[tuple[float, float]]]]:
+    """The metric to overlay (default: the kind's primary, else the first one any member
+    reports) and each member's points, in member order."""
+    per_member = [metric_series(EventReader(r.events_path).read_new()) for r in group.members]
+    names = [n for series in per_member for n in series]
+    if not names:
+        raise UserError(f"group {group.id}: no metric events to plot yet")
+    primary = group.members[0].config.get("primary_metric")
+    name = metric or (primary if primary in names else names[0])
+    if name not in names:
+        raise UserError(
+            f"--metric {name}: no member reports it; expected one of: {', '.join(sorted(set(names)))}"
+        )
+    points = []
+    for series in per_member:
+        pts = [p for grp in series.get(name, {}).values() for p in grp]
+        points.append(sorted(pts))
+    return name, points
+
+
+def plot_group(
+    group: Any,
+    out_dir: Path,
+    metric: str | None = None,
+    color: str | None = None,
+    style: str | None = None,
+) -> Path:
+    """One PNG: `metric` over step/epoch/level, a line per member styled by grid axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    coords = [group.coords(r) for r in group.members]
+    color, style, styles = group_styles(coords, color, style)
+    name, points = group_metric(group, metric)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for run, c, st, pts in zip(group.members, coords, styles, points, strict=True):
+        if not pts:
+            continue
+        label = ", ".join(f"{k}={v}" for k, v in c.items()) or run.short_id
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], ms=4, label=label, **st)
+    ax.set_title(f"group {group.id}: {name}", fontsize=10)
+    ax.set_xlabel("step / epoch / level", fontsize=8)
+    ax.set_ylabel(name, fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, title=f"colour: {color}" + (f", style: {style}" if style else ""))
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / f"{group.id}_{name.replace('/', '_')}.png"
+    fig.savefig(dest, dpi=110)
+    plt.close(fig)
+    return dest

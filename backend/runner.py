@@ -70,11 +70,13 @@ class _Monitor(threading.Thread):
         events: EventWriter,
         stop: threading.Event,
         ledger: Ledger,
-        lock: RunLock,
+        lock: RunLock | None,
+        stop_file: Path | None = None,
     ):
         super().__init__(name="labdeck-monitor", daemon=True)
         self.target, self.state, self.events, self.stop = run, state, events, stop
         self.ledger, self.lock = ledger, lock
+        self.stop_file = stop_file or run.path / STOP_FILE
         self._done = threading.Event()
 
     def sample_memory(self) -> None:
@@ -90,8 +92,9 @@ class _Monitor(threading.Thread):
         while not self._done.wait(HEARTBEAT_SECONDS):
             self.state.flush(heartbeat=True)
             self.ledger.sync()  # bounds how long a finished unit waits for its group commit
-            self.lock.heartbeat()
-            if (self.target.path / STOP_FILE).exists():
+            if self.lock is not None:
+                self.lock.heartbeat()
+            if self.stop_file.exists():
                 self.stop.set()
             if time.time() >= next_mem:
                 next_mem = time.time() + MEMORY_SECONDS
@@ -124,16 +127,56 @@ def verify_config_md5(run: Run) -> None:
 def execute(
     run: Run, listener: Callable[[dict[str, Any]], None] | None = None, console: bool = False
 ) -> str:
-    """Run (or continue) `run` to an end; returns the final status."""
+    """Run (or continue) `run` to an end; returns the final status.
+
+    Under torchrun (`[launcher] processes = N`) every rank executes the kind, but only
+    rank 0 takes the lock and writes the run directory; the others work in a shadow.
+    """
+    from . import distributed
+
+    if distributed.is_distributed():
+        distributed.init()
+        if not distributed.is_main():
+            return _execute_follower(run)
     lock = RunLock(run).acquire()
     try:
         return _execute_locked(run, lock, listener, console)
     finally:
         lock.release()
+        distributed.shutdown()
+
+
+def _execute_follower(run: Run) -> str:
+    """A non-zero rank: the same run in a private copy that reads what rank 0 has written
+    (config, records, finished checkpoints) and whose own writes are thrown away."""
+    import shutil
+    import tempfile
+
+    from . import distributed
+    from .runs import CHECKPOINTS, CONFIG, RECORDS
+
+    shadow = Path(tempfile.mkdtemp(prefix=f"labdeck-rank{distributed.rank()}-"))
+    try:
+        shutil.copy2(run.path / CONFIG, shadow / CONFIG)
+        if run.records_path.is_file():
+            shutil.copy2(run.records_path, shadow / RECORDS)
+        (shadow / CHECKPOINTS).mkdir()
+        (shadow / ARTIFACTS).mkdir()
+        for entry in (run.path / CHECKPOINTS).iterdir():
+            if not entry.name.startswith("."):  # staging leftovers are not checkpoints
+                (shadow / CHECKPOINTS / entry.name).symlink_to(entry.resolve())
+        return _execute_locked(Run(shadow), None, None, False, stop_file=run.path / STOP_FILE)
+    finally:
+        distributed.shutdown()
+        shutil.rmtree(shadow, ignore_errors=True)
 
 
 def _execute_locked(
-    run: Run, lock: RunLock, listener: Callable[[dict[str, Any]], None] | None, console: bool
+    run: Run,
+    lock: RunLock | None,
+    listener: Callable[[dict[str, Any]], None] | None,
+    console: bool,
+    stop_file: Path | None = None,
 ) -> str:
     config = run.config
     verify_config_md5(run)
@@ -168,6 +211,7 @@ def _execute_locked(
         pid=os.getpid(),
         pid_started=psutil.Process().create_time(),
         host=this_host(),
+        devices=os.environ.get("CUDA_VISIBLE_DEVICES"),  # the GPUs a queue pinned it to
         started=prior.get("started") or now,
         attempt_started=now,
         active_before=active_before,
@@ -193,7 +237,7 @@ def _execute_locked(
     if in_main:
         for s in previous:
             signal.signal(s, _on_signal)
-    monitor = _Monitor(run, state, events, stop, ledger, lock)
+    monitor = _Monitor(run, state, events, stop, ledger, lock, stop_file)
     monitor.sample_memory()  # one reading before any work, so even a short run has one
     monitor.start()
     ctx = RunContext(run, params, events, ledger, state, log, stop, primary_metric(cfg))

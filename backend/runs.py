@@ -116,6 +116,8 @@ def effective_status(state: dict[str, Any], now: float | None = None) -> str:
     filesystem) only a stale heartbeat can tell.
     """
     status = state.get("status", "queued")
+    if status in ("running", "queued") and _scheduler_ended(state):
+        return "crashed"
     if status not in ("running", "queued") or not state.get("pid"):
         return status
     now = time.time() if now is None else now
@@ -125,6 +127,28 @@ def effective_status(state: dict[str, Any], now: float | None = None) -> str:
             return "crashed"
         return status
     return "crashed" if stale else status
+
+
+# Slurm states after which no runner is left for the job (see launchers/slurm.py).
+SCHEDULER_ENDED = frozenset(
+    [
+        "BOOT_FAIL",
+        "CANCELLED",
+        "COMPLETED",
+        "DEADLINE",
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "TIMEOUT",
+        "GONE",
+    ]
+)
+
+
+def _scheduler_ended(state: dict[str, Any]) -> bool:
+    """The scheduler says the job is over while state.json still says queued/running."""
+    return (state.get("slurm") or {}).get("state") in SCHEDULER_ENDED
 
 
 @dataclass

@@ -48,3 +48,31 @@ def labdeck(
 @pytest.fixture
 def lab():
     return labdeck
+
+
+def _slurm_unavailable() -> str | None:
+    """Why the `slurm` tests cannot run here (None: a cluster answers)."""
+    import shutil
+
+    if not shutil.which("sbatch"):
+        return "no Slurm here (run scripts/local-slurm.sh as root to bring one up)"
+    try:
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"sinfo failed: {exc}"
+    if not any(s.strip() in ("idle", "mixed", "allocated") for s in out.stdout.splitlines()):
+        return f"Slurm has no usable node (sinfo: {(out.stdout + out.stderr).strip()[:120]!r})"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any(item.get_closest_marker("slurm") for item in items):
+        return
+    reason = _slurm_unavailable()
+    if reason:
+        skip = pytest.mark.skip(reason=f"slurm: {reason}")
+        for item in items:
+            if item.get_closest_marker("slurm"):
+                item.add_marker(skip)

@@ -60,27 +60,37 @@ def run_cli(args: list[str], results: Path, timeout: float = CLI_TIMEOUT) -> Cli
 
 
 def launch(
-    source: list[str], sets: list[str], results: Path, title: str | None = None
+    source: list[str],
+    sets: list[str],
+    results: Path,
+    title: str | None = None,
+    grid: list[str] | None = None,
 ) -> CliResult:
-    """`source` is `[PRESET]` or `["--kind", KIND]`."""
+    """`source` is `[PRESET]` or `["--kind", KIND]`; `grid` axes make it a group."""
     args = ["run", *source, "--detach", "--quiet"]
     for item in sets:
         args += ["--set", item]
+    for axis in grid or []:
+        args += ["--grid", axis]
     if title:
         args += ["--title", title]
     return run_cli(args, results)
 
 
 def launched_run_id(result: CliResult) -> str | None:
-    """`run --detach` prints the new run id as its first stdout line."""
+    """`run --detach` prints the new run id (or, for a grid, the group id) on stdout."""
     lines = result.stdout.strip().splitlines()
     return lines[0].strip() if result.ok and lines else None
 
 
-def dry_run(source: list[str], sets: list[str], results: Path) -> CliResult:
+def dry_run(
+    source: list[str], sets: list[str], results: Path, grid: list[str] | None = None
+) -> CliResult:
     args = ["run", *source, "--dry-run", "--json"]
     for item in sets:
         args += ["--set", item]
+    for axis in grid or []:
+        args += ["--grid", axis]
     return run_cli(args, results)
 
 

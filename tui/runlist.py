@@ -17,7 +17,7 @@ from typing import Any
 
 from labdeck.backend.display import main_phase
 from labdeck.backend.errors import UserError
-from labdeck.backend.runs import CONFIG, STATE, Run, effective_status, this_host
+from labdeck.backend.runs import CONFIG, STATE, Run, effective_status, is_repro_id, this_host
 
 
 @dataclass
@@ -46,6 +46,11 @@ class RunRow:
     cpu: float | None = None  # the runner process's CPU % (this host only)
     rss: float | None = None  # and its resident memory, bytes
     _notes_mtime: int = field(default=-1, repr=False)
+    group_id: str | None = None  # grid members: their group, place and coordinates
+    group_title: str = ""
+    group_index: int = 0
+    coords: dict[str, Any] = field(default_factory=dict)
+    scheduler: str | None = None  # Slurm runs: "123_4 PENDING"
     _state_mtime: int = field(default=-1, repr=False)
     _rate_origin: tuple[str | None, int, float] | None = field(default=None, repr=False)
 
@@ -201,6 +206,12 @@ class RunList:
             return True
         row.kind = str(cfg.get("kind", "?"))
         row.title = str(cfg.get("title", ""))
+        group = cfg.get("group")
+        if isinstance(group, dict) and not is_repro_id(row.run.id):  # repros copy config
+            row.group_id = group.get("id")
+            row.group_title = str(group.get("title", ""))
+            row.group_index = int(group.get("index", 0))
+            row.coords = dict(group.get("coords", {}))
         return True
 
     def _load_state(self, row: RunRow, now: float) -> bool:
@@ -231,6 +242,7 @@ class RunList:
             row.ended,
             row.eta,
             row.stopped,
+            row.scheduler,
         )
 
     def _fill(self, row: RunRow, state: dict[str, Any], now: float) -> None:
@@ -243,6 +255,10 @@ class RunList:
         row.active_seconds = state.get("active_seconds")
         row.heartbeat = state.get("heartbeat")
         row.reproduction_of = state.get("reproduction_of")
+        slurm = state.get("slurm") or {}
+        row.scheduler = (
+            f"{slurm['job_id']} {slurm.get('state', '?')}" if slurm.get("job_id") else None
+        )
         if state.get("last_error"):
             row.error = str(state["last_error"]).splitlines()[0] if state["last_error"] else None
         key = state.get("key_metric") or {}
@@ -269,6 +285,23 @@ class RunList:
             return None
         rate = (row.done - done0) / (now - t0)
         return (row.total - row.done) / rate
+
+    def refresh_scheduler(self, min_interval: float = 10.0) -> None:
+        """Ask the scheduler (sacct/squeue, one query) about Slurm runs not known to have
+        ended, at most every `min_interval` seconds; what it says lands in state.json,
+        which the next `refresh` picks up. Call from the background poll thread."""
+        now = self.clock()
+        if now - getattr(self, "_scheduler_checked", 0.0) < min_interval:
+            return
+        self._scheduler_checked = now
+        live = [r.run for r in self.rows.values() if r.scheduler and r.status != "completed"]
+        if live:
+            from labdeck.backend.launchers import refresh
+
+            try:
+                refresh(live)
+            except Exception:  # a scheduler hiccup must never break the dashboard
+                pass
 
     def ordered(self) -> list[RunRow]:
         """Newest first: the run a researcher just launched is on top."""

@@ -39,6 +39,7 @@ from labdeck.backend.presets import (
 
 from .. import actions, fmt
 from ..widgets.footer import PriorityFooter
+from ..widgets.grid_editor import GridEditor
 from ..widgets.param_form import ParamForm
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ class LaunchScreen(Screen):
                 yield Static(id="launch-error", markup=False)
             with Vertical(id="side-col"):
                 yield Static("[dim]no overrides[/dim]", id="diff")
+                yield GridEditor(id="grid")
                 yield Static("[dim]ctrl+t: dry run (units, memory, time)[/dim]", id="estimate")
                 with Horizontal(id="launch-buttons"):
                     yield Button("Dry run", id="btn-estimate")
@@ -148,6 +150,7 @@ class LaunchScreen(Screen):
         self.query_one("#form").border_title = "parameters"
         self.query_one("#diff").border_title = "overrides vs preset"
         self.query_one("#estimate").border_title = "estimate"
+        self.query_one("#grid").border_title = "grid (one run per combination)"
         options: list[Option] = []
         for info in list_presets(self.lab.presets_dirs):
             if info.error:
@@ -310,6 +313,10 @@ class LaunchScreen(Screen):
         if self.source is None:
             self.notify("pick a preset first", severity="warning")
             return False
+        grid_error = self.query_one(GridEditor).error
+        if grid_error:
+            self.notify(grid_error, severity="error")
+            return False
         if not self._valid:
             self.notify("fix the invalid fields first", severity="error")
             return False
@@ -325,11 +332,13 @@ class LaunchScreen(Screen):
     def action_estimate(self) -> None:
         if self._ready():
             self.query_one("#estimate", Static).update("[dim]estimating…[/dim]")
-            self._estimate(self.source.cli_args(), list(self._sets))  # type: ignore[union-attr]
+            self._estimate(
+                self.source.cli_args(), list(self._sets), self.query_one(GridEditor).axes
+            )  # type: ignore[union-attr]
 
     @work(thread=True, exclusive=True, group="estimate")
-    def _estimate(self, source_args: list[str], sets: list[str]) -> None:
-        result = actions.dry_run(source_args, sets, self.lab.results)
+    def _estimate(self, source_args: list[str], sets: list[str], grid: list[str]) -> None:
+        result = actions.dry_run(source_args, sets, self.lab.results, grid)
         self.app.call_from_thread(self._show_estimate, result)
 
     def _show_estimate(self, result: actions.CliResult) -> None:
@@ -343,6 +352,18 @@ class LaunchScreen(Screen):
                 f"[$error]dry run printed no JSON: {escape(result.stdout[:200])}[/]"
             )
             return
+        if "members" in data:  # a grid: the sum over its runs
+            members = data["members"]
+            units = sum(m.get("units") or 0 for m in members)
+            seconds = sum(m.get("seconds") or 0 for m in members)
+            memory = fmt.size(max((m.get("memory_bytes") or 0 for m in members), default=0))
+            self.query_one(GridEditor).show_estimate(len(members), units, seconds, memory)
+            data = {
+                "units": units,
+                "memory_bytes": max((m.get("memory_bytes") or 0 for m in members), default=0),
+                "seconds": seconds,
+                "lines": [f"{len(members)} runs"],
+            }
         lines = [
             f"units   [b]{data.get('units')}[/b]",
             f"memory  [b]{fmt.size(data.get('memory_bytes'))}[/b]",
@@ -356,17 +377,24 @@ class LaunchScreen(Screen):
     def action_launch(self) -> None:
         if self._ready():
             self.notify("launching…", timeout=3)
-            self._launch(self.source.cli_args(), list(self._sets), self._title())  # type: ignore[union-attr]
+            self._launch(
+                self.source.cli_args(),
+                list(self._sets),
+                self._title(),
+                self.query_one(GridEditor).axes,
+            )  # type: ignore[union-attr]
 
     @work(thread=True, exclusive=True, group="launch")
-    def _launch(self, source_args: list[str], sets: list[str], title: str | None) -> None:
+    def _launch(
+        self, source_args: list[str], sets: list[str], title: str | None, grid: list[str]
+    ) -> None:
         # The dry run checks what validation alone cannot see (a missing data file); a
         # run that would fail in its first seconds is not started.
         check = actions.dry_run(source_args, sets, self.lab.results)
         if not check.ok:
             self.app.call_from_thread(self._blocked, check)
             return
-        result = actions.launch(source_args, sets, self.lab.results, title)
+        result = actions.launch(source_args, sets, self.lab.results, title, grid)
         self.app.call_from_thread(self._launched, result)
 
     def _blocked(self, result: actions.CliResult) -> None:

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Select, Static
 
 from .. import fmt
+from ..groupfold import GroupRow, fold
 from ..polling import BackgroundPoll
 from ..runlist import RunList, RunRow
 from ..widgets.footer import PriorityFooter
@@ -98,11 +99,19 @@ def status_text(status: str, theme: dict[str, str]) -> Text:
     return Text(f"{fmt.STATUS_ICON.get(status, '?')} {status}", style=style)
 
 
+def scheduler_text(row: RunRow, theme: dict[str, str]) -> Text:
+    """Status plus, for a Slurm run, its job id and the scheduler's state."""
+    text = status_text(row.status, theme)
+    if row.scheduler:
+        text.append(f" slurm {row.scheduler}", style=Style(dim=True))
+    return text
+
+
 class RunsScreen(Screen):
     """The home screen: a live table of runs, filters, and the run actions."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open", "Open", priority=False),
+        Binding("enter", "open", "Open / fold", priority=False),
         Binding("l", "launch", "Launch"),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
@@ -133,9 +142,13 @@ class RunsScreen(Screen):
         self._columns: list[tuple[Column, int, str]] = []
         self.sort_key = "started"
         self.sort_reverse = True  # newest first
-        self._poller = BackgroundPoll(
-            self, lambda: self.model.refresh(), self._refresh_model, "runs-scan"
-        )
+        self._entries: dict[str, RunRow | GroupRow] = {}
+        self._expanded: set[str] = set()  # groups unfolded with enter
+        self._poller = BackgroundPoll(self, self._scan, self._refresh_model, "runs-scan")
+
+    def _scan(self) -> tuple[set[str], set[str], set[str]]:
+        self.model.refresh_scheduler()
+        return self.model.refresh()
 
     @property
     def lab(self) -> LabdeckApp:
@@ -214,19 +227,25 @@ class RunsScreen(Screen):
         added, changed, removed = delta
         if added or removed:
             self._update_kind_options()
-        wanted = [r.id for r in self._sorted() if self._visible(r)]
+        visible = [r for r in self._sorted() if self._visible(r)]
+        self._entries = {_key(e): e for e in fold(visible, self._expanded)}
+        wanted = list(self._entries)
         table = self.query_one("#runs", DataTable)
         if wanted != self._shown:
             self._rebuild(wanted)
         else:
             for rid in changed:
-                if rid in self.model.rows:
-                    self._update_row(table, self.model.rows[rid])
+                row = self.model.rows.get(rid)
+                if row is None:
+                    continue
+                self._update_row(table, row)
+                if row.group_id and GroupRow(row.group_id).key in self._entries:
+                    self._update_row(table, self._entries[GroupRow(row.group_id).key])
             # Durations and ETAs of live runs move every second without a file changing.
             keys = {c.key for c, _, _ in self._columns}
             for rid in self._shown:
-                row = self.model.rows[rid]
-                if row.status == "running":
+                row = self._entries[rid]
+                if isinstance(row, RunRow) and row.status == "running":
                     cells = self._cells(row)
                     for k in ("duration", "eta", "cpu", "rss"):
                         if k in keys:
@@ -246,24 +265,48 @@ class RunsScreen(Screen):
         table.clear()
         keys = [c.key for c, _, _ in self._columns]
         for rid in wanted:
-            cells = self._cells(self.model.rows[rid])
-            table.add_row(*(cells[k] for k in keys), key=rid)
+            cells = self._cells(self._entries[rid])
+            table.add_row(*(cells.get(k, "") for k in keys), key=rid)
         self._shown = wanted
         if current in wanted:
             table.move_cursor(row=wanted.index(current), animate=False)
 
-    def _update_row(self, table: DataTable, row: RunRow) -> None:
-        if row.id not in self._shown:
+    def _update_row(self, table: DataTable, row: RunRow | GroupRow) -> None:
+        if _key(row) not in self._shown:
             return
         keys = {c.key for c, _, _ in self._columns}
         for key, value in self._cells(row).items():
             if key in keys:
-                table.update_cell(row.id, key, value)
+                table.update_cell(_key(row), key, value)
 
     def _width(self, key: str) -> int:
         return next((w for c, w, _ in self._columns if c.key == key), 10)
 
-    def _cells(self, row: RunRow) -> dict[str, Any]:
+    def _group_cells(self, group: GroupRow) -> dict[str, Any]:
+        theme = self.app.theme_variables
+        best = group.best()
+        status = status_text(group.status, theme)
+        status.append(f" {group.summary()}", style=Style(dim=True))
+        return {
+            "mark": "▾" if group.expanded else "▸",
+            "id": group.id,
+            "kind": group.kind,
+            "title": Text(f"{group.title[:14]} ×{len(group.members)}"),
+            "status": status,
+            "progress": f"{fmt.bar(group.fraction, 10)} {group.fraction * 100:3.0f}%",
+            "eta": "—",
+            "started": fmt.stamp(
+                min((m.started for m in group.members if m.started), default=None)
+            ),
+            "duration": "—",
+            "metric": f"best {fmt.number(best.key_value)} [dim]{best.run.short_id}[/dim]"
+            if best
+            else "—",
+        }
+
+    def _cells(self, row: RunRow | GroupRow) -> dict[str, Any]:
+        if isinstance(row, GroupRow):
+            return self._group_cells(row)
         now = self.lab.clock()
         theme = self.app.theme_variables
         pw = self._width("progress")
@@ -295,10 +338,10 @@ class RunsScreen(Screen):
         live = row.status == "running"
         return {
             "mark": "●" if row.id in self.marked else " ",
-            "id": row.run.short_id + repro,
+            "id": ("  " if row.group_id else "") + row.run.short_id + repro,
             "kind": row.kind,
             "title": Text(title),
-            "status": status,
+            "status": scheduler_text(row, theme) if self._width("status") >= 6 else status,
             "progress": progress,
             "eta": fmt.duration(row.eta) if live and row.eta is not None else "—",
             "started": fmt.stamp(row.started),
@@ -434,20 +477,30 @@ class RunsScreen(Screen):
         return self._shown[table.cursor_row]
 
     def _current(self) -> RunRow | None:
+        entry = self._current_entry()
+        if isinstance(entry, GroupRow):
+            self.notify("a group: press enter to unfold it and pick a run", severity="warning")
+            return None
+        return entry
+
+    def _current_entry(self) -> RunRow | GroupRow | None:
         rid = self._current_id()
         if rid is None:
             self.notify("no run selected", severity="warning")
             return None
-        return self.model.rows.get(rid)
+        return self._entries.get(rid)
 
     @on(DataTable.RowSelected, "#runs")
     def _row_selected(self) -> None:
         self.action_open()
 
     def action_open(self) -> None:
-        row = self._current()
-        if row:
-            self.lab.open_monitor(row.run)
+        entry = self._current_entry()
+        if isinstance(entry, GroupRow):
+            self._expanded ^= {entry.id}
+            self._refresh_model((set(), set(), set()))
+        elif entry:
+            self.lab.open_monitor(entry.run)
 
     def action_launch(self) -> None:
         self.lab.open_launch()
@@ -464,6 +517,10 @@ class RunsScreen(Screen):
         self._update_status_line()
 
     def action_compare(self) -> None:
+        entry = self._current_entry() if not self.marked else None
+        if isinstance(entry, GroupRow):  # a group: its members side by side
+            self.lab.open_compare([m.run for m in entry.members])
+            return
         marked = [self.model.rows[m].run for m in self.marked if m in self.model.rows]
         if len(marked) >= 2:
             self.lab.open_compare(marked)
@@ -473,9 +530,9 @@ class RunsScreen(Screen):
             self.lab.compare_with_counterpart(row.run)
 
     def action_stop(self) -> None:
-        row = self._current()
-        if row:
-            self.lab.run_verb("stop", row.run)
+        entry = self._current_entry()
+        if entry:
+            self.lab.run_verb("stop", _target(entry))
 
     def action_kill(self) -> None:
         row = self._current()
@@ -483,14 +540,14 @@ class RunsScreen(Screen):
             self.lab.confirm_kill(row.run)
 
     def action_resume(self) -> None:
-        row = self._current()
-        if row:
-            self.lab.run_verb("resume", row.run)
+        entry = self._current_entry()
+        if entry:
+            self.lab.run_verb("resume", _target(entry))
 
     def action_reproduce(self) -> None:
-        row = self._current()
-        if row:
-            self.lab.run_verb("reproduce", row.run)
+        entry = self._current_entry()
+        if entry:
+            self.lab.run_verb("reproduce", _target(entry))
 
     def action_tags(self) -> None:
         row = self._current()
@@ -519,3 +576,12 @@ class RunsScreen(Screen):
             ),
             done,
         )
+
+
+def _key(entry: RunRow | GroupRow) -> str:
+    return entry.key if isinstance(entry, GroupRow) else entry.id
+
+
+def _target(entry: RunRow | GroupRow) -> Any:
+    """What a verb acts on: the run, or the group (the CLI takes a group id as RUN)."""
+    return entry if isinstance(entry, GroupRow) else entry.run

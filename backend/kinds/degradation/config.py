@@ -16,8 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ...devices import DEVICE_SYNTAX, check_4bit, check_device
 from ..fields import ModelName
-from ..spec import Input
-from ..spec import MEASUREMENT, Curve, Metric, Table
+from ..spec import MEASUREMENT, Curve, Input, Metric, Table
 
 DESCRIPTION = (
     "Weight-degradation sweep: perturb one parameter group at increasing levels "

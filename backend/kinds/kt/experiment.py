@@ -21,11 +21,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ... import distributed
 from ...errors import UserError
 from ...jsonio import write_json_atomic
 from ...ledger import unit_key
 from ...runs import Run
-from ..base import DryRun, RunContext
+from ..base import DryRun, RunContext, StopRequested
 from .config import Params, is_synthetic
 from .data import load_data
 from .evaluate import BEST_DIR, LATEST_DIR, evaluate_dir
@@ -114,7 +115,8 @@ def run(ctx: RunContext) -> dict[str, float]:
     ctx.phase("train", p.epochs)
     ctx.progress(trainer.state.epoch)
     while not trainer.finished():
-        ctx.check_stop()
+        if distributed.any_rank(ctx.should_stop()):  # every rank stops at the same epoch
+            raise StopRequested()
         epoch = trainer.state.epoch + 1
         step0 = (epoch - 1) * -(-len(data.train) // p.batch_size)
 

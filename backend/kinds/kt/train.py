@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ... import distributed
 from ...seeding import set_all_seeds
 from .config import Params
 from .data import KTData, Sequences
@@ -162,11 +163,23 @@ class Trainer:
         batches = train_batches(self.data.train, self.p.batch_size, self.p.seed, epoch)
         corrs: dict[str, float | None] = {}
         for i, rows in enumerate(batches, start=1):
+            weight = len(rows)
+            if distributed.is_distributed():  # data-parallel: this rank's share of the batch
+                mine = rows[distributed.shard(len(rows))]
+                # a share can be empty (last batch smaller than the ranks): compute, weigh 0
+                weight, rows = len(mine), mine if len(mine) else rows[:1]
             batch = trimmed_batch(self.data.train, rows, self.device)
             out = self.model(batch.concepts, batch.responses)
             total, parts, corrs = compute(out, batch, w)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
+            if distributed.is_distributed():
+                grads = []
+                for prm in self.model.parameters():
+                    if prm.grad is None:
+                        prm.grad = torch.zeros_like(prm)
+                    grads.append(prm.grad)
+                distributed.all_reduce_mean_(grads, weight=weight)
             if self.p.gradient_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.p.gradient_clip)
             self.optimizer.step()
@@ -175,7 +188,7 @@ class Trainer:
             if on_batch is not None:
                 on_batch(i, len(batches), total)
         n = max(1, len(batches))
-        return {k: float(v) / n for k, v in sums.items()}, corrs
+        return {k: distributed.reduce_mean(float(v) / n) for k, v in sums.items()}, corrs
 
     def run_epoch(
         self, on_batch: Callable[[int, int, torch.Tensor], None] | None = None

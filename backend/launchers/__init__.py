@@ -1,0 +1,118 @@
+"""Launchers: where a run executes. One module per launcher in this folder.
+
+A run says where it executes with a `[launcher]` table in its preset (or
+`--launcher NAME` and `--launch key=value` on the command line). The table is
+validated by the launcher's `Options` model and recorded in config.json under
+`launcher`, so `resume` and `reproduce` send the run to the same place. Whatever the
+launcher, the run directory is the same and the dashboard reads it the same way.
+
+Adding a launcher is one module `backend/launchers/<name>.py` with:
+
+- `Options`: a pydantic model of its table (subclass `LauncherOptions`, which carries
+  `processes`, the data-parallel process count every launcher honours);
+- `submit(runs, options, results, foreground) -> str`: start (or enqueue) the runs,
+  which already exist on disk with status `queued`; return one line for the user;
+- `stop(run) -> str | None`: cancel a run it started (None: use the generic stop);
+- `check(options) -> None` (optional): refuse early (a `UserError`) what cannot be
+  submitted from here, such as a missing `sbatch`, before any run directory exists;
+- `refresh(runs) -> None` (optional): record the scheduler's view of the runs in
+  their state.json (queued/running/gone) so `ls` and the dashboard show it and crash
+  detection can use it.
+
+The name of the module is the launcher's name; nothing else needs registering.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import UserError
+from ..runs import Run
+
+DEFAULT = "local"
+
+
+class LauncherOptions(BaseModel):
+    """What every launcher accepts; each launcher's `Options` adds its own fields."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(DEFAULT, description="the launcher module")
+    processes: int = Field(
+        1, ge=1, le=1024, description="data-parallel processes per run (torchrun)"
+    )
+
+
+@cache
+def launcher_names() -> tuple[str, ...]:
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.ispkg))
+
+
+def launcher_module(name: str) -> ModuleType:
+    if name not in launcher_names():
+        raise UserError(
+            f"unknown launcher {name!r}; expected one of: {', '.join(launcher_names())}"
+        )
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def parse_options(
+    table: dict[str, Any] | None, name: str | None, sets: list[str], source: str
+) -> LauncherOptions:
+    """The `[launcher]` table, `--launcher NAME` and `--launch key=value`, validated."""
+    from ..presets import apply_sets
+
+    raw = dict(table or {})
+    if name:
+        if raw.get("name") not in (None, name):
+            raw = {}  # another launcher's options do not carry over
+        raw["name"] = name
+    raw = apply_sets(raw, sets)
+    mod = launcher_module(str(raw.get("name", DEFAULT)))
+    try:
+        options = mod.Options.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        got = err.get("input")
+        raise UserError(
+            f"{source}: launcher.{loc}: {err.get('msg')}" + (f" (got {got!r})" if loc else "")
+        ) from None
+    if hasattr(mod, "check"):
+        mod.check(options)
+    return options
+
+
+def options_of(run: Run) -> LauncherOptions:
+    """The launcher a run was created with (runs from before launchers existed: local)."""
+    raw = run.config.get("launcher") or {"name": DEFAULT}
+    return launcher_module(raw.get("name", DEFAULT)).Options.model_validate(raw)
+
+
+def submit(runs: list[Run], options: LauncherOptions, results: Path, foreground: bool) -> str:
+    return launcher_module(options.name).submit(runs, options, results, foreground)
+
+
+def stop(run: Run) -> str | None:
+    return launcher_module(options_of(run).name).stop(run)
+
+
+def refresh(runs: list[Run]) -> None:
+    """Let each launcher record its scheduler's view of its live runs (one query each)."""
+    by_name: dict[str, list[Run]] = {}
+    for r in runs:
+        try:
+            name = (r.config.get("launcher") or {}).get("name", DEFAULT)
+        except UserError:
+            continue
+        by_name.setdefault(name, []).append(r)
+    for name, group in by_name.items():
+        fn = getattr(launcher_module(name), "refresh", None)
+        if fn:
+            fn(group)
