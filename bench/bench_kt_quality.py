@@ -73,14 +73,17 @@ def kt_model(p: Params, data: KTData, device: torch.device) -> dict[str, float]:
         f"{ev['test_true_mastery_correlation']:.3f}",
         flush=True,
     )
-    return {"auc": ev["test_auc"]}
+    return {"auc": ev["test_auc"], "true_corr": ev["test_true_mastery_correlation"]}
 
 
 def evaluate_all(p: Params, data: KTData, device: torch.device) -> dict[str, float]:
     print(data.describe(), flush=True)
-    out = {"kt transformer (defaults)": kt_model(p, data, device)["auc"]}
+    kt, bkt = kt_model(p, data, device), bkt_baseline(data)
+    out = {"kt transformer (defaults)": kt["auc"]}
     out["DKT (LSTM)"] = dkt_baseline(data)["auc"]
-    out["BKT (EM)"] = bkt_baseline(data)["auc"]
+    out["BKT (EM)"] = bkt["auc"]
+    out["mastery vs true state: kt"] = kt["true_corr"]
+    out["mastery vs true state: BKT"] = bkt["true_corr"]
     out["PFA (logistic)"] = pfa_baseline(data.train, data.test, data.num_c)["auc"]
     out["per-skill frequency"] = frequency_baseline(data.train, data.test, data.num_c)["auc"]
     out["true state (ceiling)"] = true_state_auc(data)
@@ -102,8 +105,12 @@ def main() -> None:
     )
     sim = evaluate_all(p, load_data(p), device)
     bkt = evaluate_all(p, bkt_data(p), device)
+    corr = [k for k in sim if k.startswith("mastery vs")]
     print(f"\n{'test AUC':<28}{'simulator':>11}{'BKT data':>11}")
-    for name in sim:
+    for name in [k for k in sim if k not in corr]:
+        print(f"{name:<28}{sim[name]:>11.4f}{bkt[name]:>11.4f}")
+    print(f"{'correlation (Pearson)':<28}{'simulator':>11}{'BKT data':>11}")
+    for name in corr:
         print(f"{name:<28}{sim[name]:>11.4f}{bkt[name]:>11.4f}")
     kt = "kt transformer (defaults)"
     best_sim = max(sim["PFA (logistic)"], sim["BKT (EM)"])

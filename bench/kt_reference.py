@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from labdeck.backend.kinds.kt.data import KTData, Sequences
-from labdeck.backend.kinds.kt.metrics import accuracy, roc_auc
+from labdeck.backend.kinds.kt.metrics import accuracy, pearson, roc_auc
 from labdeck.backend.kinds.kt.simulator import Population
 
 
@@ -135,15 +135,20 @@ def bkt_baseline(data: KTData) -> dict[str, float]:
     `predict` does); scored on the same targets as every other model."""
     test = data.test
     prob = np.full(test.concepts.shape, np.nan)
+    known = np.full(test.concepts.shape, np.nan)  # P(known) before each answer
     for k in range(data.num_c):
-        params = fit_bkt(_skill_runs(data.train, k)[0])
+        prior, learn, guess, slip = fit_bkt(_skill_runs(data.train, k)[0])
         obs, rows, where = _skill_runs(test, k)
-        pred, _ = _filter(obs, *params)
+        pred, _ = _filter(obs, prior, learn, guess, slip)
         r, j = np.nonzero(obs >= 0)
         prob[rows[r], where[r, j]] = pred[r, j]
+        known[rows[r], where[r, j]] = (pred[r, j] - guess) / max(1 - slip - guess, 1e-6)
     mask = _targets(test)
     y, p = test.responses[:, 1:][mask], prob[:, 1:][mask]
-    return {"auc": roc_auc(y, p), "accuracy": accuracy(y, p)}
+    out = {"auc": roc_auc(y, p), "accuracy": accuracy(y, p)}
+    if test.true_mastery is not None:
+        out["true_corr"] = pearson(known[:, 1:][mask], test.true_mastery[:, 1:][mask])
+    return out
 
 
 class DKT(torch.nn.Module):
