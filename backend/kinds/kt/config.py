@@ -11,11 +11,9 @@ kinds of default differ from the seed's on purpose:
   512-wide, 6-block encoder at lr 0.000174 was still improving after 30 epochs on a
   few hundred students, and without a direct path to each skill's earlier answers it
   overfits before it learns to count them (bench/bench_kt_quality.py has the table).
-  The seed's configuration is `--set d_model=512 n_heads=8 num_encoder_blocks=6
-  d_ff=1024 learning_rate=0.000174 epochs=12 patience=20 readout="concat"
-  practice_skip=false`; a run made before this change records its own values in
-  config.json (its params lack the two switches, whose earlier behaviour is
-  "concat" and false).
+  The seed's configuration is `SEED_MODEL` below (pass it with `--set`); a run made
+  before this change records its own values in config.json (its params lack the
+  switches, whose earlier behaviour is `SEED_MODEL`'s).
 This module must not import torch: validating a preset or listing parameters stays
 instant.
 """
@@ -34,6 +32,13 @@ DESCRIPTION = (
 PRIMARY_METRIC = "val_auc"
 
 SYNTHETIC = "synthetic"
+
+# The seed's model and schedule defaults, and the behaviour before the two switches.
+SEED_MODEL = {
+    "d_model": 512, "n_heads": 8, "num_encoder_blocks": 6, "d_ff": 1024,
+    "learning_rate": 0.000174, "epochs": 12, "patience": 20,
+    "readout": "concat", "practice_skip": False,
+}  # fmt: skip
 
 
 class Params(BaseModel):
