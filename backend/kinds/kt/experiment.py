@@ -195,6 +195,8 @@ def dry_run(params: Params) -> DryRun:
     b, t, d = params.batch_size, params.seq_len, params.d_model
     # weights + grads + two Adam moments, and per block ~12 activations of [B, T, d] plus attention
     activations = params.num_encoder_blocks * (12 * b * t * d + 2 * params.n_heads * b * t * t)
+    if params.practice_skip:  # the skill-match matrix and four count maps
+        activations += 6 * b * t * t
     memory = 4 * (4 * n_params + activations + 8 * b * t * num_c)
     return DryRun(
         units=params.epochs,

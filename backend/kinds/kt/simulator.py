@@ -73,7 +73,16 @@ def simulate_split(params: Params) -> KTData:
         repeat_prob=params.sim_repeat_prob,
         seed=params.sim_seed,
     )
-    order = np.random.default_rng(params.sim_seed + 1).permutation(params.sim_num_students)
+    return split_population(
+        pop, params, params.sim_num_skills, f"synthetic (seed {params.sim_seed})"
+    )
+
+
+def split_population(pop: Population, params: Params, num_c: int, source: str) -> KTData:
+    """Whole histories split as pyKT does: 20 % test students, then 5 folds of the rest
+    (fold `params.fold` validates); also used for populations from other generators."""
+    n = pop.concepts.shape[0]
+    order = np.random.default_rng(params.sim_seed + 1).permutation(n)
     n_test = max(1, round(TEST_FRACTION * len(order)))
     test_rows, rest = order[:n_test], order[n_test:]
     folds = np.arange(len(rest)) % N_FOLDS
@@ -92,6 +101,6 @@ def simulate_split(params: Params) -> KTData:
         train=cut(train_rows),
         valid=cut(valid_rows),
         test=cut(test_rows),
-        num_c=params.sim_num_skills,
-        source=f"synthetic (seed {params.sim_seed})",
+        num_c=num_c,
+        source=source,
     )

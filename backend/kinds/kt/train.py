@@ -84,15 +84,19 @@ def trimmed_batch(seqs: Sequences, rows: np.ndarray, device: torch.device) -> Ba
 
 
 def build_optimizer(model: torch.nn.Module, p: Params) -> torch.optim.Optimizer:
+    """One optimizer; the practice skip (a handful of logistic weights per skill, whose
+    good values are around 1) gets its own learning rate, because at the encoder's
+    rate it would still be far from them when early stopping ends the run."""
+    skip = [w for n, w in model.named_parameters() if n == "practice"]
+    rest = [w for n, w in model.named_parameters() if n != "practice"]
+    groups: list[dict] = [{"params": rest}]
+    if skip:
+        groups.append({"params": skip, "lr": p.practice_learning_rate})
     if p.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=p.learning_rate, weight_decay=p.weight_decay)
+        return torch.optim.Adam(groups, lr=p.learning_rate, weight_decay=p.weight_decay)
     if p.optimizer == "adamw":
-        return torch.optim.AdamW(
-            model.parameters(), lr=p.learning_rate, weight_decay=p.weight_decay
-        )
-    return torch.optim.SGD(
-        model.parameters(), lr=p.learning_rate, weight_decay=p.weight_decay, momentum=0.9
-    )
+        return torch.optim.AdamW(groups, lr=p.learning_rate, weight_decay=p.weight_decay)
+    return torch.optim.SGD(groups, lr=p.learning_rate, weight_decay=p.weight_decay, momentum=0.9)
 
 
 def build_model(p: Params, num_c: int, device: torch.device) -> KTTransformer:
