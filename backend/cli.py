@@ -163,6 +163,19 @@ def _dry_run_report(resolved):
     return kind_experiment(resolved.kind).dry_run(resolved.model)
 
 
+def _md5_as_recorded(run: Run, resolved) -> str:
+    """md5 of the resolved parameters in the recorded run's terms: parameters the kind
+    added after the run was made (filled in by `reproduce`) are not part of its md5."""
+    from .kinds import kind_config
+    from .kinds.spec import added_params
+    from .presets import params_md5
+
+    added = added_params(kind_config(resolved.kind))
+    recorded = run.config.get("params", {})
+    absent = {k for k in added if k not in recorded}
+    return params_md5({k: v for k, v in resolved.params.items() if k not in absent})
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     preset, resolved, title = _resolve_args(args)
     options = _launcher_options(args, preset)
@@ -189,7 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if args.into:
         run = Run(Path(args.into))
-        if run.config.get("md5") != resolved.md5:
+        if run.config.get("md5") != _md5_as_recorded(run, resolved):
             raise UserError(
                 f"{run.path}/config.json: md5 {run.config.get('md5')} differs from the explicit "
                 f"command's parameters ({resolved.md5}); the reproduction would not be faithful"
@@ -731,12 +744,30 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _added_param_sets(original: Run) -> list[str]:
+    """`--set` flags for parameters the kind gained after `original` was recorded: its
+    explicit command predates them, and without them today's defaults would apply."""
+    from .kinds import kind_config
+    from .kinds.spec import added_params
+    from .presets import toml_value
+
+    recorded = original.config.get("params", {})
+    added = added_params(kind_config(original.kind))
+    out: list[str] = []
+    for key, value in added.items():
+        if key not in recorded:
+            out += ["--set", f"{key}={toml_value(value)}"]
+    return out
+
+
 def _refuse_changed_inputs(original: Run, results: Path) -> None:
     """A reproduction must read what the original read; say exactly what differs if not."""
     from .inputs import changed_inputs
     from .kinds import kind_config
+    from .kinds.spec import with_added_params
 
-    params = kind_config(original.kind).Params.model_validate(original.config.get("params", {}))
+    cfg = kind_config(original.kind)
+    params = cfg.Params.model_validate(with_added_params(cfg, original.config.get("params", {})))
     source = f"{original.path / 'config.json'}"
     changes = changed_inputs(original.config.get("inputs", {}), params, results, source)
     recorded_model = original.config.get("model")
@@ -770,7 +801,7 @@ def _reproduce_one(args: argparse.Namespace, original: Run) -> int:
     _refuse_changed_inputs(original, results)
     repro = create_run_dir(results, repro_run_id(results, original.id), text)
     repro.write_state(reproduction_of=original.id)
-    argv = [*shlex.split(command)[1:], "--into", str(repro.path)]
+    argv = [*shlex.split(command)[1:], *_added_param_sets(original), "--into", str(repro.path)]
     if args.detach:
         launch_detached([*argv, "--quiet"], results, repro.path / LOG)
         print(repro.id)

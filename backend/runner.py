@@ -27,6 +27,7 @@ from .events import EventWriter
 from .jsonio import write_json_atomic
 from .kinds import kind_config, kind_experiment
 from .kinds.base import RunContext, StateKeeper, StopRequested, primary_metric
+from .kinds.spec import with_added_params
 from .ledger import Ledger
 from .runs import ARTIFACTS, HEARTBEAT_SECONDS, LOG, SUMMARY, Run, RunLock, this_host
 from .secrets import RedactingFilter
@@ -183,7 +184,7 @@ def _execute_locked(
     kind = config["kind"]
     cfg = kind_config(kind)
     try:
-        params = cfg.Params.model_validate(config["params"])
+        params = cfg.Params.model_validate(with_added_params(cfg, config["params"]))
     except Exception as exc:
         raise UserError(
             f"{run.path / 'config.json'}: params no longer valid for kind {kind!r}: {exc}"

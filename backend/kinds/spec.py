@@ -20,7 +20,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from .base import KindConfig
@@ -99,3 +99,21 @@ def views(config: KindConfig | ModuleType) -> list[Curve | Table]:
     from .base import declared_views
 
     return declared_views(config)
+
+
+def added_params(config: ModuleType) -> dict[str, Any]:
+    """The kind's `ADDED_PARAMS`: parameters it gained, with the value that ran before."""
+    return dict(getattr(config, "ADDED_PARAMS", {}) or {})
+
+
+def with_added_params(config: ModuleType, params: dict[str, Any]) -> dict[str, Any]:
+    """A recorded parameter set as the kind's code reads it today.
+
+    When a kind gains a parameter, its default is today's behaviour, but a run recorded
+    before it existed ran with the earlier behaviour. The kind declares that earlier
+    value in `ADDED_PARAMS` (name -> value), and every reader of an old config.json
+    (resume, reproduce, eval) fills it in, so an old run continues and reproduces as
+    it began instead of silently switching to the new default.
+    """
+    missing = {k: v for k, v in added_params(config).items() if k not in params}
+    return {**params, **missing} if missing else params

@@ -69,6 +69,8 @@ SEED_MODEL = {
     "learning_rate": 0.000174, "epochs": 12, "patience": 20,
     "readout": "concat", "practice_skip": False,
 }  # fmt: skip
+# What a run recorded before these parameters existed ran with (see spec.with_added_params).
+ADDED_PARAMS = {"readout": "concat", "practice_skip": False, "practice_learning_rate": 0.03}
 
 
 class Params(BaseModel):

@@ -12,6 +12,8 @@ from labdeck.backend.kinds.spec import Input
 
 DESCRIPTION = "count through numbered units (protocol tests)"
 PRIMARY_METRIC = "total"
+# `note` stands for a parameter added after some runs were recorded: those ran with "legacy".
+ADDED_PARAMS = {"note": "legacy"}
 ARTIFACTS = {"summary": "artifacts/summary.json", "records": "records.jsonl"}
 
 

@@ -24,7 +24,7 @@ def run(ctx: RunContext) -> dict[str, float]:
             raise RuntimeError(f"planned failure at unit {i}")
         time.sleep(p.unit_seconds)
         value = value_of(p.seed, i, p.inner.scale) + extra
-        ctx.record(key, {"i": i, "value": value, "batch_size": 1})
+        ctx.record(key, {"i": i, "value": value, "note": p.note, "batch_size": 1})
         done += 1
         ctx.progress(done)
         ctx.metric("value", value_of(p.seed, i, p.inner.scale), step=i)
