@@ -178,9 +178,12 @@ def differing_params(runs: list[Run], first: tuple[str, ...] = ()) -> list[str]:
     return ordered + [k for k in differ if k not in ordered]
 
 
-def run_styles(runs: list[Run], keys: list[str]) -> list[dict[str, Any]]:
-    """One matplotlib style per run: the first differing parameter picks the colour, the
-    second the marker and line style; values are numbered in the order the runs were given."""
+def style_slots(runs: list[Run], keys: list[str]) -> list[tuple[int, int, str]]:
+    """(colour slot, marker slot, label) per run: the first differing parameter picks the
+    colour, the second the marker and line style; values are numbered in the order the
+    runs were given. Shared by the PNG overlay and the dashboard's Compare screen, so
+    both draw the same picture (seed 000's four curves: reflection by colour, persona
+    by marker and line)."""
     flats = [flatten(r.config.get("params", {})) for r in runs]
 
     def index(key: str, run_i: int) -> int:
@@ -191,20 +194,38 @@ def run_styles(runs: list[Run], keys: list[str]) -> list[dict[str, Any]]:
                 seen.append(v)
         return seen.index(json.dumps(flats[run_i].get(key), sort_keys=True))
 
-    styles = []
-    for i, run in enumerate(runs):
-        c = index(keys[0], i) if keys else i
-        m = index(keys[1], i) if len(keys) > 1 else 0
-        label = ", ".join(f"{k}={flats[i].get(k)}" for k in keys[:3]) or run.id
-        styles.append(
-            {
-                "color": COLORS[c % len(COLORS)],
-                "marker": MARKERS[m % len(MARKERS)],
-                "linestyle": LINESTYLES[m % len(LINESTYLES)],
-                "label": label,
-            }
+    return [
+        (
+            index(keys[0], i) if keys else i,
+            index(keys[1], i) if len(keys) > 1 else 0,
+            ", ".join(f"{k}={flats[i].get(k)}" for k in keys[:3]) or run.id,
         )
-    return styles
+        for i, run in enumerate(runs)
+    ]
+
+
+def style_keys(runs: list[Run]) -> list[str]:
+    """The parameters that style an overlay of `runs`: the kind's STYLE_KEYS first."""
+    from .kinds import kind_config
+
+    kinds = {r.kind for r in runs}
+    first = (
+        tuple(getattr(kind_config(next(iter(kinds))), "STYLE_KEYS", ())) if len(kinds) == 1 else ()
+    )
+    return differing_params(runs, first)
+
+
+def run_styles(runs: list[Run], keys: list[str]) -> list[dict[str, Any]]:
+    """One matplotlib style per run (see `style_slots`)."""
+    return [
+        {
+            "color": COLORS[c % len(COLORS)],
+            "marker": MARKERS[m % len(MARKERS)],
+            "linestyle": LINESTYLES[m % len(LINESTYLES)],
+            "label": label,
+        }
+        for c, m, label in style_slots(runs, keys)
+    ]
 
 
 def _last_per_x(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -240,14 +261,7 @@ def plot_runs(runs: list[Run], out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .kinds import kind_config
-
-    kinds = {r.kind for r in runs}
-    first = (
-        tuple(getattr(kind_config(next(iter(kinds))), "STYLE_KEYS", ())) if len(kinds) == 1 else ()
-    )
-    keys = differing_params(runs, first)
-    styles = run_styles(runs, keys)
+    styles = run_styles(runs, style_keys(runs))
     series = [metric_series(EventReader(r.events_path).read_new()) for r in runs]
     figures = _curve_metrics(runs)
     if not figures:

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Header, Input, Select, Static
 
 from labdeck.backend.compare import compare_runs
 from labdeck.backend.errors import UserError
+from labdeck.backend.reports import style_keys, style_slots
 from labdeck.backend.runs import Run
 
 from .. import fmt
@@ -249,13 +250,17 @@ class CompareScreen(Screen):
             return
         curves = []
         xlabel = ""
-        for label, view in zip(self._labels(), self.views, strict=True):
+        # More than two runs: styled and labelled by the parameters that differ (the same
+        # picture as `labdeck plot RUN RUN ...`); two: A/B, run and its reproduction.
+        slots = style_slots(self.runs, style_keys(self.runs)) if len(self.runs) > 2 else None
+        for i, (label, view) in enumerate(zip(self._labels(), self.views, strict=True)):
             if view.series(str(value)) is not None:
-                title = view.run.title if len(self.runs) > 2 else ""
-                curve, axis = curve_of(
-                    view, str(value), f"{label} {title}".strip(), self.x_mode, self.smoothing
-                )
+                if slots:
+                    label = f"{label.split(' ', 1)[0]} {slots[i][2]}"
+                curve, axis = curve_of(view, str(value), label, self.x_mode, self.smoothing)
                 if curve is not None:
+                    if slots:
+                        curve.color_slot, curve.marker_slot = slots[i][0], slots[i][1]
                     curves.append(curve)
                     xlabel = axis
         extra = f" · smoothing {self.smoothing:g}" if self.smoothing else ""

@@ -13,11 +13,18 @@ from textual_plotext import PlotextPlot
 MAX_PLOT_POINTS = 600
 
 
+# Terminal counterparts of the PNG overlay's colours and markers (backend.reports), by slot.
+COLORS = ("blue", "red", "green", "orange", "magenta", "cyan")
+MARKERS = ("dot", "sd", "x", "+", "*", "o")
+
+
 @dataclass
 class Curve:
     label: str
     xs: list[float]
     ys: list[float]
+    color_slot: int | None = None  # set when the curves are styled by differing parameters
+    marker_slot: int | None = None
 
 
 def thin(xs: list[float], ys: list[float], limit: int = MAX_PLOT_POINTS) -> tuple[list, list]:
@@ -43,8 +50,14 @@ class SeriesPlot(PlotextPlot):
             if not c.xs:
                 continue
             xs, ys = thin(c.xs, c.ys)
-            marker = "braille" if len(xs) > 40 else "dot"
-            plt.plot(xs, ys, label=c.label[:40], marker=marker)
+            style: dict[str, str] = {}
+            if c.color_slot is not None:
+                style["color"] = COLORS[c.color_slot % len(COLORS)]
+            if c.marker_slot is not None and len(xs) <= 40:
+                marker = MARKERS[c.marker_slot % len(MARKERS)]
+            else:
+                marker = "braille" if len(xs) > 40 else "dot"
+            plt.plot(xs, ys, label=c.label[:40], marker=marker, **style)
             drawn += 1
         if not drawn:
             plt.title(title or "no data for the chosen series yet")
