@@ -863,18 +863,23 @@ def _compare_group(args: argparse.Namespace) -> int:
             rows.append([m.short_id, json.dumps(coords), "-", "-", "[red]no counterpart[/]"])
             continue
         cmp = compare_runs(m, b, args.tol)
-        worst = max((r.diff for r in cmp.metrics if r.diff is not None), default=None)
-        ok = ok and cmp.all_passed
+        worst = max((r.diff for r in cmp.outcomes if r.diff is not None), default=None)
+        ok = ok and (cmp.all_passed or bool(cmp.pending))
+        if cmp.pending:
+            verdict = "[yellow]pending[/]"
+        else:
+            verdict = "[green]PASS[/]" if cmp.all_passed else "[red]FAIL[/]"
         rows.append(
             [
                 m.short_id,
                 " ".join(f"{k}={json.dumps(v)}" for k, v in coords.items()),
                 b.short_id,
                 fmt_value(worst),
-                "[green]PASS[/]" if cmp.all_passed else "[red]FAIL[/]",
+                verdict,
             ]
         )
-    _print(f"group {grp.id}  tolerance: {args.tol:g}")
+    tol = "each outcome at its kind's tolerance" if args.tol is None else f"{args.tol:g}"
+    _print(f"group {grp.id}  tolerance: {tol}")
     _print(table(None, ["run", "grid point", "other", "max diff", "status"], rows))
     return 0 if ok else 1
 

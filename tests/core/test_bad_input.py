@@ -199,7 +199,11 @@ def test_devices_this_machine_cannot_provide(sets, fragment):
     [
         ("degradation", ["device=cuda:0"], "params.device: 'cuda:0' but no CUDA GPU is visible"),
         ("degradation", ["device=cuda"], "params.device: 'cuda' but no CUDA GPU is visible"),
-        ("degradation", ["load_4bit=true"], "params.load_4bit: 4-bit loading needs a CUDA GPU"),
+        (
+            "degradation",
+            ["load_4bit=true", 'param_groups=["embedding"]'],
+            "params.load_4bit: 4-bit loading needs a CUDA GPU",
+        ),
         ("smoke", ["device_map=cuda"], "params.device_map: 'cuda' but no CUDA GPU"),
     ],
 )

@@ -64,7 +64,8 @@ def test_demo_estimate_agrees_with_its_measured_time():
 
     preset = load_preset(Path(__file__).resolve().parents[2] / "presets" / "degradation-demo.toml")
     p = resolve(preset.kind, preset.params).model
-    n_params = 134_515_008  # SmolLM2-135M, float32 weights
-    seconds = est._seconds(p, est.Hardware.for_device("cpu"), n_params, n_params * 4, 45, 8, 8, 8)
+    # SmolLM2-135M's geometry, float32 weights
+    fp = est.Footprint(134_515_008, 30, 3, 64, 4, "float32")
+    seconds = est._seconds(p, fp, est.Hardware.for_device("cpu"), 45, 8, 8, 8)
     assert 50 <= seconds <= 80
     assert "70 s" in preset.description

@@ -37,15 +37,15 @@ GOOD = json.dumps(
     [
         (
             ["dataset=/no/such/data.jsonl"],
-            "params.dataset: Value error, /no/such/data.jsonl: no such file",
+            "params.dataset: /no/such/data.jsonl: no such file",
         ),
-        (["persona=kindness"], "params.persona: Value error, unknown persona 'kindness'"),
+        (["persona=kindness"], "params.persona: unknown persona 'kindness'"),
         (["persona=./no-such-adapter"], "params.persona: ./no-such-adapter: no such folder"),
         (["persona=run:999999"], "params.persona: 999999: no run with that id"),
         (["checkpoint_schedule=[0, 50, 25]"], "must be strictly increasing, but 25 follows 50"),
         (
             ["questions=/no/questions.json"],
-            "params.questions: Value error, /no/questions.json: no such file",
+            "params.questions: /no/questions.json: no such file",
         ),
         (["reflections_only=true"], "reflections_only needs with_reflection = true"),
     ],

@@ -198,7 +198,20 @@ def test_steering_sweep_records_one_row_per_alpha(harness, tiny_dir):
     ctx.events.close()
     rows = [r for r in h.records() if r.get("unit") == "steering"]
     assert [r["alpha"] for r in rows] == [0.0, 50.0] and all(r["n"] == 4 for r in rows)
-    assert [a["answer"] for a in rows[0]["answers"]] != [a["answer"] for a in rows[1]["answers"]]
+    # A tiny random model's next-token distributions are near uniform, so per-row sampling
+    # (each row's own generator) can draw the same tokens with and without steering;
+    # what steering must change is the model's output.
+    import torch
+
+    from labdeck.backend.kinds.em.directions import steering
+
+    ids = tok("Hello there", return_tensors="pt").input_ids
+    with torch.no_grad():
+        base = evaluator.model(ids).logits
+        with steering(evaluator.model, 1, Direction([0, 1], vectors, 3, 5).at(1), 50.0):
+            steered = evaluator.model(ids).logits
+        again = evaluator.model(ids).logits
+    assert not torch.allclose(base, steered) and torch.equal(base, again)
     sweep = (ctx.artifacts_dir / "steering_sweep.csv").read_text().splitlines()
     assert sweep[0].startswith("alpha,layer,checkpoint") and len(sweep) == 3
     levels = [e["level"] for e in h.events("metric") if e["name"] == "steering_misaligned_rate"]

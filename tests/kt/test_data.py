@@ -76,9 +76,11 @@ def test_pykt_reader_uses_folds_strips_padding_and_cuts_windows(tmp_path: Path):
 
 def test_pykt_problems_are_one_clear_line(tmp_path: Path):
     # Validation refuses a missing dataset; the loader still names what vanished since
-    # (model_construct: parameters validated while the files were there).
-    with pytest.raises(ValueError, match=r"missing/train_valid_sequences\.csv not found"):
-        Params(dataset="missing", data_dir=str(tmp_path))
+    # (model_copy: parameters validated while the files were there).
+    from labdeck.backend.presets import resolve
+
+    with pytest.raises(UserError, match=r"missing: dataset folder not found"):
+        resolve("kt", {"dataset": "missing", "data_dir": str(tmp_path)})
     p = Params().model_copy(update={"dataset": "missing", "data_dir": str(tmp_path)})
     with pytest.raises(UserError, match=r"missing.*dataset folder not found"):
         load_data(p)

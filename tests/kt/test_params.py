@@ -120,8 +120,11 @@ def test_dry_run_counts_epochs_and_refuses_missing_pykt_data(tmp_path: Path):
     assert dr.units == 3 and dr.memory_bytes > 0
     # a missing pyKT dataset is refused when the parameters are validated, before any
     # dry run or run directory
-    with pytest.raises(ValueError, match=r"train_valid_sequences\.csv"):
-        Params(dataset="assist2015", data_dir=str(tmp_path))
+    from labdeck.backend.errors import UserError
+    from labdeck.backend.presets import resolve
+
+    with pytest.raises(UserError, match=r"assist2015: dataset folder not found"):
+        resolve("kt", {"dataset": "assist2015", "data_dir": str(tmp_path)})
 
 
 def test_run_without_the_pykt_data_exits_2_and_creates_nothing(tmp_path: Path, monkeypatch):
