@@ -51,6 +51,18 @@ class ModelRef:
     adapter: str | None = None  # a local LoRA adapter folder on top of `name`
 
 
+# The evaluation tally's figures: live metric events, summary metrics and final metrics.
+TALLY_METRICS = (
+    "win_rate",
+    "win_rate_low",
+    "win_rate_high",
+    "position_consistency",
+    "wins",
+    "losses",
+    "ties",
+)
+
+
 def resolve_model(value: str, path: Path | None, default: str, this_run: Path | None) -> ModelRef:
     """A model parameter's value → a ModelRef (see config: model1/model2 forms)."""
     if not value and this_run is not None:
@@ -173,15 +185,7 @@ def _emit_tally(ctx: Any, params: Any, judged: list[dict[str, Any]]) -> dict[str
         high=round(hi, 4),
         position_consistency=round(tally.position_consistency, 4),
     )
-    for name in (
-        "win_rate",
-        "win_rate_low",
-        "win_rate_high",
-        "position_consistency",
-        "wins",
-        "losses",
-        "ties",
-    ):
+    for name in TALLY_METRICS:
         ctx.metric(name, out[name], step=step)
     return out
 

@@ -222,15 +222,7 @@ def run(ctx: RunContext) -> dict[str, float]:
             judge.close()
         exported.append(ev.write_summary(ctx, summary))
         m = summary["metrics"]
-        for name in (
-            "win_rate",
-            "win_rate_low",
-            "win_rate_high",
-            "position_consistency",
-            "wins",
-            "losses",
-            "ties",
-        ):
+        for name in ev.TALLY_METRICS:
             final[name] = float(m[name])
     _copy_out(params, exported)
     if providers.stats is not None:
