@@ -47,6 +47,11 @@ Why it is shaped this way:
   from the newest one and, on a CPU, ends with the same tensors as an uninterrupted run.
 - A stop request saves a `resume` checkpoint at the current step before stopping, so a
   clean stop loses nothing; a SIGKILL loses at most the steps since the last checkpoint.
+- Under torchrun (`[launcher] processes = N`) every rank takes its share of each
+  step's examples (`distributed.shard`), divides its token losses by its own
+  assistant-token count and averages the gradients weighted by that count: the update
+  is the one-process update up to float summation order (a rank with no examples weighs
+  0). Every rank saves checkpoints; the runner keeps only rank 0's.
 """
 
 from __future__ import annotations
@@ -63,8 +68,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import distributed
 from .errors import UserError
 from .jsonio import canonical_json, read_json, write_json_atomic
+from .kinds.base import StopRequested
 from .ledger import unit_key
 
 Conversation = list[dict[str, str]]
@@ -522,16 +529,28 @@ class LoraTrainer:
         grads = torch.autograd.grad(loss_sum / denom, self.params, allow_unused=True)
         return list(grads), float(loss_sum.detach()), int(mask.sum())
 
+    def _average_gradients(self, weight: int) -> None:
+        """Every rank's `.grad` becomes the token-weighted mean over ranks, i.e. the
+        gradient of the whole step's loss; a rank without examples adds zeros, weight 0."""
+        import torch
+
+        for p in self.params:
+            if p.grad is None:  # same tensor list on every rank, or the collectives hang
+                p.grad = torch.zeros_like(p)
+        distributed.all_reduce_mean_([p.grad for p in self.params], weight=weight)
+
     def train_step(self, step: int) -> dict[str, Any]:
         """One optimizer step over the effective batch, in adaptive micro-batches."""
         import torch
 
         epoch, offset, idx = self.step_indices(step)
-        items = [self.encoded[i] for i in idx]
+        # data-parallel: this rank's share of the step (all of it in a single process)
+        items = [self.encoded[i] for i in idx[distributed.shard(len(idx))]]
         denom = sum(e.trained_tokens for e in items)
         t0 = time.perf_counter()
         loss_total, tokens, sizes = 0.0, 0, []
-        for batch in self.controller.iter_batches(items, lambda chunk: self._micro(chunk, denom)):
+        batches = self.controller.iter_batches(items, lambda chunk: self._micro(chunk, denom))
+        for batch in batches if items else ():
             grads, loss_sum, n_tok = batch.result
             for p, g in zip(self.params, grads, strict=True):
                 if g is None:
@@ -543,6 +562,12 @@ class LoraTrainer:
             loss_total += loss_sum
             tokens += n_tok
             sizes.append(batch.size)
+        loss = loss_total / denom if denom else 0.0
+        if distributed.is_distributed():  # the whole step's gradients and numbers
+            self._average_gradients(denom)
+            loss = distributed.reduce_mean(loss, weight=denom)
+            tokens = round(distributed.reduce_mean(tokens) * distributed.world_size())
+            denom = round(distributed.reduce_mean(denom) * distributed.world_size())
         if self.spec.max_grad_norm > 0:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.spec.max_grad_norm))
         else:
@@ -560,13 +585,13 @@ class LoraTrainer:
             "step": step + 1,
             "epoch": epoch,
             "offset": offset,
-            "loss": loss_total / denom,
+            "loss": loss,
             "lr": lr,
             "grad_norm": grad_norm,
             "tokens": tokens,
             "trained_tokens": denom,
             "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
-            "micro_batch": max(sizes),
+            "micro_batch": max(sizes, default=self.controller.size),
             "seconds": seconds,
         }
 
@@ -693,9 +718,10 @@ class LoraTrainer:
         if 0 in self.save_steps:
             self._record_segment(hooks, 0, losses)
         while step < self.total_steps:
-            if hooks.should_stop():
+            if distributed.any_rank(hooks.should_stop()):  # every rank stops at this step
                 self._save_named(hooks, RESUME, step, losses)
                 hooks.check_stop()
+                raise StopRequested()
             row = self.train_step(step)
             step = row["step"]
             losses.append(
