@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 from tiny_models import text_config_for
+from torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 from labdeck.backend.events import EventWriter
 from labdeck.backend.jsonl import iter_jsonl
@@ -66,14 +67,6 @@ class Harness:
 
     def records(self) -> list[dict[str, Any]]:
         return list(iter_jsonl(self.run.records_path))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
+from torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 from labdeck.backend.events import EventWriter
 from labdeck.backend.jsonl import iter_jsonl
@@ -84,14 +84,6 @@ class Harness:
 
     def record_keys(self) -> list[str]:
         return [r["key"] for r in iter_jsonl(self.run.records_path)]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
