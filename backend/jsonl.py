@@ -170,6 +170,25 @@ class JsonlReader:
         return out
 
 
+def iter_line_blocks(path: Path, block: int = 1 << 22) -> Iterator[bytes]:
+    """The file's complete lines, in blocks of about `block` bytes that each end at a
+    newline (a torn last line is left out). Scanning block by block keeps memory and
+    the per-line cost flat however long the file grows, where one read of a
+    million-line file allocates it whole and then every line again."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, also when the caller stops early
+    except FileNotFoundError:
+        return
+    with fh:
+        rest = b""
+        while data := fh.read(block):
+            data = rest + data
+            end = data.rfind(b"\n") + 1
+            rest = data[end:]
+            if end:
+                yield data[:end]
+
+
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """All complete, valid objects in a file (a torn or corrupt line is skipped)."""
     yield from JsonlReader(path).read_new()

@@ -6,18 +6,20 @@ fully recorded or absent: resume redoes exactly the absent ones, none lost, none
 doubled.
 
 Each record line starts with a fixed-width digest of its key (`key_sha1`), so
-the resume scan slices it off every line without parsing a single record: that
-keeps scanning 100 000 records well under half a second.
+the resume scan picks the digests out with one regular expression per block of
+lines, without parsing a single record: about 0.6 us per record, from 10 000 to
+1 000 000 records (bench/bench_ledger.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from .jsonl import JsonlAppender, JsonlReader
+from .jsonl import JsonlAppender, JsonlReader, iter_line_blocks
 
 DIGEST_FIELD = "key_sha1"
 _PREFIX = b'{"key_sha1":"'
@@ -28,25 +30,35 @@ def key_digest(key: str) -> bytes:
     return hashlib.sha1(key.encode("utf-8")).hexdigest()[:_DIGEST_LEN].encode("ascii")
 
 
+# a whole record line: the digest first, a closing brace last (a line cut short is not one)
+_RECORD_LINE = re.compile(rb"^%s([0-9a-f]{%d})\".*\}$" % (re.escape(_PREFIX), _DIGEST_LEN), re.M)
+
+
 def scan_digests(path: Path) -> set[bytes]:
-    """Digests of every complete record's key, read by slicing: no record is parsed.
+    """Digests of every complete record's key, picked out of each block of lines by one
+    regular expression: no record is parsed.
 
     Lines written by other tools (no leading digest) fall back to a full JSON parse.
     """
-    lines = JsonlReader(path).read_new_lines()
-    start, stop = len(_PREFIX), len(_PREFIX) + _DIGEST_LEN
-    digests = {ln[start:stop] for ln in lines if ln.startswith(_PREFIX) and ln.endswith(b"}")}
-    if len(digests) < len(lines):
-        for line in lines:
-            if line.startswith(_PREFIX) or not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and isinstance(obj.get("key"), str):
-                digests.add(key_digest(obj["key"]))
+    digests: set[bytes] = set()
+    for block in iter_line_blocks(path):
+        found = _RECORD_LINE.findall(block)
+        digests.update(found)
+        if len(found) < block.count(b"\n"):
+            _scan_foreign_lines(block, digests)
     return digests
+
+
+def _scan_foreign_lines(block: bytes, digests: set[bytes]) -> None:
+    for line in block.splitlines():
+        if line.startswith(_PREFIX) or not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("key"), str):
+            digests.add(key_digest(obj["key"]))
 
 
 def scan_keys(path: Path) -> set[str]:

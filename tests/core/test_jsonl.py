@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
+from unittest.mock import patch
 
 from labdeck.backend.events import EventWriter
-from labdeck.backend.jsonl import JsonlAppender, JsonlReader, repair_torn_tail
-from labdeck.backend.ledger import Ledger, scan_keys, unit_key
+from labdeck.backend.jsonl import JsonlAppender, JsonlReader, iter_line_blocks, repair_torn_tail
+from labdeck.backend.ledger import Ledger, key_digest, scan_digests, scan_keys, unit_key
 
 
 def test_reader_is_incremental_and_waits_for_a_torn_line(tmp_path: Path) -> None:
@@ -82,3 +84,27 @@ def test_ledger_scan_and_refuses_doubles(tmp_path: Path) -> None:
     with open(p, "a") as fh:
         fh.write('{"i": 99, "key": "late"}\n')
     assert "late" in scan_keys(p)
+
+
+def test_digest_scan_reads_blocks_whatever_their_boundaries(tmp_path: Path) -> None:
+    """The resume scan reads fixed-size blocks: a line cut by a block boundary, a line
+    from another tool, a cut-short record and a torn tail are each judged as a whole."""
+    p = tmp_path / "records.jsonl"
+    led = Ledger(p)
+    for i in range(50):
+        led.append(unit_key("u", i), {"i": i, "text": "é" * (i % 7)})
+    led.close()
+    with open(p, "ab") as fh:
+        fh.write(b'{"i": 50, "key": "foreign"}\n')
+        first = p.read_bytes().splitlines()[0]
+        fh.write(first[:-1] + b"\n")  # a record line missing its closing brace
+        fh.write(b'{"key_sha1":"0123')  # a torn tail
+    expected = {key_digest(unit_key("u", i)) for i in range(50)} | {key_digest("foreign")}
+    whole = scan_digests(p)
+    assert whole == expected
+    for block in (7, 64, 1000):
+        assert b"".join(iter_line_blocks(p, block)) == p.read_bytes().rsplit(b"\n", 1)[0] + b"\n"
+        with patch(
+            "labdeck.backend.ledger.iter_line_blocks", partial(iter_line_blocks, block=block)
+        ):
+            assert scan_digests(p) == expected, block

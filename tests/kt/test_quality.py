@@ -12,8 +12,8 @@ from labdeck.backend.kinds.kt.model import KTTransformer
 @pytest.mark.parametrize("skip", [True, False])
 def test_a_prediction_never_sees_the_answer_it_predicts_or_later_ones(tiny_params, readout, skip):
     """The logit for the answer at s must not change when answers s, s+1, ... change
-    (nor when later skills change): no path (encoder, retriever, practice counts) leaks."""
-    p = tiny_params(readout=readout, practice_skip=skip, dropout=0.0)
+    (nor when later skills change): no path (encoder, retriever, practice counts, BKT filter) leaks."""
+    p = tiny_params(readout=readout, practice_skip=skip, bkt_skip=skip, dropout=0.0)
     torch.manual_seed(0)
     model = KTTransformer(6, p).eval()
     with torch.no_grad():  # trained-like weights: the readout and the skip start at zero

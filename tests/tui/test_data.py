@@ -88,7 +88,8 @@ def test_huge_file_reads_tail_and_keeps_rare_events(tmp_path):
 
 
 def test_runlist_statuses_and_change_detection(fixture_dir):
-    rl = RunList(Path("results"))
+    # a fixed probe: the live runner's pid is this test process, whose CPU and memory move
+    rl = RunList(Path("results"), process_probe=lambda pid: (12.0, 300 * 1024**2))
     added, changed, removed = rl.refresh()
     assert len(added) == 6 and not changed and not removed
     status = {r.id: r.status for r in rl.ordered()}

@@ -108,6 +108,8 @@ def run(ctx: RunContext) -> dict[str, float]:
         ctx.info(
             f"resuming after epoch {trainer.state.epoch} (best val AUC {trainer.state.best_val_auc:.4f})"
         )
+    elif trainer.fit_skips() is not None:
+        ctx.info(trainer.prefit.describe())
     for entry in trainer.state.history:
         if not ctx.is_done(unit_key("epoch", entry["epoch"])):
             _publish(ctx, entry)
@@ -197,6 +199,8 @@ def dry_run(params: Params) -> DryRun:
     activations = params.num_encoder_blocks * (12 * b * t * d + 2 * params.n_heads * b * t * t)
     if params.practice_skip:  # the skill-match matrix and four count maps
         activations += 6 * b * t * t
+    if params.bkt_skip:  # the filter keeps every step's per-skill state for backward
+        activations += 3 * b * t * num_c
     memory = 4 * (4 * n_params + activations + 8 * b * t * num_c)
     return DryRun(
         units=params.epochs,

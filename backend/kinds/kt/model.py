@@ -2,7 +2,7 @@
 
 Position t's hidden state summarises interactions 0..t; it predicts the response at
 t+1 together with the embedding of the skill asked at t+1 (pyKT's next-step setup).
-Two additions (both switchable, both on by default) make that prediction learnable
+Three additions (all switchable, all on by default) make that prediction learnable
 from a few hundred students, where the plain readout lost to PFA and BKT:
 - `readout = "retrieval"`: the next skill's embedding attends over the states 0..t
   (SAKT/AKT's knowledge retriever), since the state after t cannot know which skill
@@ -10,7 +10,10 @@ from a few hundred students, where the plain readout lost to PFA and BKT:
 - `practice_skip`: PFA's logistic term (per-skill easiness, weights on log counts of
   the student's earlier successes and failures on that skill and on all skills) is
   added to the logit, so counting, which attention learns slowly and overfits first,
-  is given; the encoder learns the rest (order, recency, the student across skills).
+  is given; the encoder learns the rest (order, recency, the student across skills);
+- `bkt_skip`: BKT's forward filter over each skill's answers (per-skill prior, learn,
+  guess, slip) adds the logit of its P(correct): the order of a skill's answers,
+  which counts cannot express. prefit.py fits both terms before training.
 The optional heads make the state explicit: the gain head gives every interaction a
 non-negative learning gain per skill, and the mastery head accumulates those gains
 from a learned initial mastery, clipped to [0, 1]. Because gains are non-negative the
@@ -28,6 +31,8 @@ from torch import nn
 from .config import Params
 
 GAIN_SCALE = 0.1  # mastery units per unit of gain (the seed's accumulation step)
+BKT_CAP = 0.5  # guess and slip stay below this, so "known" keeps meaning "answers right"
+SKIP_PARAMS = ("practice", "bkt")  # per-skill logistic/BKT weights: their own learning rate
 
 
 @dataclass
@@ -73,14 +78,25 @@ class KTTransformer(nn.Module):
             nn.Linear(width, d), nn.ReLU(), nn.Dropout(p.dropout), nn.Linear(d, 1)
         )
         self.practice = None
-        if p.practice_skip:
-            # The encoder's readout starts at zero, so training starts from the counts
-            # and the encoder adds only what it has learned (not its initial noise).
+        if p.practice_skip or p.bkt_skip:
+            # The encoder's readout starts at zero, so training starts from the skip
+            # terms and the encoder adds only what it has learned (not its initial noise).
             nn.init.zeros_(self.out[-1].weight)
             nn.init.zeros_(self.out[-1].bias)
+        if p.practice_skip:
             # per skill: easiness, then weights on log(1 + earlier successes / failures)
             # on this skill and on all skills
             self.practice = nn.Parameter(torch.zeros(num_c, 5))
+        self.bkt = None
+        if p.bkt_skip:
+            # per skill, as logits: prior, learn, guess, slip (BKT's four parameters);
+            # a plausible start (prior 0.3, learn 0.1, guess 0.2, slip 0.1) that the
+            # likelihood then moves, as EM would
+            start = torch.tensor([0.3, 0.1, 0.2 / BKT_CAP, 0.1 / BKT_CAP]).logit()
+            self.bkt = nn.Parameter(start.repeat(num_c, 1))
+            # which skip terms count (practice, BKT): the prefit keeps the combination
+            # the validation students favour; saved with the weights
+            self.register_buffer("skip_gate", torch.ones(2))
         self.gain_head = nn.Linear(d, num_c) if p.use_gain_head else None
         self.mastery_head = None
         self.initial_mastery = None
@@ -128,6 +144,52 @@ class KTTransformer(nn.Module):
         w = self.practice[nxt.clamp(min=0)]
         return w[..., 0] + (w[..., 1:] * torch.log1p(counts)).sum(-1)
 
+    def bkt_logit(self, concepts: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """[B, T-1]: the logit of BKT's P(correct) for the skill asked at t+1, forward-
+        filtered over the student's answers 0..t on that skill.
+
+        BKT's posterior depends on the order of a skill's answers, not only on their
+        counts, so PFA's counts cannot express it; on data from a mastery process the
+        filter is the right prior and the encoder learns what it misses (students who
+        differ, skills that transfer). Its four per-skill parameters are trained with
+        the rest of the model by the same likelihood EM maximises.
+        """
+        B, T = concepts.shape
+        prior, learn = torch.sigmoid(self.bkt[:, 0]), torch.sigmoid(self.bkt[:, 1])
+        guess, slip = (
+            BKT_CAP * torch.sigmoid(self.bkt[:, 2]),
+            BKT_CAP * torch.sigmoid(self.bkt[:, 3]),
+        )
+        c = concepts.clamp(min=0)
+        answered = (concepts >= 0) & (responses >= 0)
+        right = responses == 1
+        known = prior.unsqueeze(0).expand(B, -1)  # [B, K]: P(known) so far, per skill
+        preds = []
+        for t in range(T - 1):
+            ct = c[:, t : t + 1]
+            k = known.gather(1, ct).squeeze(1)
+            g, s = guess[c[:, t]], slip[c[:, t]]
+            p_right = (k * (1 - s) + (1 - k) * g).clamp(1e-6, 1 - 1e-6)
+            post = torch.where(right[:, t], k * (1 - s) / p_right, k * s / (1 - p_right))
+            new = post + (1 - post) * learn[c[:, t]]
+            new = torch.where(answered[:, t], new, k)
+            known = known.scatter(1, ct, new.unsqueeze(1))
+            nxt = c[:, t + 1]
+            kn = known.gather(1, nxt.unsqueeze(1)).squeeze(1)
+            preds.append(kn * (1 - slip[nxt]) + (1 - kn) * guess[nxt])
+        p = torch.stack(preds, dim=1).clamp(1e-6, 1 - 1e-6)
+        return torch.log(p) - torch.log1p(-p)
+
+    def skip_logit(self, concepts: torch.Tensor, responses: torch.Tensor) -> torch.Tensor | float:
+        """The classical terms added to the encoder's logit (0 when there are none)."""
+        total: torch.Tensor | float = 0.0
+        gate = self.skip_gate.tolist() if self.bkt is not None else [1.0, 1.0]
+        if self.practice is not None and gate[0]:
+            total = total + self.practice_logit(concepts, responses)
+        if self.bkt is not None and gate[1]:
+            total = total + self.bkt_logit(concepts, responses)
+        return total
+
     def forward(self, concepts: torch.Tensor, responses: torch.Tensor) -> KTOutput:
         T = concepts.shape[1]
         causal = nn.Transformer.generate_square_subsequent_mask(T, device=concepts.device)
@@ -142,9 +204,9 @@ class KTTransformer(nn.Module):
                 q + pos, h[:, :-1], h[:, :-1], attn_mask=causal[:-1, :-1], need_weights=False
             )
             parts.append(seen)
-        logits = self.out(torch.cat(parts, dim=-1)).squeeze(-1)
-        if self.practice is not None:
-            logits = logits + self.practice_logit(concepts, responses)
+        logits = self.out(torch.cat(parts, dim=-1)).squeeze(-1) + self.skip_logit(
+            concepts, responses
+        )
         gains_raw = gains = mastery = None
         if self.gain_head is not None:
             gains_raw = self.gain_head(h)
@@ -169,6 +231,7 @@ def count_parameters(num_c: int, p: Params) -> int:
         out += 4 * d * d + 4 * d
     heads = (d * num_c + num_c) if p.use_gain_head else 0
     heads += 5 * num_c if p.practice_skip else 0
+    heads += 4 * num_c if p.bkt_skip else 0
     if p.use_mastery_head:
         heads += num_c if p.use_gain_head else d * num_c + num_c
     return emb + L * block + 2 * d + out + heads

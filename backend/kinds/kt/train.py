@@ -26,7 +26,8 @@ from .config import Params
 from .data import KTData, Sequences
 from .losses import COMPONENTS, Batch, Weights, compute, loss_shares
 from .metrics import mean_or_none
-from .model import KTTransformer
+from .model import SKIP_PARAMS, KTTransformer
+from .prefit import PrefitResult, fit_skip_terms, skip_parameters
 from .semantics import (
     collect,
     lag_correlations,
@@ -84,11 +85,12 @@ def trimmed_batch(seqs: Sequences, rows: np.ndarray, device: torch.device) -> Ba
 
 
 def build_optimizer(model: torch.nn.Module, p: Params) -> torch.optim.Optimizer:
-    """One optimizer; the practice skip (a handful of logistic weights per skill, whose
-    good values are around 1) gets its own learning rate, because at the encoder's
-    rate it would still be far from them when early stopping ends the run."""
-    skip = [w for n, w in model.named_parameters() if n == "practice"]
-    rest = [w for n, w in model.named_parameters() if n != "practice"]
+    """One optimizer; the skip terms (a handful of logistic/BKT weights per skill, whose
+    good values are around 1) get their own learning rate, because at the encoder's
+    rate they would still be far from them when early stopping ends the run. With
+    `skip_prefit` they are fitted before training and frozen: not in the optimizer."""
+    skip = [] if p.skip_prefit else [w for n, w in model.named_parameters() if n in SKIP_PARAMS]
+    rest = [w for n, w in model.named_parameters() if n not in SKIP_PARAMS]
     groups: list[dict] = [{"params": rest}]
     if skip:
         groups.append({"params": skip, "lr": p.practice_learning_rate})
@@ -110,6 +112,11 @@ class Trainer:
         self.data = data
         self.device = device
         self.model = build_model(p, data.num_c, device)
+        self.prefit: PrefitResult | None = None
+        self._prefit_pending = p.skip_prefit
+        if p.skip_prefit:
+            for w in skip_parameters(self.model):
+                w.requires_grad_(False)
         self.optimizer = build_optimizer(self.model, p)
         self.state = TrainState(
             consistency_weight=p.consistency_loss_weight, sparsity_weight=p.sparsity_loss_weight
@@ -119,7 +126,28 @@ class Trainer:
         order = np.random.default_rng(p.seed).permutation(len(data.train))
         self.global_rows = np.sort(order[: min(p.alignment_global_students, len(data.train))])
 
+    def fit_skips(self) -> PrefitResult | None:
+        """Fit the skip terms before the first epoch (once; a resumed run has them in
+        its checkpoint). Returns what was fitted, or None when there is nothing to do."""
+        if not self._prefit_pending:
+            return None
+        self._prefit_pending = False
+        if self.state.epoch == 0:
+            self.prefit = fit_skip_terms(self.model, self.data, self.p, self.device)
+        return self.prefit
+
     # ------------------------------------------------------------------ schedule
+    def first_selectable_epoch(self) -> int:
+        """The first epoch that may become the best checkpoint (and from which patience
+        counts). With `select_after_warmup`, an epoch before the constraint losses reach
+        full weight is never the best: with skip terms carrying the prediction, val AUC
+        peaks in the first epochs, before the losses that make the mastery head mean
+        mastery have acted, and early stopping would keep an untrained head."""
+        p = self.p
+        if p.select_after_warmup and p.enhanced_constraints:
+            return min(p.warmup_constraint_epochs, p.epochs)
+        return 1
+
     def finished(self) -> bool:
         s = self.state
         return s.epoch >= self.p.epochs or (s.epoch > 0 and s.epochs_since_best >= self.p.patience)
@@ -180,6 +208,8 @@ class Trainer:
             if distributed.is_distributed():
                 grads = []
                 for prm in self.model.parameters():
+                    if not prm.requires_grad:
+                        continue
                     if prm.grad is None:
                         prm.grad = torch.zeros_like(prm)
                     grads.append(prm.grad)
@@ -198,6 +228,7 @@ class Trainer:
         self, on_batch: Callable[[int, int, torch.Tensor], None] | None = None
     ) -> dict[str, Any]:
         """Train, validate and measure one epoch; update the state; return its history entry."""
+        self.fit_skips()
         p, s = self.p, self.state
         epoch = s.epoch + 1
         w = self.weights(epoch)
@@ -262,11 +293,12 @@ class Trainer:
         p, s = self.p, self.state
         s.epoch = entry["epoch"]
         auc = entry["val_auc"]
-        entry["improved"] = bool(not math.isnan(auc) and auc > s.best_val_auc)
+        eligible = s.epoch >= self.first_selectable_epoch()
+        entry["improved"] = bool(eligible and not math.isnan(auc) and auc > s.best_val_auc)
         if entry["improved"]:
             s.best_val_auc, s.best_val_accuracy, s.best_epoch = auc, entry["val_accuracy"], s.epoch
             s.epochs_since_best = 0
-        else:
+        elif eligible:
             s.epochs_since_best += 1
         traj = entry["trajectory"]
         mastery_corr = traj["mastery_correlation"]
