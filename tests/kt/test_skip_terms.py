@@ -122,3 +122,20 @@ def test_best_checkpoint_waits_for_the_constraint_warmup(tiny_params, after_warm
     assert not any(e["improved"] for e in entries[: first - 1])
     assert entries[first - 1]["improved"]
     assert trainer.state.best_epoch >= first
+
+
+def test_a_run_recorded_before_the_bkt_term_keeps_its_model_and_schedule(tiny_params):
+    """An old config.json (no bkt_skip, skip_prefit, select_after_warmup) rebuilds the
+    model it trained, so its checkpoints load and its resume continues as it began."""
+    from labdeck.backend.kinds.kt import config
+    from labdeck.backend.kinds.kt.train import build_model
+    from labdeck.backend.kinds.spec import with_added_params
+
+    old = tiny_params().model_dump()
+    for name in ("bkt_skip", "skip_prefit", "skip_prefit_iterations", "select_after_warmup"):
+        del old[name]
+    p = config.Params(**with_added_params(config, old))
+    assert (p.bkt_skip, p.skip_prefit, p.select_after_warmup) == (False, False, False)
+    model = build_model(p, 4, torch.device("cpu"))
+    assert model.bkt is None and "skip_gate" not in model.state_dict()
+    assert build_optimizer(model, p).param_groups[1]["params"] == [model.practice]

@@ -181,13 +181,19 @@ class KTTransformer(nn.Module):
         return torch.log(p) - torch.log1p(-p)
 
     def skip_logit(self, concepts: torch.Tensor, responses: torch.Tensor) -> torch.Tensor | float:
-        """The classical terms added to the encoder's logit (0 when there are none)."""
+        """The classical terms added to the encoder's logit (0 when there are none).
+        Frozen (after the prefit) they need no graph: the filter's per-step states
+        are then not kept for a backward pass that would not use them."""
         total: torch.Tensor | float = 0.0
         gate = self.skip_gate.tolist() if self.bkt is not None else [1.0, 1.0]
-        if self.practice is not None and gate[0]:
-            total = total + self.practice_logit(concepts, responses)
-        if self.bkt is not None and gate[1]:
-            total = total + self.bkt_logit(concepts, responses)
+        terms = [w for w in (self.practice, self.bkt) if w is not None]
+        with torch.set_grad_enabled(
+            torch.is_grad_enabled() and any(w.requires_grad for w in terms)
+        ):
+            if self.practice is not None and gate[0]:
+                total = total + self.practice_logit(concepts, responses)
+            if self.bkt is not None and gate[1]:
+                total = total + self.bkt_logit(concepts, responses)
         return total
 
     def forward(self, concepts: torch.Tensor, responses: torch.Tensor) -> KTOutput:
