@@ -116,15 +116,30 @@ class KTTransformer(nn.Module):
         pos = torch.arange(concepts.shape[1], device=concepts.device)
         return self.dropout(x + self.position(pos))
 
-    def practice_logit(self, concepts: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+    def practice_logit(
+        self,
+        concepts: torch.Tensor,
+        responses: torch.Tensor,
+        features: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """[B, T-1]: a logistic term for the skill asked at t+1 from the answers 0..t.
 
         Per skill an easiness and weights on log(1 + count) of the student's earlier
         successes and failures, on that skill (PFA's features) and on all skills (how
         strong the student is so far). Attention has to learn to count from a few
         thousand sequences and overfits first; this skip gives the counts directly, so
-        the encoder only has to learn what counts cannot say.
+        the encoder only has to learn what counts cannot say. `features` are
+        `practice_features` of the same batch, when the caller has them already.
         """
+        if features is None:
+            features = self.practice_features(concepts, responses)
+        w = self.practice[concepts[:, 1:].clamp(min=0)]
+        return w[..., 0] + (w[..., 1:] * features).sum(-1)
+
+    @staticmethod
+    def practice_features(concepts: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """[B, T-1, 4]: log(1 + earlier successes, failures) on the skill asked at t+1,
+        then on all skills. They depend on the data only, so a fit can compute them once."""
         nxt = concepts[:, 1:]
         seen = concepts[:, :-1]
         T1 = nxt.shape[1]
@@ -141,8 +156,7 @@ class KTTransformer(nn.Module):
             ],
             dim=-1,
         )
-        w = self.practice[nxt.clamp(min=0)]
-        return w[..., 0] + (w[..., 1:] * torch.log1p(counts)).sum(-1)
+        return torch.log1p(counts)
 
     def bkt_logit(self, concepts: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         """[B, T-1]: the logit of BKT's P(correct) for the skill asked at t+1, forward-
@@ -180,7 +194,12 @@ class KTTransformer(nn.Module):
         p = torch.stack(preds, dim=1).clamp(1e-6, 1 - 1e-6)
         return torch.log(p) - torch.log1p(-p)
 
-    def skip_logit(self, concepts: torch.Tensor, responses: torch.Tensor) -> torch.Tensor | float:
+    def skip_logit(
+        self,
+        concepts: torch.Tensor,
+        responses: torch.Tensor,
+        practice_features: torch.Tensor | None = None,
+    ) -> torch.Tensor | float:
         """The classical terms added to the encoder's logit (0 when there are none).
         Frozen (after the prefit) they need no graph: the filter's per-step states
         are then not kept for a backward pass that would not use them."""
@@ -191,7 +210,7 @@ class KTTransformer(nn.Module):
             torch.is_grad_enabled() and any(w.requires_grad for w in terms)
         ):
             if self.practice is not None and gate[0]:
-                total = total + self.practice_logit(concepts, responses)
+                total = total + self.practice_logit(concepts, responses, practice_features)
             if self.bkt is not None and gate[1]:
                 total = total + self.bkt_logit(concepts, responses)
         return total

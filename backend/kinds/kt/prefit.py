@@ -7,16 +7,16 @@ likelihood PFA's regression and BKT's EM maximise), they start the encoder from 
 best classical model, and, frozen, leave it only what they cannot explain (students
 who differ, order effects, transfer between skills).
 
-When both terms are on, three combinations are fitted (both, BKT alone, PFA alone)
-and the one with the best validation AUC is kept: on data that BKT generated the
-counts only add noise, on data with student differences BKT alone misses the most.
-The candidates are deterministic (full batch, fixed start), so a restarted or
-data-parallel run fits the same terms.
+When both terms are on, three combinations are fitted (BKT alone, PFA alone, then
+both, starting from the two single fits) and the one with the best validation AUC
+is kept: on data that BKT generated the counts only add noise, on data with student
+differences BKT alone misses the most. The fits are deterministic (full batch, fixed
+start), so a restarted or data-parallel run fits the same terms. The batches and
+PFA's count features are built once: only the BKT filter depends on the weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,7 +30,9 @@ from .metrics import roc_auc
 from .model import SKIP_PARAMS, KTTransformer
 
 CHUNK = 512  # sequences per forward pass: bounds memory on large data sets
-CANDIDATES = {"PFA+BKT": (1.0, 1.0), "BKT": (0.0, 1.0), "PFA": (1.0, 0.0)}
+# stop when an iteration moves the mean log loss by less than this: far below what moves AUC
+TOLERANCE = 1e-6
+CANDIDATES = {"BKT": (0.0, 1.0), "PFA": (1.0, 0.0), "PFA+BKT": (1.0, 1.0)}  # fitted in this order
 
 
 @dataclass
@@ -48,19 +50,33 @@ def skip_parameters(model: KTTransformer) -> list[torch.nn.Parameter]:
     return [w for n, w in model.named_parameters() if n in SKIP_PARAMS]
 
 
-def _chunks(seqs: Sequences, device: torch.device) -> Iterator[Batch]:
+Chunk = tuple[Batch, torch.Tensor | None]  # a batch and its PFA count features
+
+
+def _chunks(model: KTTransformer, seqs: Sequences, device: torch.device) -> list[Chunk]:
     from .train import trimmed_batch
 
+    out = []
     for start in range(0, len(seqs), CHUNK):
-        yield trimmed_batch(seqs, np.arange(start, min(len(seqs), start + CHUNK)), device)
+        b = trimmed_batch(seqs, np.arange(start, min(len(seqs), start + CHUNK)), device)
+        feats = None
+        if model.practice is not None:
+            feats = model.practice_features(b.concepts, b.responses)
+        out.append((b, feats))
+    return out
 
 
-def _fit(model: KTTransformer, train: Sequences, iterations: int, device: torch.device) -> int:
+def _fit(model: KTTransformer, train: list[Chunk], iterations: int, device: torch.device) -> int:
     """Full-batch L-BFGS on the mean next-answer log loss of the skip terms alone."""
     params = skip_parameters(model)
-    targets = sum(int(b.target_mask.sum()) for b in _chunks(train, device))
+    targets = sum(int(b.target_mask.sum()) for b, _ in train)
     opt = torch.optim.LBFGS(
-        params, lr=1.0, max_iter=iterations, history_size=20, line_search_fn="strong_wolfe"
+        params,
+        lr=1.0,
+        max_iter=iterations,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_change=TOLERANCE,
     )
     evaluations = 0
 
@@ -69,8 +85,8 @@ def _fit(model: KTTransformer, train: Sequences, iterations: int, device: torch.
         evaluations += 1
         opt.zero_grad()
         total = torch.zeros((), device=device)
-        for b in _chunks(train, device):
-            logit = model.skip_logit(b.concepts, b.responses)
+        for b, feats in train:
+            logit = model.skip_logit(b.concepts, b.responses, feats)
             y = b.responses[:, 1:].clamp(min=0).float()
             m = b.target_mask
             loss = F.binary_cross_entropy_with_logits(logit[m], y[m], reduction="sum") / targets
@@ -83,13 +99,27 @@ def _fit(model: KTTransformer, train: Sequences, iterations: int, device: torch.
 
 
 @torch.no_grad()
-def _valid_auc(model: KTTransformer, valid: Sequences, device: torch.device) -> float:
+def _valid_auc(model: KTTransformer, valid: list[Chunk]) -> float:
     ys, ps = [], []
-    for b in _chunks(valid, device):
+    for b, feats in valid:
         m = b.target_mask
         ys.append(b.responses[:, 1:][m].cpu().numpy())
-        ps.append(torch.as_tensor(model.skip_logit(b.concepts, b.responses))[m].cpu().numpy())
+        logit = torch.as_tensor(model.skip_logit(b.concepts, b.responses, feats))
+        ps.append(logit[m].cpu().numpy())
     return roc_auc(np.concatenate(ys), np.concatenate(ps))
+
+
+def _skip_state(model: KTTransformer) -> dict[str, torch.Tensor]:
+    return {n: w.detach().clone() for n, w in model.named_parameters() if n in SKIP_PARAMS}
+
+
+@torch.no_grad()
+def _set_skips(model: KTTransformer, state: dict[str, torch.Tensor], name: str) -> None:
+    for n, w in model.named_parameters():
+        if n in state:
+            w.copy_(state[n])
+    if model.bkt is not None:
+        model.skip_gate.copy_(torch.tensor(CANDIDATES[name]))
 
 
 def fit_skip_terms(
@@ -99,37 +129,33 @@ def fit_skip_terms(
     params = skip_parameters(model)
     if not params:
         return None
-    start = [w.detach().clone() for w in params]
-    names = list(CANDIDATES) if model.practice is not None and model.bkt is not None else []
-    if not names:  # one term: nothing to choose
-        names = ["PFA" if model.practice is not None else "BKT"]
+    start = _skip_state(model)
+    both = model.practice is not None and model.bkt is not None
+    names = list(CANDIDATES) if both else ["PFA" if model.practice is not None else "BKT"]
     result = PrefitResult(kept=names[0])
-    best: tuple[float, list[torch.Tensor]] | None = None
+    single: dict[str, torch.Tensor] = {}  # each term's weights from its own fit
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
     was_training = model.training
     model.eval()  # the skip terms have no dropout; this only keeps the encoder out of it
     try:
+        train, valid = _chunks(model, data.train, device), _chunks(model, data.valid, device)
         for name in names:
-            with torch.no_grad():
-                for w, w0 in zip(params, start, strict=True):
-                    w.copy_(w0)
-                if model.bkt is not None:
-                    model.skip_gate.copy_(torch.tensor(CANDIDATES[name]))
+            # the combination starts from the single fits: each term already near its optimum
+            _set_skips(model, {**start, **single} if name == "PFA+BKT" else start, name)
             for w in params:
                 w.requires_grad_(True)
             with torch.enable_grad():
-                result.iterations += _fit(model, data.train, p.skip_prefit_iterations, device)
-            auc = _valid_auc(model, data.valid, device)
-            result.valid_auc[name] = auc
+                result.iterations += _fit(model, train, p.skip_prefit_iterations, device)
+            state = _skip_state(model)
+            if name in ("PFA", "BKT"):
+                own = "practice" if name == "PFA" else "bkt"
+                single[own] = state[own]
+            result.valid_auc[name] = auc = _valid_auc(model, valid)
             if best is None or auc > best[0]:
-                best = (auc, [w.detach().clone() for w in params])
-                result.kept = name
+                best, result.kept = (auc, state), name
     finally:
         model.train(was_training)
-    with torch.no_grad():
-        for w, kept in zip(params, best[1], strict=True):
-            w.copy_(kept)
-        if model.bkt is not None:
-            model.skip_gate.copy_(torch.tensor(CANDIDATES[result.kept]))
+    _set_skips(model, best[1], result.kept)
     for w in params:
         w.requires_grad_(False)
     return result
