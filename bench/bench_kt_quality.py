@@ -14,6 +14,7 @@ Prints one table of test AUCs; the final line is the default model's AUC over th
 of PFA and BKT on the simulator (data with learning and student differences).
 
 Usage: python bench/bench_kt_quality.py [--threads 1] [--epochs N (default: the kind's)]
+                                        [--sim-seed S (default: the kind's)]
 """
 
 from __future__ import annotations
@@ -94,10 +95,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=None, help="override the kind's default")
+    ap.add_argument(
+        "--sim-seed", type=int, default=None, help="another population (both generators)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = configure_determinism()
-    p = Params() if args.epochs is None else Params(epochs=args.epochs)
+    changes = {"epochs": args.epochs, "sim_seed": args.sim_seed}
+    p = Params(**{k: v for k, v in changes.items() if v is not None})
     print(
         f"kt defaults: d_model {p.d_model}, {p.num_encoder_blocks} blocks, readout {p.readout}, "
         f"lr {p.learning_rate}, {p.epochs} epochs (patience {p.patience}); "

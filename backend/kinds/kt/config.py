@@ -172,8 +172,8 @@ class Params(BaseModel):
     )
     bkt_skip: bool = Field(
         True,
-        description="add a BKT filter's prediction (per-skill prior, learn, guess, slip, "
-        "trained with the model) to the prediction",
+        description="add the logit of a BKT filter's P(correct) (per-skill prior, learn, "
+        "guess, slip) to the prediction",
     )
     skip_prefit: bool = Field(
         True,
