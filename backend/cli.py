@@ -1010,11 +1010,17 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .reports import export
+    from .groups import find_group
+    from .reports import BASE_FORMATS, export, export_group
 
-    for run in _targets(args):
-        out = Path(args.out) / run.id if args.out and len(_targets(args)) > 1 else args.out
+    runs = _targets(args)
+    for run in runs:
+        out = Path(args.out) / run.id if args.out and len(runs) > 1 else args.out
         print(export(run, args.format, Path(out) if out else None))
+    grp = find_group(_results(args), args.run)
+    if grp is not None and args.format in BASE_FORMATS:  # and the whole grid as one table
+        out_dir = Path(args.out) if args.out else _results(args) / ".groups" / grp.id
+        print(export_group(grp, args.format, out_dir))
     return 0
 
 

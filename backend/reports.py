@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
 from .events import EventReader
 from .kinds import kind_exports
 from .presets import flatten
 from .runs import ARTIFACTS, Run
+
+if TYPE_CHECKING:
+    from .groups import Group
 
 BASE_FORMATS = ("json", "csv", "parquet")
 
@@ -44,6 +47,32 @@ def export(run: Run, fmt: str, out: Path | None = None) -> Path:
     dest = out or run.path / ARTIFACTS / f"records.{fmt}"
     if dest.is_dir():
         dest = dest / f"records.{fmt}"
+    return write_frame(df, dest, fmt)
+
+
+def export_group(group: Group, fmt: str, out_dir: Path) -> Path:
+    """Every member's records in one table, each row with its run id and grid coordinates
+    (`grid.<axis>` columns), so a whole grid loads into one data frame."""
+    import pandas as pd
+
+    frames = []
+    for run in group.members:
+        df = records_frame(run)
+        if df.empty:
+            continue
+        columns = {"run_id": run.id, **{f"grid.{k}": v for k, v in group.coords(run).items()}}
+        for i, (name, value) in enumerate(columns.items()):
+            df.insert(i, name, [value] * len(df))
+        frames.append(df)
+    if not frames:
+        raise UserError(f"group {group.id}: no records to export yet")
+    return write_frame(
+        pd.concat(frames, ignore_index=True), out_dir / f"{group.id}_records.{fmt}", fmt
+    )
+
+
+def write_frame(df, dest: Path, fmt: str) -> Path:
+    """A records table as json, csv or parquet at `dest`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
         df.to_json(dest, orient="records", indent=2, force_ascii=False)

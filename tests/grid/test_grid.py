@@ -164,7 +164,16 @@ def test_reproduce_compare_export_and_plot_take_a_group(results_dir, lab, capsys
     assert capsys.readouterr().out.count("PASS") == 2
     assert main(["export", group.id, "--format", "csv"]) == 0
     paths = capsys.readouterr().out.split()
-    assert len(paths) == 2 and all(Path(x).is_file() for x in paths)
+    assert len(paths) == 3 and all(Path(x).is_file() for x in paths)
+    import pandas as pd
+
+    # the last is the whole grid in one table: each row with its run and coordinates
+    table = pd.read_csv(paths[-1])
+    members = [pd.read_csv(x) for x in paths[:2]]
+    assert len(table) == sum(len(m) for m in members) == 6
+    assert list(table.columns[:2]) == ["run_id", "grid.inner.scale"]
+    assert sorted(set(table["grid.inner.scale"])) == [1.0, 2.0]
+    assert set(table["run_id"]) == {r.id for r in group.members}
     assert main(["plot", group.id, "--metric", "value", "--color", "inner.scale"]) == 0
     png = Path(capsys.readouterr().out.strip())
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
