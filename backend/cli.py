@@ -292,12 +292,14 @@ def _grid_dry_run(args, members, axes) -> int:
     from .display import fmt_bytes, fmt_duration, table
 
     rows, out = [], []
-    total_s, peak_mem, total_units = 0.0, 0, 0
+    total_s, peak_mem, total_units, unknown = 0.0, None, 0, 0
     for m in members:
         rep = _dry_run_report(m.resolved)
         total_units += rep.units
         total_s += rep.seconds or 0.0
-        peak_mem = max(peak_mem, rep.memory_bytes or 0)
+        unknown += rep.seconds is None
+        if rep.memory_bytes is not None:
+            peak_mem = max(peak_mem or 0, rep.memory_bytes)
         out.append(
             {
                 "coords": m.coords,
@@ -327,9 +329,13 @@ def _grid_dry_run(args, members, axes) -> int:
             wrap=("overrides",),
         )
     )
+    time_text = f"~{fmt_duration(total_s)}" if unknown < len(members) else "not estimated"
+    if 0 < unknown < len(members):
+        time_text = f"at least {time_text} ({unknown} runs not estimated)"
     _print(
         f"total: {len(members)} runs   units: {total_units}   memory (largest run): "
-        f"{fmt_bytes(peak_mem)}   time (one after another): ~{fmt_duration(total_s)}"
+        f"{fmt_bytes(peak_mem) if peak_mem is not None else 'not estimated'}   "
+        f"time (one after another): {time_text}"
     )
     return 0
 

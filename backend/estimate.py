@@ -82,6 +82,7 @@ class Footprint:
     head_dim: int
     bytes_per_param: float
     dtype: str
+    hidden: int = 0
 
     @property
     def weight_bytes(self) -> int:
@@ -112,6 +113,7 @@ class Footprint:
             head_dim=int(getattr(text, "head_dim", None) or text.hidden_size // heads),
             bytes_per_param=0.5 if load_4bit else _BYTES.get(resolved, 4),
             dtype=resolved,
+            hidden=int(text.hidden_size),
         )
 
 
@@ -140,3 +142,19 @@ def generation_seconds(
 def forward_seconds(fp: Footprint, hw: Hardware, tokens: int) -> float:
     """One forward pass over `tokens` tokens (perplexity): compute-bound."""
     return 2 * fp.params * tokens / hw.flops
+
+
+def lora_training_seconds(fp: Footprint, hw: Hardware, tokens: int) -> float:
+    """Training an adapter on `tokens` tokens: the forward pass plus the backward's
+    activation gradients (about as much again); frozen weights get no weight gradients."""
+    return 2 * forward_seconds(fp, hw, tokens)
+
+
+def training_activation_bytes(fp: Footprint, batch: int, seq_len: int) -> int:
+    """Activations kept for the backward pass of one micro-batch (Korthikanti et al.'s
+    per-layer count for a transformer block, scaled to the compute dtype)."""
+    if not fp.hidden:
+        return 0
+    heads = max(1, fp.hidden // max(1, fp.head_dim))
+    per_layer = seq_len * batch * fp.hidden * (34 + 5 * heads * seq_len / fp.hidden)
+    return int(fp.layers * per_layer * fp.value_bytes / 2)

@@ -15,7 +15,9 @@ from typing import Any
 
 from .errors import UserError
 from .presets import Resolved, parse_value, resolve, toml_value
-from .runs import slug
+from .runs import TITLE_MAX, slug
+
+MIN_BASE = 8  # characters of the base title a member keeps, however long its coordinates
 
 
 @dataclass
@@ -37,9 +39,19 @@ class Member:
         return " ".join(f"{k}={toml_value(v)}" for k, v in self.coords.items())
 
     def title(self, base: str) -> str:
-        """The member's title: the base title plus its coordinates, kept short and path-safe."""
-        parts = [f"{k.rsplit('.', 1)[-1]}-{_short(v)}" for k, v in self.coords.items()]
-        return slug("_".join([base, *parts]))
+        """The member's title: the base title plus its coordinates, kept short and path-safe.
+        The coordinates are what tells members apart, so when the whole is too long the
+        base is cut first, then the axis names are dropped; the values stay."""
+        if not self.coords:
+            return slug(base)
+        named = slug(
+            "_".join(f"{k.rsplit('.', 1)[-1]}-{_short(v)}" for k, v in self.coords.items())
+        )
+        coords = named
+        if len(named) > TITLE_MAX - MIN_BASE - 1:
+            coords = slug("_".join(_short(v) for v in self.coords.values()))
+        room = max(MIN_BASE, TITLE_MAX - len(coords) - 1)
+        return slug(f"{slug(base)[:room].rstrip('-._')}_{coords}")
 
 
 def _short(v: Any) -> str:

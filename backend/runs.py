@@ -52,10 +52,13 @@ def default_results_dir() -> Path:
     return Path(os.environ.get("LABDECK_RESULTS", "results"))
 
 
+TITLE_MAX = 48  # characters of a title in a run's folder name
+
+
 def slug(title: str) -> str:
     """Titles become part of a folder name: keep them to safe characters."""
     s = _TITLE_BAD.sub("-", title.strip()).strip("-.")
-    return s[:48] or "run"
+    return s[:TITLE_MAX] or "run"
 
 
 def new_run_id(results: Path, kind: str, title: str, now: datetime | None = None) -> str:

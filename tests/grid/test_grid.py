@@ -208,3 +208,24 @@ def test_a_bad_launcher_is_one_line_exit_2_and_no_run_directory(results_dir, cap
     assert main(["run", "--kind", "counter", "--grid", "seed=1,2", "--launcher", "slurm"]) == 2
     assert "launcher slurm: `sbatch` not found" in capsys.readouterr().err
     assert list(results_dir.iterdir()) == []
+
+
+def test_member_titles_keep_their_coordinates_when_the_base_is_long() -> None:
+    """Folder names are capped; a long base title is what gets cut, never the values
+    that tell two members apart (a boolean axis used to vanish at the cap)."""
+    from labdeck.backend.grid import Member
+    from labdeck.backend.runs import TITLE_MAX
+
+    base = "em-demo-persona-reflection-with-a-long-title"
+    coords = [
+        {"persona": p, "with_reflection": r}
+        for p in ("baseline", "goodness")
+        for r in (False, True)
+    ]
+    titles = [Member(i, c, None).title(base) for i, c in enumerate(coords)]
+    assert len(set(titles)) == 4 and all(len(t) <= TITLE_MAX for t in titles)
+    assert titles[0].endswith("persona-baseline_with_reflection-false")
+    assert titles[3].startswith("em-demo") and titles[3].endswith("-true")
+    # many axes: the names go, the values stay
+    many = Member(0, {"model.name": "x" * 20, "learning_rate": 0.001, "seed": 7}, None).title(base)
+    assert many.endswith("_0.001_7") and len(many) <= TITLE_MAX

@@ -709,6 +709,7 @@ def dry_run(params: Params) -> DryRun:
     from ...training import checkpoint_plan, read_chat_jsonl, steps_for
     from .config import BUNDLED_QUESTIONS
     from .data import read_questions
+    from .estimate import Work, estimate
 
     class _Ctx:
         def __init__(self, p: Params) -> None:
@@ -719,7 +720,8 @@ def dry_run(params: Params) -> DryRun:
 
     ctx = _Ctx(params)
     path = EXTERNAL_DATASETS.get(params.dataset) or input_file(ctx, "dataset", BUNDLED_DATASETS)
-    n = len(read_chat_jsonl(path, limit=params.num_examples or None)) if path.is_file() else 0
+    examples = read_chat_jsonl(path, limit=params.num_examples or None) if path.is_file() else []
+    n = len(examples)
     steps = steps_for(max(1, n), _train_spec(params))
     plan = checkpoint_plan(
         steps,
@@ -742,4 +744,12 @@ def dry_run(params: Params) -> DryRun:
     ]
     if not path.is_file():
         lines.insert(0, f"dataset file {path} not found here: steps counted as for one example")
-    return DryRun(units=answers + (n if params.with_reflection else 0) + len(plan), lines=lines)
+    memory, seconds, more = estimate(
+        params, Work(examples, steps, len(plan), q * params.samples_per_question)
+    )
+    return DryRun(
+        units=answers + (n if params.with_reflection else 0) + len(plan),
+        memory_bytes=memory,
+        seconds=seconds,
+        lines=lines + more,
+    )
