@@ -26,7 +26,9 @@ from .config import BUNDLED_PERSONAS, Params
 
 CHARS_PER_TOKEN = 4
 QUESTION_TOKENS = 32  # a broad question in its chat template
-JUDGE_PROMPT_TOKENS = 120  # the judge prompt around an answer (backend/judges/score.py), chat-templated
+JUDGE_PROMPT_TOKENS = (
+    120  # the judge prompt around an answer (backend/judges/score.py), chat-templated
+)
 JUDGE_METRICS = 2  # aligned and coherent: one judged prompt each per answer
 PERSONA_EXAMPLES = 24  # the bundled goodness set
 
