@@ -158,3 +158,20 @@ def training_activation_bytes(fp: Footprint, batch: int, seq_len: int) -> int:
     heads = max(1, fp.hidden // max(1, fp.head_dim))
     per_layer = seq_len * batch * fp.hidden * (34 + 5 * heads * seq_len / fp.hidden)
     return int(fp.layers * per_layer * fp.value_bytes / 2)
+
+
+CHARS_PER_TOKEN = 4  # English text through a BPE tokenizer, near enough for a rough time
+
+
+def text_tokens(*texts: str) -> int:
+    """Tokens of some text without a tokenizer (characters / 4): dry runs stay instant."""
+    return max(1, sum(len(t) for t in texts) // CHARS_PER_TOKEN)
+
+
+def rough_time_line(device: str, seconds: dict[str, float], left_out: list[str]) -> str:
+    """One line of per-stage rough times, naming what could not be counted offline."""
+    from .units import format_duration
+
+    parts = ", ".join(f"{k} {format_duration(v, 'compact')}" for k, v in seconds.items())
+    line = f"rough time on {device}: {parts or 'nothing local'}"
+    return line + (f"; not counted: {', '.join(left_out)}" if left_out else "")

@@ -26,13 +26,13 @@ def test_demo_dry_run_has_memory_and_time_from_the_models_config(tiny_dir: Path)
     assert rep.seconds and rep.seconds > 0
     text = "\n".join(rep.lines)
     assert "rough time on cpu: training" in text and "judge" in text
-    # reflections are extra work: more time; an API judge's time is not counted and says so
+    # reflections are extra work: more time; an not counted: the API judge and says so
     assert (
         dry_run(demo(model=str(tiny_dir), judge_model=str(tiny_dir), with_reflection=True)).seconds
         > rep.seconds
     )
     api = dry_run(demo(model=str(tiny_dir), judge="together", judge_model="some/judge"))
-    assert api.seconds < rep.seconds and "API judge's time is not counted" in "\n".join(api.lines)
+    assert api.seconds < rep.seconds and "not counted: the API judge" in "\n".join(api.lines)
 
 
 def test_a_model_without_an_offline_config_is_not_estimated() -> None:

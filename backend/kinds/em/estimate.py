@@ -12,19 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...estimate import (
+    CHARS_PER_TOKEN,
     Hardware,
     auto_device,
     footprint,
     forward_seconds,
     generation_seconds,
     lora_training_seconds,
+    rough_time_line,
+    text_tokens,
     training_activation_bytes,
 )
 from ...training import Conversation
-from ...units import format_bytes, format_duration
+from ...units import format_bytes
 from .config import BUNDLED_PERSONAS, Params
 
-CHARS_PER_TOKEN = 4
 QUESTION_TOKENS = 32  # a broad question in its chat template
 JUDGE_PROMPT_TOKENS = (
     120  # the judge prompt around an answer (backend/judges/score.py), chat-templated
@@ -44,7 +46,7 @@ class Work:
 
 
 def tokens_of(conv: Conversation) -> int:
-    return max(1, sum(len(m["content"]) for m in conv) // CHARS_PER_TOKEN)
+    return text_tokens(*(m["content"] for m in conv))
 
 
 def estimate(p: Params, work: Work) -> tuple[int | None, float | None, list[str]]:
@@ -91,8 +93,8 @@ def estimate(p: Params, work: Work) -> tuple[int | None, float | None, list[str]
     lines = [
         f"{fp.params / 1e6:.1f}M parameters in {fp.dtype}: {format_bytes(fp.weight_bytes)} of "
         f"weights; about {per_example} tokens per example (characters / {CHARS_PER_TOKEN})",
-        f"rough time on {device}: "
-        + ", ".join(f"{k} {format_duration(v, 'compact')}" for k, v in seconds.items())
-        + ("" if p.judge == "local" or not answers else "; the API judge's time is not counted"),
+        rough_time_line(
+            device, seconds, ["the API judge"] if p.judge != "local" and answers else []
+        ),
     ]
     return memory, total, lines

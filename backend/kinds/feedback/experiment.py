@@ -26,6 +26,7 @@ from . import finetune as ftm
 from . import process as pr
 from .config import Params
 from .conversations import BUNDLED, Conversation, read_conversations, read_processed
+from .estimate import estimate
 from .telemetry import StageMeter
 from .trainset import check_training_jsonl, write_training_jsonl
 
@@ -255,4 +256,6 @@ def dry_run(params: Params) -> DryRun:
         n = params.test_size if params.test_conversations else len(held)
         lines.append(f"evaluate: {n} prompts, 2 answers + 2 verdicts each, judge {params.judge}")
         units += 4 * n
-    return DryRun(units=units, lines=lines)
+    tests = (params.test_size if params.test_conversations else len(held)) or 0
+    memory, seconds, more = estimate(params, to_process, tests)
+    return DryRun(units=units, memory_bytes=memory, seconds=seconds, lines=lines + more)
