@@ -190,3 +190,28 @@ async def test_palette_offers_the_main_actions(fixture_dir, make_app):
             "Theme",
         ):
             assert wanted in titles
+
+
+async def test_launch_form_answers_while_it_is_being_rebuilt(fixture_dir, make_app):
+    """Moving through the preset list rebuilds the form for each preset; a validation or
+    dry run that lands mid-rebuild used to query an editor not composed yet and crash
+    the app (NoMatches on a Switch). Mid-rebuild, the form reports the new preset's
+    values, unedited."""
+    import asyncio
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("l")
+        await pilot.pause(0.3)
+        form = app.screen.query_one(ParamForm)
+        old = form.fields
+        rows = [f.row for f in old.values()]
+        rebuild = asyncio.create_task(form.load(rows, {n: f.initial for n, f in old.items()}))
+        while form.fields is old:  # the new fields are in place, their editors not yet
+            await asyncio.sleep(0)
+        assert form.overrides() == ({}, {})
+        form.show_errors({next(iter(form.fields)): "shown once composed"})
+        await rebuild
+        await pilot.pause()
+        assert app.is_running and form.overrides() == ({}, {})

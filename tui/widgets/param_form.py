@@ -14,6 +14,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
@@ -76,19 +77,27 @@ class ParamField(Vertical):
         return toml_value(value)
 
     def value(self) -> Any:
-        """The edited value; raises UserError when the text is not a value at all."""
-        if self.row.type == "bool":
-            return self.query_one(Switch).value
-        if self.choices is not None:
-            v = self.query_one(Select).value
-            return None if v is Select.NULL else v
-        text = self.query_one(Input).value.strip()
+        """The edited value; raises UserError when the text is not a value at all. A field
+        whose editor is not composed yet (the form is being rebuilt for another preset)
+        has not been edited: its value is the one it was made with."""
+        try:
+            if self.row.type == "bool":
+                return self.query_one(Switch).value
+            if self.choices is not None:
+                v = self.query_one(Select).value
+                return None if v is Select.NULL else v
+            text = self.query_one(Input).value.strip()
+        except NoMatches:
+            return self.initial
         if self.row.type == "str":
             return text
         return parse_value(text)
 
     def set_error(self, message: str | None) -> None:
-        self.query_one(".field-error", Static).update(message or "")
+        try:
+            self.query_one(".field-error", Static).update(message or "")
+        except NoMatches:  # not composed yet; the next validation shows it
+            return
         self.set_class(bool(message), "-invalid")
 
 
@@ -103,9 +112,10 @@ class ParamForm(VerticalScroll):
         self.fields: dict[str, ParamField] = {}
 
     async def load(self, rows: list[ParamRow], values: dict[str, Any]) -> None:
+        fields = {r.name: ParamField(r, values.get(r.name, r.default)) for r in rows}
         await self.remove_children()
-        self.fields = {r.name: ParamField(r, values.get(r.name, r.default)) for r in rows}
-        await self.mount_all(self.fields.values())
+        self.fields = fields
+        await self.mount_all(fields.values())
 
     def focus_first(self) -> None:
         """Focus the first field's editor (Enter on a preset lands here)."""
