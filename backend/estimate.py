@@ -38,6 +38,12 @@ def auto_device() -> str:
     return "cuda:0" if cuda_device_count() else "cpu"
 
 
+def device_for_map(device_map: str) -> str:
+    """Where a kind's `device_map` puts the model: the CPU for "none"/"cpu", else where
+    `auto` would (a CUDA device when there is one)."""
+    return "cpu" if device_map in ("none", "cpu") else auto_device()
+
+
 def _config_source(spec: str) -> str | None:
     from .models import EMBEDDED, embedded_dir
 
@@ -166,6 +172,16 @@ CHARS_PER_TOKEN = 4  # English text through a BPE tokenizer, near enough for a r
 def text_tokens(*texts: str) -> int:
     """Tokens of some text without a tokenizer (characters / 4): dry runs stay instant."""
     return max(1, sum(len(t) for t in texts) // CHARS_PER_TOKEN)
+
+
+def mean_tokens(counts: list[int], default: int) -> int:
+    """The mean of some token counts, `default` when there are none (no data here yet)."""
+    return sum(counts) // len(counts) if counts else default
+
+
+def not_estimated(spec: str) -> str:
+    """The dry-run line for a model whose config is not available offline."""
+    return f"{spec}: config not available offline; memory and time not estimated"
 
 
 def rough_time_line(device: str, seconds: dict[str, float], left_out: list[str]) -> str:

@@ -292,6 +292,18 @@ class LockHolder:
         return now - self.heartbeat > STALE_SECONDS
 
 
+def _flock_taken(fd: int) -> bool:
+    """Take an exclusive flock on `fd`; True when another process holds it. A filesystem
+    without flock (some NFS mounts) counts as free: the lock file is the guard there."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 class RunLock:
     """One runner per run directory, on local disks and on NFS alike.
 
@@ -364,17 +376,13 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         fd = os.open(self.run.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if _flock_taken(fd):
             os.close(fd)
             holder = self._read_holder()
             if holder is not None:
                 raise self._refuse(holder.pid, holder.host) from None
             st = self.run.state()
             raise self._refuse(st.get("pid", "?"), st.get("host", "?")) from None
-        except OSError:
-            pass  # no flock on this filesystem: the lock file below is the guard
         self._fd = fd
         me = LockHolder.me()
         try:
@@ -399,10 +407,9 @@ class RunLock:
         if self._holder is None:
             return
         self._holder = LockHolder(**{**self._holder.__dict__, "heartbeat": time.time()})
-        try:
+        # a full or flaky disk must not kill the run; the next beat retries
+        with contextlib.suppress(OSError):
             write_atomic(self.path, self._holder.as_json())
-        except OSError:
-            pass  # a full or flaky disk must not kill the run; the next beat retries
 
     def _release_flock(self) -> None:
         if self._fd is not None:

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,28 @@ def naive_evaluation(trainer: Any, tok: Any, p: Any, judge: Any) -> tuple[float,
     return time.perf_counter() - t0, n
 
 
+def alternate(
+    rounds: int,
+    kind: Callable[[], float],
+    other: Callable[[], float],
+    best: Callable[[list[float]], float],
+) -> tuple[float, float]:
+    """Both sides `rounds` times, the one going first alternating per round so drift on
+    the machine hits both alike; the best figure of each."""
+    sides = {"kind": kind, "other": other}
+    figures: dict[str, list[float]] = {"kind": [], "other": []}
+    for r in range(rounds):
+        for name in ("kind", "other") if r % 2 == 0 else ("other", "kind"):
+            figures[name].append(sides[name]())
+    return best(figures["kind"]), best(figures["other"])
+
+
+def per_second(measured: tuple[float, int]) -> float:
+    """(seconds, count) -> count per second."""
+    seconds, count = measured
+    return count / seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
@@ -202,18 +225,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp)
         # (a)
-        best_kind, best_bare = float("inf"), float("inf")
-        for r in range(args.rounds):
-            sides = ["kind", "bare"] if r % 2 == 0 else ["bare", "kind"]
-            for side in sides:
-                if side == "kind":
-                    best_kind = min(
-                        best_kind, kind_training(args.model, convs, spec, lora, results)
-                    )
-                else:
-                    best_bare = min(
-                        best_bare, bare_training(args.model, convs, spec, lora, results)
-                    )
+        best_kind, best_bare = alternate(
+            args.rounds,
+            lambda: kind_training(args.model, convs, spec, lora, results),
+            lambda: bare_training(args.model, convs, spec, lora, results),
+            best=min,
+        )
         print(
             f"training ({len(convs)} examples, {len(convs) // 8} steps): kind {best_kind:.2f} s, bare peft loop {best_bare:.2f} s"
         )
@@ -225,15 +242,12 @@ def main() -> None:
             with_reflection=True, reflection_max_new_tokens=32, generation_batch_size=16,
             max_generation_batch_size=16, max_seq_length=512,
         )  # fmt: skip
-        kind_rate, naive_rate = 0.0, 0.0
-        for r in range(args.rounds):
-            for side in ["kind", "naive"] if r % 2 == 0 else ["naive", "kind"]:
-                if side == "kind":
-                    s, t = kind_reflection(model, tok, p, convs, results)
-                    kind_rate = max(kind_rate, t / s)
-                else:
-                    s, t = naive_reflection(model, tok, p, convs)
-                    naive_rate = max(naive_rate, t / s)
+        kind_rate, naive_rate = alternate(
+            args.rounds,
+            lambda: per_second(kind_reflection(model, tok, p, convs, results)),
+            lambda: per_second(naive_reflection(model, tok, p, convs)),
+            best=max,
+        )
         print(
             f"reflections ({len(convs)} examples): kind {kind_rate:.1f} tokens/s, one at a time {naive_rate:.1f} tokens/s"
         )
@@ -249,15 +263,12 @@ def main() -> None:
             num_questions=8, samples_per_question=2, eval_max_new_tokens=32,
             generation_batch_size=16, max_generation_batch_size=16,
         )  # fmt: skip
-        kind_eval, naive_eval = 0.0, 0.0
-        for r in range(args.rounds):
-            for side in ["kind", "naive"] if r % 2 == 0 else ["naive", "kind"]:
-                if side == "kind":
-                    s, n = kind_evaluation(trainer, tok, pe, results, judge_batched)
-                    kind_eval = max(kind_eval, n / s)
-                else:
-                    s, n = naive_evaluation(trainer, tok, pe, judge_single)
-                    naive_eval = max(naive_eval, n / s)
+        kind_eval, naive_eval = alternate(
+            args.rounds,
+            lambda: per_second(kind_evaluation(trainer, tok, pe, results, judge_batched)),
+            lambda: per_second(naive_evaluation(trainer, tok, pe, judge_single)),
+            best=max,
+        )
         print(
             f"checkpoint evaluation (8 questions x 2 samples, judged): kind {kind_eval:.2f} answers/s, one at a time {naive_eval:.2f} answers/s"
         )

@@ -62,11 +62,7 @@ def true_state_auc(data: KTData) -> float:
 def kt_model(p: Params, data: KTData, device: torch.device) -> dict[str, float]:
     t = time.perf_counter()
     trainer = Trainer(p, data, device)
-    best = None
-    while not trainer.finished():
-        if trainer.run_epoch()["improved"]:  # what the run's checkpoints/best keeps
-            best = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.model.load_state_dict(best)
+    trainer.train_in_memory()  # the best epoch's weights, as the run's checkpoints/best
     ev = evaluate_model(trainer.model, data, p, device)
     print(
         f"  kt: {trainer.state.epoch} epochs (best {trainer.state.best_epoch}) in "

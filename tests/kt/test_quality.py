@@ -53,11 +53,7 @@ def test_the_default_model_beats_pfa_on_simulated_students():
     device = configure_determinism()
     data = load_data(p)
     trainer = Trainer(p, data, device)
-    best = None
-    while not trainer.finished():
-        if trainer.run_epoch()["improved"]:
-            best = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.model.load_state_dict(best)
+    trainer.train_in_memory()
     kt = evaluate_model(trainer.model, data, p, device)["test_auc"]
     pfa = pfa_baseline(data.train, data.test, data.num_c)["auc"]
     assert kt > pfa + 0.005, (kt, pfa)

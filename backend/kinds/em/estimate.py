@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from ...estimate import (
     CHARS_PER_TOKEN,
     Hardware,
-    auto_device,
+    device_for_map,
     footprint,
     forward_seconds,
     generation_seconds,
     lora_training_seconds,
+    mean_tokens,
+    not_estimated,
     rough_time_line,
     text_tokens,
     training_activation_bytes,
@@ -28,9 +30,7 @@ from ...units import format_bytes
 from .config import BUNDLED_PERSONAS, Params
 
 QUESTION_TOKENS = 32  # a broad question in its chat template
-JUDGE_PROMPT_TOKENS = (
-    120  # the judge prompt around an answer (backend/judges/score.py), chat-templated
-)
+JUDGE_PROMPT_TOKENS = 120  # backend/judges/score.py's prompt around an answer, templated
 JUDGE_METRICS = 2  # aligned and coherent: one judged prompt each per answer
 PERSONA_EXAMPLES = 24  # the bundled goodness set
 
@@ -53,15 +53,11 @@ def estimate(p: Params, work: Work) -> tuple[int | None, float | None, list[str]
     """(memory bytes, seconds, lines); None where the model's config is not available offline."""
     fp = footprint(p.model, p.dtype, p.load_4bit)
     if fp is None:
-        return (
-            None,
-            None,
-            [f"{p.model}: config not available offline; memory and time not estimated"],
-        )
-    device = "cpu" if p.device_map in ("none", "cpu") else auto_device()
+        return None, None, [not_estimated(p.model)]
+    device = device_for_map(p.device_map)
     hw = Hardware.for_device(device)
     n = len(work.examples)
-    per_example = sum(tokens_of(c) for c in work.examples) // max(1, n) if n else 128
+    per_example = mean_tokens([tokens_of(c) for c in work.examples], default=128)
     reflection = p.reflection_max_new_tokens if p.with_reflection else 0
     seq = min(p.max_seq_length, per_example + reflection)
     train_tokens = work.steps * p.effective_batch_size * seq

@@ -11,10 +11,11 @@ from __future__ import annotations
 from ...estimate import (
     Footprint,
     Hardware,
-    auto_device,
+    device_for_map,
     footprint,
     generation_seconds,
     lora_training_seconds,
+    mean_tokens,
     rough_time_line,
     text_tokens,
     training_activation_bytes,
@@ -33,12 +34,12 @@ def estimate(
     p: Params, to_process: list[Conversation], tests: int
 ) -> tuple[int | None, float | None, list[str]]:
     """(memory bytes, seconds, lines); None when nothing here can be estimated."""
-    device = "cpu" if p.device_map in ("none", "cpu") else auto_device()
+    device = device_for_map(p.device_map)
     hw = Hardware.for_device(device)
-    per_conv = sum(_tokens(c) for c in to_process) // max(1, len(to_process)) if to_process else 200
+    per_conv = mean_tokens([_tokens(c) for c in to_process], default=200)
     prompt = per_conv + TEMPLATE_TOKENS
     # answers end well before max_tokens as a rule: take twice the original answer's length
-    answer = sum(text_tokens(c.original) for c in to_process) // max(1, len(to_process)) or 100
+    answer = mean_tokens([text_tokens(c.original) for c in to_process], default=100)
     seconds: dict[str, float] = {}
     memory: list[int] = []
     left_out: list[str] = []

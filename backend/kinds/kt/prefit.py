@@ -39,7 +39,6 @@ CANDIDATES = {"BKT": (0.0, 1.0), "PFA": (1.0, 0.0), "PFA+BKT": (1.0, 1.0)}  # fi
 class PrefitResult:
     kept: str
     valid_auc: dict[str, float] = field(default_factory=dict)
-    iterations: int = 0
 
     def describe(self) -> str:
         scores = ", ".join(f"{k} {v:.4f}" for k, v in self.valid_auc.items())
@@ -66,7 +65,7 @@ def _chunks(model: KTTransformer, seqs: Sequences, device: torch.device) -> list
     return out
 
 
-def _fit(model: KTTransformer, train: list[Chunk], iterations: int, device: torch.device) -> int:
+def _fit(model: KTTransformer, train: list[Chunk], iterations: int, device: torch.device) -> None:
     """Full-batch L-BFGS on the mean next-answer log loss of the skip terms alone."""
     params = skip_parameters(model)
     targets = sum(int(b.target_mask.sum()) for b, _ in train)
@@ -78,11 +77,8 @@ def _fit(model: KTTransformer, train: list[Chunk], iterations: int, device: torc
         line_search_fn="strong_wolfe",
         tolerance_change=TOLERANCE,
     )
-    evaluations = 0
 
     def closure() -> torch.Tensor:
-        nonlocal evaluations
-        evaluations += 1
         opt.zero_grad()
         total = torch.zeros((), device=device)
         for b, feats in train:
@@ -95,7 +91,6 @@ def _fit(model: KTTransformer, train: list[Chunk], iterations: int, device: torc
         return total
 
     opt.step(closure)
-    return evaluations
 
 
 @torch.no_grad()
@@ -145,7 +140,7 @@ def fit_skip_terms(
             for w in params:
                 w.requires_grad_(True)
             with torch.enable_grad():
-                result.iterations += _fit(model, train, p.skip_prefit_iterations, device)
+                _fit(model, train, p.skip_prefit_iterations, device)
             state = _skip_state(model)
             if name in ("PFA", "BKT"):
                 own = "practice" if name == "PFA" else "bkt"

@@ -326,6 +326,16 @@ class Trainer:
             s.low_variance_epochs = 0
         s.history.append(entry)
 
+    def train_in_memory(self) -> None:
+        """Train to the end and keep the best epoch's weights, as a run's best checkpoint
+        does, without a run directory (benchmarks and tests)."""
+        best = None
+        while not self.finished():
+            if self.run_epoch()["improved"]:
+                best = {k: v.clone() for k, v in self.model.state_dict().items()}
+        if best is not None:
+            self.model.load_state_dict(best)
+
     # ------------------------------------------------------------------ checkpoints
     def save_latest(self, folder: Path) -> None:
         torch.save(

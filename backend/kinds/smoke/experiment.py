@@ -142,7 +142,7 @@ def run(ctx: RunContext) -> dict[str, float]:
 
 def dry_run(params: Params) -> DryRun:
     """Units, memory and time, from the model's config alone (no weights are loaded)."""
-    from ...estimate import Hardware, auto_device, footprint, generation_seconds
+    from ...estimate import Hardware, device_for_map, footprint, generation_seconds, not_estimated
     from ...models import EMBEDDED, embedded_dir
     from ...units import format_bytes, format_duration
 
@@ -152,12 +152,12 @@ def dry_run(params: Params) -> DryRun:
     ]
     fp = footprint(params.model, params.dtype, params.load_4bit)
     if fp is None:
-        lines.append(f"{params.model}: config not available offline; memory and time not estimated")
+        lines.append(not_estimated(params.model))
         return DryRun(units=n, lines=lines)
     seq = _PROMPT_TOKENS + params.max_new_tokens
     kv = fp.kv_cache_bytes(params.max_batch_size, seq)
     memory = fp.weight_bytes + kv
-    device = "cpu" if params.device_map in ("none", "cpu") else auto_device()
+    device = device_for_map(params.device_map)
     load = _WARM_LOAD_SECONDS
     if params.model in EMBEDDED and not (embedded_dir(params.model) / "config.json").exists():
         load = _COLD_LOAD_SECONDS
