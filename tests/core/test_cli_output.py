@@ -215,6 +215,7 @@ def test_an_internal_error_exits_non_zero(monkeypatch, capsys):
     def boom(args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "cmd_ls", boom)
+    monkeypatch.setattr(cli.listing, "cmd_ls", boom)
+    monkeypatch.setattr(cli.parser, "cmd_ls", boom)
     assert cli.main(["ls"]) == 1
     assert "internal error" in capsys.readouterr().err

@@ -1,0 +1,98 @@
+"""Helpers every verb family shares: where results live, how a run is named on the
+command line, printing without markup surprises, running a run in the foreground and
+handing runs to their launcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..runs import Run, default_results_dir, resolve_run
+
+EXIT = {"completed": 0, "interrupted": 130, "failed": 1}
+
+
+def results_of(args: argparse.Namespace) -> Path:
+    return Path(args.results) if getattr(args, "results", None) else default_results_dir()
+
+
+def run_of(args: argparse.Namespace, attr: str = "run") -> Run:
+    return resolve_run(results_of(args), getattr(args, attr))
+
+
+def say(*objs: Any, markup: bool = True) -> None:
+    from ..display import console
+
+    console.print(*objs, markup=markup)
+
+
+def finish(run: Run, status: str, quiet: bool) -> int:
+    if not quiet:
+        from ..display import table
+
+        state = run.state()
+        style = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
+        say(f"[{style}]{status}[/] {run.id}  ({state.get('records', 0)} records)")
+        if state.get("last_error"):
+            say(f"[red]error:[/] {state['last_error']}")
+        final = run.summary().get("final_metrics") if status == "completed" else None
+        if final:
+            say(table("final metrics", ["metric", "value"], [[k, v] for k, v in final.items()]))
+        if status in ("interrupted", "failed"):
+            say(f"resume with: labdeck resume {run.short_id}")
+    return EXIT.get(status, 1)
+
+
+def execute_foreground(run: Run, quiet: bool) -> int:
+    from ..runner import execute
+
+    if quiet:
+        return finish(run, execute(run), quiet)
+    from ..display import LiveProgress, PlainProgress, piped
+
+    # A pipe or a log file gets plain lines; redrawn bars would fill it with escapes.
+    with PlainProgress() if piped() else LiveProgress() as live:
+        status = execute(run, listener=live, console=not piped())
+    return finish(run, status, quiet)
+
+
+def targets_of(args: argparse.Namespace, attr: str = "run") -> list[Run]:
+    from ..groups import resolve_targets
+
+    return resolve_targets(results_of(args), getattr(args, attr))
+
+
+def inside_torchrun() -> bool:
+    from ..distributed import is_distributed
+
+    return is_distributed()
+
+
+def launch_runs(args: argparse.Namespace, runs: list[Run], options) -> int:
+    """Hand runs to their launcher; in the foreground (local, no --detach) wait for them."""
+    from ..launchers import submit
+
+    foreground = options.name == "local" and not args.detach
+    if not args.quiet:
+        for r in runs:
+            print(r.id, file=sys.stderr if foreground else sys.stdout)
+    message = submit(runs, options, results_of(args), foreground)
+    if not args.quiet:
+        say(message)
+    if not foreground:
+        return 0
+    statuses = [r.status() for r in runs]
+    if len(runs) == 1:
+        return finish(runs[0], statuses[0], args.quiet)
+    return 0 if all(s == "completed" for s in statuses) else 1
+
+
+def model_revision(params: dict[str, Any]) -> dict[str, Any] | None:
+    """What the run's `model` parameter resolves to now (kinds without one: None)."""
+    from ..model_revision import resolve_revision
+
+    spec = params.get("model")
+    return resolve_revision(spec) if isinstance(spec, str) and spec else None

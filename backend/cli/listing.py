@@ -1,0 +1,329 @@
+"""Verbs that read: `ls`, `show`, `params`, `presets`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..runs import Run
+from .common import results_of, run_of, say
+
+
+def _status_cell(status: str, st: dict[str, Any]) -> str:
+    """The status, plus the scheduler's view for a Slurm run (`queued slurm:123_4 PENDING`)."""
+    slurm = st.get("slurm") or {}
+    if slurm.get("job_id") and status in ("queued", "running", "crashed"):
+        return f"{status} slurm:{slurm['job_id']} {slurm.get('state', '?')}"
+    return status
+
+
+def _group_row(grp) -> list[str]:
+    from ..display import fmt_value
+
+    counts = grp.statuses()
+    done, total = grp.progress()
+    best = grp.best()
+    return [
+        grp.id,
+        grp.kind,
+        f"{grp.title} [{len(grp.members)}: "
+        + " × ".join(f"{k}({len(v)})" for k, v in grp.axes.items())
+        + "]",
+        " ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+        f"{done}/{total}" if total else "-",
+        "-",
+        "-",
+        f"best {best[1]}={fmt_value(best[2])} ({best[0].short_id})" if best else "-",
+    ]
+
+
+def _ls_entry(run: Run, now: float) -> dict[str, Any] | None:
+    """One run as `ls` reports it (full values; the table shortens them on a terminal)."""
+    from ..display import active_seconds, progress_text
+    from ..notes import read_notes
+    from ..runs import effective_status
+
+    try:
+        cfg = run.config
+    except UserError as exc:
+        return {"id": run.id, "kind": None, "title": None, "status": "corrupt", "error": str(exc)}
+    st = run.state()
+    status = effective_status(st)
+    notes = read_notes(run)
+    return {
+        "id": run.id,
+        "short_id": run.short_id,
+        "kind": cfg.get("kind"),
+        "title": cfg.get("title"),
+        "status": status,
+        "progress": progress_text(st),
+        "started": st.get("started"),
+        "seconds": active_seconds(st, status, now),
+        "key_metric": st.get("key_metric") or None,
+        "reproduction_of": st.get("reproduction_of"),
+        "group": (cfg.get("group") or {}).get("id"),
+        "slurm": st.get("slurm"),
+        "tags": notes.tags,
+        "note": notes.note,
+    }
+
+
+def _entry_row(e: dict[str, Any], full: bool, indent: str = "") -> list[str]:
+    """One `ls` table row; a terminal gets short ids and dates, a pipe whole values."""
+    from ..display import fmt_duration, fmt_time, fmt_value
+
+    if e["status"] == "corrupt":
+        return [indent + e["id"], "?", "?", "corrupt", e["error"], "-", "-", "-", ""]
+    started = e["started"]
+    key = e["key_metric"] or {}
+    return [
+        indent + (e["id"] if full else e["short_id"] + ("·r" if e["reproduction_of"] else "")),
+        e["kind"] or "?",
+        e["title"] or "",
+        _status_cell(e["status"], {"slurm": e.get("slurm")}),
+        e["progress"],
+        fmt_time(started, full=True)
+        if full
+        else time.strftime("%d %H:%M", time.localtime(started))
+        if started
+        else "-",
+        fmt_duration(e["seconds"]),
+        f"{key.get('name')}={fmt_value(key.get('value'))}" if key else "-",
+        " ".join(e["tags"]),
+    ]
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from ..display import piped, table
+    from ..groups import list_groups
+    from ..launchers import refresh
+    from ..runs import is_repro_id, list_runs
+
+    now = time.time()
+    runs = list_runs(results_of(args))
+    refresh(runs)
+    groups = list_groups(results_of(args), [r for r in runs if not is_repro_id(r.id)])
+    entries = []
+    for run in runs:
+        e = _ls_entry(run, now)
+        if e is None:
+            continue
+        if args.status and e["status"] != args.status:
+            continue
+        if args.kind and e["kind"] != args.kind:
+            continue
+        if args.tag and args.tag not in (e.get("tags") or []):
+            continue
+        entries.append(e)
+    if args.json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+        return 0
+    if not entries:
+        say(f"no runs in {results_of(args)}/ — start one with `labdeck run presets/smoke.toml`")
+        return 0
+    full = args.long or piped()  # a script gets whole ids and times it can pass back
+    rows, seen = [], set()
+    for e in entries:
+        g = e.get("group") if not is_repro_id(e["id"]) else None
+        if g and g in groups:
+            if g in seen:
+                continue
+            seen.add(g)
+            rows.append([*_group_row(groups[g]), ""])
+            if not args.fold:
+                rows += [_entry_row(m, full, "  ") for m in entries if m.get("group") == g]
+            continue
+        rows.append(_entry_row(e, full))
+    say(
+        table(
+            None,
+            ["id", "kind", "title", "status", "done", "started", "time", "metric", "tags"],
+            rows,
+        ),
+        markup=False,
+    )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from ..display import fmt_time, table
+    from ..events import EventReader
+    from ..launchers import refresh
+
+    run = run_of(args)
+    refresh([run])  # the scheduler's latest word on a cluster run
+    cfg, st = run.config, run.state()
+    events = EventReader.from_tail(run.events_path, 64 * 1024).read_new()
+    tail = [
+        e
+        for e in events
+        if e.get("type") in ("status", "phase", "phase_end", "batch", "log", "error", "checkpoint")
+    ][-args.tail :]
+    if args.json:
+        from ..display import active_seconds
+        from ..notes import read_notes
+
+        status = run.status()
+        print(
+            json.dumps(
+                {
+                    "id": run.id,
+                    "path": str(run.path),
+                    "status": status,
+                    "seconds": active_seconds(st, status),
+                    "config": cfg,
+                    "state": st,
+                    "final_metrics": run.summary().get("final_metrics"),
+                    "notes": read_notes(run).as_dict(),
+                    "recent_events": tail,
+                },
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+            )
+        )
+        return 0
+    from ..display import progress_text
+
+    say(
+        f"[bold]{run.id}[/]  kind={cfg.get('kind')}  title={cfg.get('title')}  status={run.status()}"
+        f"  progress={progress_text(st)}"
+    )
+    say(
+        f"started {fmt_time(st.get('started'))}  ended {fmt_time(st.get('ended'))}  attempts {st.get('attempts', 0)}  records {st.get('records', 0)}"
+    )
+    if st.get("last_error"):
+        say(f"[red]last error:[/] {st['last_error']}")
+    group, slurm = cfg.get("group") or {}, st.get("slurm") or {}
+    if group:
+        point = " ".join(f"{k}={json.dumps(v)}" for k, v in group.get("coords", {}).items())
+        say(
+            f"group {group.get('id')} (member {group.get('index', 0) + 1}/{group.get('size')}): {point}"
+        )
+    if slurm.get("job_id"):
+        say(f"slurm job {slurm['job_id']}: {slurm.get('state', '?')} on {slurm.get('node', '-')}")
+    if cfg.get("overrides"):
+        say(
+            table(
+                "overrides (vs kind defaults)",
+                ["parameter", "value"],
+                [[k, json.dumps(v)] for k, v in cfg["overrides"].items()],
+            )
+        )
+    final = run.summary().get("final_metrics")
+    if final:
+        say(table("final metrics", ["metric", "value"], [[k, v] for k, v in final.items()]))
+    from ..notes import read_notes
+
+    notes = read_notes(run)
+    if notes.tags or notes.note:
+        say(f"tags: {' '.join(notes.tags) or '-'}  note: {notes.note or '-'}", markup=False)
+    if tail:
+        say(
+            table(
+                "recent events",
+                ["time", "type", "detail"],
+                [
+                    [
+                        fmt_time(e.get("t")),
+                        e["type"],
+                        json.dumps({k: v for k, v in e.items() if k not in ("t", "seq", "type")}),
+                    ]
+                    for e in tail
+                ],
+            )
+        )
+    say(f"reproduce: labdeck reproduce {run.short_id}")
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from ..display import table
+    from ..kinds import kind_config
+    from ..presets import schema_rows
+
+    rows = schema_rows(args.kind)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "parameter": r.name,
+                        "type": r.type,
+                        "default": r.default,
+                        "bounds": r.bounds,
+                        "description": r.description,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+            )
+        )
+        return 0
+    if args.format == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(["parameter", "type", "default", "bounds", "description"])
+        for r in rows:
+            w.writerow([r.name, r.type, json.dumps(r.default), r.bounds, r.description])
+        return 0
+    say(f"[bold]{args.kind}[/]: {kind_config(args.kind).DESCRIPTION}")
+    from ..display import console, piped
+
+    if (
+        console.width < 100 and not piped()
+    ):  # a narrow terminal: one block per parameter reads better than a table
+        for r in rows:
+            bounds = f"  [dim]{r.bounds}[/]" if r.bounds else ""
+            say(f"[bold]{r.name}[/] = {json.dumps(r.default)}  [cyan]{r.type}[/]{bounds}")
+            say(f"    {r.description}", markup=False)
+        return 0
+    say(
+        table(
+            None,
+            ["parameter", "type", "default", "bounds", "description"],
+            [[r.name, r.type, json.dumps(r.default), r.bounds, r.description] for r in rows],
+            wrap=("description", "default", "type"),
+            max_widths={"type": 16, "default": 16, "parameter": 32},
+        )
+    )
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from ..display import table
+    from ..presets import list_presets
+
+    infos = list_presets([Path(d) for d in args.dir] if args.dir else None)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "path": str(p.path),
+                        "kind": p.kind or None,
+                        "title": p.title or None,
+                        "description": p.description,
+                        "error": p.error,
+                    }
+                    for p in infos
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    rows = [[str(p.path), p.kind or "-", p.title or "-", p.error or p.description] for p in infos]
+    say(
+        table(None, ["preset", "kind", "title", "description"], rows, wrap=("description",)),
+        markup=False,
+    )
+    return 0
