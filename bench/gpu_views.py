@@ -34,6 +34,7 @@ def raster(app: Any) -> Any:
     from PIL import Image, ImageDraw
     from rich.cells import cell_len
     from rich.console import Console
+    from rich.segment import ControlType
     from rich.terminal_theme import DEFAULT_TERMINAL_THEME as THEME
 
     width, height = app.size
@@ -57,6 +58,11 @@ def raster(app: Any) -> Any:
     draw = ImageDraw.Draw(img)
     x = y = 0
     for seg in console._record_buffer:
+        if seg.control:  # a full update places each line with a cursor move (0-based x, y)
+            for code in seg.control:
+                if code[0] == ControlType.CURSOR_MOVE_TO:
+                    x, y = code[1], code[2]
+            continue
         style = seg.style
         fg = style.color.get_truecolor(THEME) if style and style.color else THEME.foreground_color
         bg = (
