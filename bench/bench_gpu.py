@@ -58,6 +58,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,8 +94,14 @@ def device() -> tuple[bool, str, str]:
     return False, "cpu", f"CPU ({platform.processor() or platform.machine()}), no CUDA device"
 
 
-def run_checks(env: Env, names: list[str], budget: float) -> None:
-    """Every named check in turn, each within its share of `budget`; a failure is one line."""
+def run_checks(
+    env: Env, names: list[str], budget: float, after: Callable[[], None] = lambda: None
+) -> None:
+    """Every named check in turn, each within its share of `budget`; a failure is one line.
+
+    The shares steer how much work a check takes on; a check that overruns is not cut
+    short. `after()` runs after each check (the report is rewritten, so a device call
+    stopped at its time limit still leaves the figures of the checks that finished)."""
     selected = [CHECKS[n] for n in names]
     shares = sum(c.share for c in selected) or 1.0
     for c in selected:
@@ -117,6 +124,7 @@ def run_checks(env: Env, names: list[str], budget: float) -> None:
                 torch.cuda.empty_cache()
         spent = time.monotonic() - t0
         print(f"  [{c.name}: {spent:.0f} s of {seconds:.0f} s]", flush=True)
+        after()
 
 
 def report(env: Env, names: list[str], started: datetime, seconds: float) -> str:
@@ -166,14 +174,19 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="labdeck-gpu-"))
     print(f"device: {dev_name}; checks: {', '.join(names)}; budget {args.budget:.0f} s", flush=True)
     env = Env(cuda=cuda, device=dev, device_name=dev_name, tmp=tmp, screenshots=shots)
+
+    def write_report() -> None:
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            text = report(env, names, started, time.monotonic() - t0)
+            out.write_text(text + "\n", encoding="utf-8")
+
     try:
-        run_checks(env, names, args.budget)
+        run_checks(env, names, args.budget, after=write_report)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.monotonic() - t0
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(report(env, names, started, seconds) + "\n", encoding="utf-8")
         print(f"report: {out}")
     errors = sum(ln.status == "error" for ln in env.lines)
     print(f"done in {seconds:.0f} s: {errors} check(s) with errors")

@@ -147,7 +147,7 @@ def nf4(env: Env) -> None:
     results.mkdir(exist_ok=True)
     sweep = _tiny_sweep(str(llama), ["embedding"])
     proc = start_run(results, sweep, kind="degradation", title="nf4-embedding")
-    finish(proc, env.left() * 0.4, "4-bit degradation of the embedding")
+    finish(proc, max(120.0, env.left() * 0.4), "4-bit degradation of the embedding")
     recs = records(run_dirs(results)[-1])
     env.emit("nf4.degrade_embedding", f"{len(recs)} records of 8 (embeddings stay float)", "8")
     sweep = _tiny_sweep(str(llama), ["attention"])
@@ -168,7 +168,7 @@ def nf4(env: Env) -> None:
         "evaluate": False, "judge_model": embedded,
     }  # fmt: skip
     proc = start_run(results, em_sets, preset=REPO / "presets" / "em-demo.toml")
-    finish(proc, env.left(), "em QLoRA run")
+    finish(proc, max(120.0, env.left()), "em QLoRA run")
     run = run_dirs(results)[-1]
     losses = [e["value"] for e in events(run, "metric") if e.get("name") == "loss"]
     env.emit(

@@ -95,7 +95,7 @@ def _reproduction(env: Env) -> None:
     results = env.tmp / "results-repro"
     results.mkdir(exist_ok=True)
     proc = start_run(results, {"epochs": 3}, preset=REPO / "presets" / "kt-demo.toml")
-    finish(proc, env.left() * 0.45, "kt run")
+    finish(proc, max(120.0, env.left() * 0.45), "kt run")
     original = run_dirs(results)[-1]
     proc = subprocess.Popen(
         labdeck_cmd("reproduce", original.name, "--quiet", "--results", str(results)),
@@ -103,7 +103,7 @@ def _reproduction(env: Env) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    finish(proc, env.left(), "labdeck reproduce")
+    finish(proc, max(120.0, env.left()), "labdeck reproduce")
     repro = next(p for p in run_dirs(results) if p != original)
 
     def summary(run: Path) -> dict[str, Any]:
