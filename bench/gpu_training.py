@@ -91,10 +91,12 @@ def numeric_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[floa
     return sorted(out, reverse=True)
 
 
-def _reproduction(env: Env) -> None:
+def _reproduction(env: Env, sets: dict[str, Any] | None = None) -> None:
+    """kt-demo for a few epochs, `labdeck reproduce` of it, and the summaries compared."""
+    sets = sets or {"epochs": 3}
     results = env.tmp / "results-repro"
     results.mkdir(exist_ok=True)
-    proc = start_run(results, {"epochs": 3}, preset=REPO / "presets" / "kt-demo.toml")
+    proc = start_run(results, sets, preset=REPO / "presets" / "kt-demo.toml")
     finish(proc, max(120.0, env.left() * 0.45), "kt run")
     original = run_dirs(results)[-1]
     proc = subprocess.Popen(
@@ -114,7 +116,7 @@ def _reproduction(env: Env) -> None:
     worst = diffs[0] if diffs else (float("nan"), "none")
     env.emit(
         "training.reproduction",
-        f"kt-demo (3 epochs) and its reproduction: {len(diffs)} metrics, largest difference "
+        f"kt-demo ({sets}) and its reproduction: {len(diffs)} metrics, largest difference "
         f"{worst[0]:.2e} ({worst[1]})",
         "<= 1e-3",
         status="value" if diffs and worst[0] <= 1e-3 else "error",

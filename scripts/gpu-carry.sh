@@ -2,7 +2,8 @@
 # Prepare what bench/bench_gpu.py needs on a GPU machine that has no network.
 #
 # The GPU image already holds torch (CUDA), transformers, peft, accelerate, nvidia-ml-py,
-# psutil, pandas, pyarrow, matplotlib, pillow and rich (Python 3.12). This fetches, once,
+# psutil, pandas, pyarrow, matplotlib and pillow (Python 3.12); rich and typing-extensions
+# travel too, at the versions textual and pydantic need. This fetches, once,
 # the wheels of labdeck's other dependencies for that Python into .whl/ (ignored), and
 # copies the embedded model's config and tokenizer into .cache-carry/ (ignored): its
 # 540 MB of float32 weights do not fit what travels, so on the GPU the checks that use
@@ -25,7 +26,8 @@ mkdir -p .whl .cache-carry
 WHEELS=(
   pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
   textual==8.2.8 textual-plotext==1.0.1 plotext==5.3.2 mdit-py-plugins==0.7.0
-  platformdirs==4.14.9 tomli-w==1.2.0
+  platformdirs==4.14.9 tomli-w==1.2.0 typing-extensions==4.16.0 rich==14.3.4
+  linkify-it-py uc-micro-py
 )
 [ -n "${NO_BNB:-}" ] || WHEELS+=(bitsandbytes==0.50.2)
 "$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
