@@ -135,3 +135,31 @@ def test_starting_far_above_the_feasible_size_costs_few_out_of_memory_errors():
     assert done == items
     assert [r for _, r in changes].count("oom") <= 4, changes
     assert 0.9 <= sizes[-2] / dev.largest_feasible() <= 1.0, changes
+
+
+def test_training_micro_batches_follow_the_process_allocator_on_a_cuda_device(monkeypatch):
+    """With the device-wide used fraction alone (60 % here: the model plus PyTorch's cache)
+    the micro-batch never grew on a GPU; through `gpu.batch_readings` the trainer's
+    controller reads this process's allocator, as the sweep does, and grows."""
+    from labdeck.backend import gpu
+    from labdeck.backend.training import TrainSpec, adaptive_controller
+
+    dev = SimulatedDevice(
+        total=80 * GiB, model=6 * GiB, per_item=0.5 * GiB, growth=0.0, others=lambda _a: 0
+    )
+
+    def process_memory(device: str) -> ProcessMemory | None:
+        return (
+            ProcessMemory(device, cuda=dev, device_used=dev.device_used)
+            if device != "cpu"
+            else None
+        )
+
+    monkeypatch.setattr(gpu, "process_memory", process_memory)
+    monkeypatch.setattr(gpu, "memory_fraction_probe", lambda _device: lambda: 0.6)
+    spec = TrainSpec(effective_batch_size=64, micro_batch_size=2)
+    on_gpu = adaptive_controller(spec, "cuda:0")
+    sizes = [b.size for b in on_gpu.iter_batches(list(range(64)), dev.run)]
+    assert sizes[0] == 2 and max(sizes) > 8
+    on_cpu = adaptive_controller(spec, "cpu")  # host memory between the thresholds: holds
+    assert {b.size for b in on_cpu.iter_batches(list(range(64)), dev.run)} == {2}
