@@ -22,6 +22,7 @@ Checks (each a function with its share of --budget; `--only NAME` runs one):
   vllm              only where `vllm` imports: a degradation level (perturb in place,
                     generate, restore) through vLLM with weights loaded in place by
                     collective_rpc vs labdeck's HF path; ratio and level-0 agreement
+                    (its wheels are too large to carry to a machine without network)
   dashboard         the dashboard on the adaptive_batch run: the GPU strip and the
                     Monitor's memory and batch views saved as PNG
   batch_bisection   (CPU stand-in) the batch controller over a simulated device: settled
@@ -43,7 +44,7 @@ model is its architecture with random weights there). One device call, carrying 
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade
     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
     LABDECK_CACHE=$PWD/.cache-carry && set -o pipefail &&
-    python3 bench/bench_gpu.py --budget 420 --out $OUT/gpu.md --screenshots $OUT
+    python3 bench/bench_gpu.py --budget 400 --out $OUT/gpu.md --screenshots $OUT
     2>&1 | tee $OUT/bench_gpu.log
 
 then copy gpu.md to docs/ and the PNGs to docs/screenshots/.

@@ -17,8 +17,11 @@
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 #     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 \
 #     LABDECK_CACHE=$PWD/.cache-carry && set -o pipefail && \
-#     python3 bench/bench_gpu.py --budget 420 --out $OUT/gpu.md 2>&1 | tee $OUT/bench_gpu.log
-# and copy $OUT/gpu.md (and $OUT/*.png) into docs/ here.
+#     python3 bench/bench_gpu.py --budget 400 --out $OUT/gpu.md --screenshots $OUT 2>&1 \
+#     | tee $OUT/bench_gpu.log
+# and copy gpu.md into docs/ and the two PNGs into docs/screenshots/ here. vLLM does not
+# travel (its wheels are several hundred MB, over what a call carries): the vllm check
+# runs only where the image has it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
