@@ -485,27 +485,32 @@ def batch_bisection(env: Env) -> None:
     from labdeck.backend.batching import BatchController, BatchPolicy
     from labdeck.backend.gpu import ProcessMemory
 
-    def device() -> SimulatedDevice:
+    def device(others: Callable[[int], int] = lambda _a: 0) -> SimulatedDevice:
         return SimulatedDevice(
-            total=80 * GiB, model=6 * GiB, per_item=0.5 * GiB, growth=0.004, others=lambda _a: 0
+            total=80 * GiB, model=6 * GiB, per_item=0.5 * GiB, growth=0.004, others=others
         )
 
-    dev = device()
-    changes: list[tuple[int, str]] = []
-    ctl = BatchController(
-        512,
-        1024,
-        memory=ProcessMemory("cuda:0", cuda=dev, device_used=dev.device_used),
-        on_change=lambda s, r: changes.append((s, r)),
-        policy=BatchPolicy(pause_seconds=0.0),
-        sleep=lambda _s: None,
-    )
+    def sweep(dev: SimulatedDevice, n: int) -> tuple[list[tuple[int, str, int]], list[int], int]:
+        """The controller as the sweep starts it (at its maximum); (size, reason, attempt)
+        of each change, the items done, the last batch's size."""
+        changes: list[tuple[int, str, int]] = []
+        ctl = BatchController(
+            512,
+            1024,
+            memory=ProcessMemory("cuda:0", cuda=dev, device_used=dev.device_used),
+            on_change=lambda s, r: changes.append((s, r, dev.attempts)),
+            policy=BatchPolicy(pause_seconds=0.0),
+            sleep=lambda _s: None,
+        )
+        done: list[int] = []
+        last = 0
+        for batch in ctl.iter_batches(list(range(n)), dev.run):
+            done.extend(batch.items)
+            last = batch.size
+        return changes, done, last
+
     items = list(range(3000))
-    done: list[int] = []
-    last = 0
-    for batch in ctl.iter_batches(items, dev.run):
-        done.extend(batch.items)
-        last = batch.size
+    changes, done, last = sweep(device(), len(items))
 
     def fits(n: int) -> bool:
         try:
@@ -516,8 +521,8 @@ def batch_bisection(env: Env) -> None:
 
     feasible, probes = largest_feasible(fits, start=last, ceiling=1024)
     scan = device().largest_feasible()
-    env.emit("batch_bisection.trajectory", " → ".join(f"{s}({r})" for s, r in changes))
-    env.emit("batch_bisection.ooms", sum(r == "oom" for _, r in changes))
+    env.emit("batch_bisection.trajectory", " → ".join(f"{s}({r})" for s, r, _ in changes))
+    env.emit("batch_bisection.ooms", sum(r == "oom" for _, r, _ in changes))
     env.emit(
         "batch_bisection.bisection",
         f"{feasible} in {len(probes)} probes; linear scan {scan}",
@@ -531,6 +536,24 @@ def batch_bisection(env: Env) -> None:
     )
     lost = len(set(items) - set(done))
     env.emit("batch_bisection.units_lost", f"{lost} (doubled {len(done) - len(set(done))})", "0")
+
+    # second_process's stand-in: another process holds 25 GiB from batch 20 to batch 40
+    def pressure(attempt: int) -> int:
+        return 25 * GiB if 20 <= attempt < 40 else 0
+
+    changes, done, _ = sweep(device(pressure), len(items))
+    during = [f"{s}({r})" for s, r, a in changes if 20 <= a <= 40]
+    after = [f"{s}({r})" for s, r, a in changes if a > 40]
+    shrank = any("shrink" in c or "oom" in c for c in during)
+    grew = any("grow" in c for c in after)
+    env.emit(
+        "batch_bisection.pressure",
+        f"shrank {'yes' if shrank else 'no'} ({', '.join(during) or 'no change'}), "
+        f"grew back {'yes' if grew else 'no'} ({', '.join(after) or 'no change'}), "
+        f"lost {len(set(items) - set(done))}, doubled {len(done) - len(set(done))}",
+        "shrinks, grows back, 0 lost",
+        status="value" if shrank and grew and sorted(done) == items else "error",
+    )
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ def test_cpu_run_skips_cuda_checks_runs_stand_ins_and_writes_a_marked_report(
     assert "per_row_sampling: error ValueError: a planted failure\n" in printed
     assert "batch_bisection.units_lost: 0 (doubled 0) (goal 0)" in printed
     assert "batch_bisection.bisection: 104 in 9 probes; linear scan 104 (goal equal)" in printed
+    assert "batch_bisection.pressure: shrank yes" in printed and "grew back yes" in printed
     report = out.read_text()
     assert report.startswith("# labdeck GPU checks: CPU rehearsal (no GPU figures)")
     assert "## batch_bisection" in report and "nvml: skipped (no CUDA device)" in report
