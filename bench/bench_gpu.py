@@ -54,6 +54,7 @@ Usage: python bench/bench_gpu.py [--budget 480] [--only NAME ...] [--out PATH] [
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import sys
@@ -68,6 +69,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_common import CHECKS, REPO, Env, Line, Skip, ensure_labdeck_importable, first_line
 
 ensure_labdeck_importable()
+# Built for a machine without network: nothing here needs the Hub, so never wait on it.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import gpu_memory  # noqa: E402,F401  (registers nvml, adaptive_batch, second_process, batch_bisection)
 import gpu_models  # noqa: E402,F401  (registers nf4, per_row_sampling, vllm)
