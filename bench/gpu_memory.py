@@ -359,11 +359,21 @@ def _feasible_worker(spec_path: str) -> None:
 
     spec = json.loads(Path(spec_path).read_text())
     deadline = time.monotonic() + spec["deadline_s"]
-    model, tok = load_model(spec["model"], dtype="bfloat16", device_map="cuda:0")
+    device = spec.get("device", "cuda:0")  # "cpu" only to rehearse this worker
+    model, tok = load_model(
+        spec["model"],
+        dtype=spec.get("dtype", "bfloat16"),
+        device_map=None if device == "cpu" else device,
+    )
+
+    def sync() -> None:
+        if device != "cpu":
+            torch.cuda.synchronize()
+
     texts = [render(tok, t) for t in spec["prompts"]]
 
     def bare(batch: list[str]) -> int:
-        enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to("cuda:0")
+        enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         sampler = RowSampler([row_seed(0, t) for t in batch], 1.0, 64, 0.95)
         with torch.inference_mode():
             out = model.generate(
@@ -393,10 +403,10 @@ def _feasible_worker(spec_path: str) -> None:
         return not failed
 
     feasible, probes = largest_feasible(fits, spec["start"], spec["ceiling"], spec["tolerance"])
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     tokens = sum(bare(texts[i : i + feasible]) for i in range(0, len(texts), feasible))
-    torch.cuda.synchronize()
+    sync()
     seconds = time.perf_counter() - t0
     print(
         json.dumps({"feasible": feasible, "probes": probes, "tokens": tokens, "seconds": seconds})
@@ -423,7 +433,7 @@ def second_process(env: Env) -> None:
     """Another process takes the free memory mid-run and gives it back: shrink, recover, lose nothing."""
     folder, _ = random_llama(env)
     n = 256
-    levels = [0.0, 0.02, 0.04, 0.06, 0.08, 0.1]
+    levels = [round(0.01 * i, 2) for i in range(10)]
     texts = prompt_texts(n)
     prompts = env.tmp / "second-prompts.json"
     prompts.write_text(json.dumps(texts))
@@ -437,16 +447,22 @@ def second_process(env: Env) -> None:
         dirs = run_dirs(results) if results.exists() else []
         return dirs[-1] if dirs else None
 
+    def batches(run: Path) -> int:
+        return sum(ev.get("done", 0) > 0 for ev in events(run, "progress"))
+
     def progressed(k: int) -> Callable[[Path], bool]:
-        return lambda run: sum(ev.get("done", 0) > 0 for ev in events(run, "progress")) >= k
+        return lambda run: batches(run) >= k
 
     holder = None
     try:
-        if not _wait_for(current, progressed(1), env.left() * 0.4):
+        if not _wait_for(current, progressed(1), max(90.0, env.left() * 0.4)):
             raise RuntimeError("the run recorded no batch in time")
         holder = Holder(keep_free_gib=1.0)
         env.emit("second_process.held", f"{holder.bytes / GiB:.1f} GiB taken by pid {holder.pid}")
-        _wait_for(current, progressed(3), min(30.0, env.left() * 0.3))
+        run = current()
+        held_at = batches(run) if run else 0
+        # two batches under pressure: the policy reacts after the first of them
+        _wait_for(current, progressed(held_at + 2), max(30.0, env.left() * 0.3))
         released = holder.release()
         finish(proc, max(120.0, env.left()), "labdeck degradation run")
     finally:
