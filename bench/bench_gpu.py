@@ -35,19 +35,11 @@ others still run). The report is written to --out: by default docs/gpu.md on a C
 machine and nowhere on a CPU one, so a rehearsal never replaces the GPU figures; a report
 written from a CPU run says so in its title.
 
-On the GPU machine (no network), see scripts/gpu-carry.sh: it prepares .whl/ (labdeck's
+On the GPU machine (no network): scripts/gpu-carry.sh prepares .whl/ (labdeck's
 dependencies the image lacks, bitsandbytes included) and .cache-carry/ (the embedded
-model's config and tokenizer; its weights do not fit what travels, so the embedded
-model is its architecture with random weights there). One device call, carrying .whl and
-.cache-carry, with timeout_s 480 (leaves time for one rerun of a 15-minute allowance):
-
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade
-    --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
-    LABDECK_CACHE=$PWD/.cache-carry && set -o pipefail &&
-    python3 bench/bench_gpu.py --budget 400 --out $OUT/gpu.md --screenshots $OUT
-    2>&1 | tee $OUT/bench_gpu.log
-
-then copy gpu.md to docs/ and the PNGs to docs/screenshots/.
+model's config and tokenizer; its weights do not fit what travels, so there the embedded
+model is its architecture with random weights), and its header holds the one device
+command (timeout_s 540: about 9 of a 15-minute allowance, room for a short --only rerun).
 Usage: python bench/bench_gpu.py [--budget 480] [--only NAME ...] [--out PATH] [--screenshots DIR]
 """
 

@@ -81,7 +81,7 @@ def per_row_sampling(env: Env) -> None:
     n = len(SAMPLING_PROMPTS)
     for short, (spec, label), dtype in models:
         model, tok = load_model(str(spec), dtype=dtype, device_map=env.device if env.cuda else None)
-        texts = _sampled_texts(model, tok, (1, 4, 16), 48 if env.cuda else 8)
+        texts = _sampled_texts(model, tok, (1, 4, 16), 32 if env.cuda else 8)
         del model
         same = {b: sum(a == t for a, t in zip(texts[1], texts[b], strict=True)) for b in (4, 16)}
         env.emit(

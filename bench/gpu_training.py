@@ -33,7 +33,7 @@ def _lora(env: Env) -> None:
     from labdeck.backend.training import LoraSpec, TrainSpec, encode_conversation, read_chat_jsonl
 
     spec, label = embedded_model(env)
-    convs = read_chat_jsonl(BUNDLED_DATASETS["bad-advice"], limit=64)
+    convs = read_chat_jsonl(BUNDLED_DATASETS["bad-advice"], limit=48)
     lora = LoraSpec(rank=8, alpha=16)
     tok = AutoTokenizer.from_pretrained(embedded_files(), local_files_only=True)
     results = env.tmp / "results-training"

@@ -13,11 +13,11 @@
 #   scripts/gpu-carry.sh            # wheels + model files (bitsandbytes included)
 #   NO_BNB=1 scripts/gpu-carry.sh   # without bitsandbytes (check nf4 then reports it missing)
 #
-# Then, in one device call (carry: .whl and .cache-carry; timeout 480 s leaves a rerun):
+# Then, in one device call (carry: .whl and .cache-carry; timeout_s 540 leaves a short rerun):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 #     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 \
 #     LABDECK_CACHE=$PWD/.cache-carry && set -o pipefail && \
-#     python3 bench/bench_gpu.py --budget 400 --out $OUT/gpu.md --screenshots $OUT 2>&1 \
+#     python3 bench/bench_gpu.py --budget 420 --out $OUT/gpu.md --screenshots $OUT 2>&1 \
 #     | tee $OUT/bench_gpu.log
 # and copy gpu.md into docs/ and the two PNGs into docs/screenshots/ here. vLLM does not
 # travel (its wheels are several hundred MB, over what a call carries): the vllm check
