@@ -164,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     names = [n for n in ORDER if n in (args.only or ORDER)]
     cuda, dev, dev_name = device()
+    if not cuda:
+        import torch
+
+        torch.set_num_threads(1)  # the stand-ins are small; shared CPUs spin-wait with more
     out = args.out or (REPO / "docs" / "gpu.md" if cuda else None)
     shots = args.screenshots or (out.parent / "screenshots" if out else Path(tempfile.gettempdir()))
     started = datetime.now(UTC)
