@@ -169,6 +169,7 @@ class BatchController:
         self._ceiling = maximum  # lowered below any size that ran out of memory
         self._ceiling_others: int | None = None  # others' memory when that happened
         self._costs: dict[int, float] = {}  # size -> bytes per item, measured or bounded
+        self._measured: set[int] = set()  # sizes in _costs whose cost a finished batch measured
         self._base = 0  # this process's allocation before the last batch (the model)
         self._started = False
 
@@ -225,11 +226,16 @@ class BatchController:
                 hi = mid - 1
         return lo
 
-    def _remember(self, size: int, per_item: float) -> None:
+    def _remember(self, size: int, per_item: float, *, measured: bool) -> None:
         self._costs.pop(size, None)
         self._costs[size] = per_item
+        if measured:
+            self._measured.add(size)
+        else:
+            self._measured.discard(size)
         while len(self._costs) > self.HISTORY:
-            self._costs.pop(next(iter(self._costs)))
+            self._measured.discard(oldest := next(iter(self._costs)))
+            self._costs.pop(oldest)
 
     def _limit(self) -> int:
         return min(self.maximum, self._ceiling)
@@ -274,7 +280,7 @@ class BatchController:
         mem, p = self._memory, self.policy
         assert mem is not None
         peak, others, total = mem.peak(), mem.others(), mem.total()
-        self._remember(items, max(0, peak - self._base) / max(1, items))
+        self._remember(items, max(0, peak - self._base) / max(1, items), measured=True)
         if self._ceiling_others is not None and others < self._ceiling_others - (
             self._per_item(self._ceiling) or 0.0
         ):
@@ -319,11 +325,17 @@ class BatchController:
             try:
                 others, total = self._memory.others(), self._memory.total()
                 self._ceiling_others = others
-                # It did not fit, so each item needs more than the room there was.
+                # It did not fit, so each item needs more than the room there was: a lower
+                # bound only. Without a finished batch below this size the bound alone would
+                # predict a size just under the failed one, and shrink by a few per cent per
+                # out-of-memory error (a sweep starting at a large max_batch_size then failed
+                # dozens of times in a row); halve instead until one size is measured.
+                measured_below = any(s < failed for s in self._measured)
                 room = max(0, total - others - self._base)
-                self._remember(failed, max(room / failed, self._per_item(failed) or 0.0))
+                bound = max(room / failed, self._per_item(failed) or 0.0)
+                self._remember(failed, bound, measured=False)
                 fit = self._fit(self.policy.shrink_above, others)
-                if fit is not None:
+                if fit is not None and measured_below:
                     smaller = max(1, min(failed - 1, fit))
             except Exception as exc2:
                 log.warning("memory readings failed (%s)", exc2)

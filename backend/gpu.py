@@ -300,6 +300,15 @@ def memory_fraction_probe(device: str) -> Callable[[], float | None]:
     return probe
 
 
+def batch_readings(device: str) -> dict[str, Any]:
+    """`BatchController(**batch_readings(device), ...)`: what the batch policy reads for a
+    model on `device`. On one CUDA device that is this process's own allocator
+    (`process_memory`); the device-wide used fraction alone counts PyTorch's cache as
+    pressure, so a size that shrank, or a run whose first batch was large, never grew
+    again. Elsewhere (CPU, multi-device maps) the used fraction is all there is."""
+    return {"probe": memory_fraction_probe(device), "memory": process_memory(device)}
+
+
 def nvml_status() -> str:
     """One human line saying which source the readings come from and why."""
     if _NVML.ensure():

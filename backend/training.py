@@ -394,7 +394,7 @@ def adaptive_controller(
     return BatchController(
         min(spec.micro_batch_size, spec.effective_batch_size),
         spec.effective_batch_size,
-        probe=gpu.memory_fraction_probe(device),
+        **gpu.batch_readings(device),
         on_change=on_change,
         policy=policy,
     )

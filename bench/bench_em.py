@@ -56,22 +56,40 @@ def make_ctx(results: Path, params: Any, kind: str = "em") -> Any:
 # --------------------------------------------------------------------------- (a) training
 
 
-def kind_training(model_spec: str, convs: list, spec: Any, lora: Any, results: Path) -> float:
+def kind_training(
+    model_spec: str, convs: list, spec: Any, lora: Any, results: Path, device: str = "cpu"
+) -> float:
     from labdeck.backend.kinds.em.config import Params
     from labdeck.backend.models import load_model
     from labdeck.backend.training import LoraTrainer, adaptive_controller
 
-    model, tok = load_model(model_spec, dtype="float32")
+    model, tok = load_model(model_spec, dtype="float32", device_map=_device_map(device))
     ctx = make_ctx(results, Params())
     trainer = LoraTrainer(
-        model, tok, convs, spec, lora, controller=adaptive_controller(spec, "cpu", ctx.batch)
+        model, tok, convs, spec, lora, controller=adaptive_controller(spec, device, ctx.batch)
     )
+    _sync(device)
     t0 = time.perf_counter()
     trainer.run(ctx)
+    _sync(device)
     return time.perf_counter() - t0
 
 
-def bare_training(model_spec: str, convs: list, spec: Any, lora: Any, out: Path) -> float:
+def _device_map(device: str) -> str | None:
+    return None if device == "cpu" else device
+
+
+def _sync(device: str) -> None:
+    """Wait for queued GPU work, so a timer reads the work and not its launch."""
+    if device != "cpu":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def bare_training(
+    model_spec: str, convs: list, spec: Any, lora: Any, out: Path, device: str = "cpu"
+) -> float:
     """What a script does by hand with peft and transformers: the same batches and steps."""
     import torch
     from peft import get_peft_model
@@ -81,16 +99,18 @@ def bare_training(model_spec: str, convs: list, spec: Any, lora: Any, out: Path)
     from labdeck.backend.seeding import set_all_seeds
     from labdeck.backend.training import LoraTrainer
 
-    model, tok = load_model(model_spec, dtype="float32")
+    model, tok = load_model(model_spec, dtype="float32", device_map=_device_map(device))
     # The same encoded examples and data order as the kind (equal work); encoding is
     # done before the clock starts on both sides.
     order = LoraTrainer(load_model(model_spec, dtype="float32")[0], tok, convs, spec, lora)
+    order.device = next(model.parameters()).device  # batches collated onto the bare model's device
     set_all_seeds(spec.seed)
     peft_model = get_peft_model(model, lora.peft_config())
     peft_model.train()
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
     sched = get_scheduler(spec.lr_scheduler, opt, spec.warmup_steps, order.total_steps)
+    _sync(device)
     t0 = time.perf_counter()
     for step in range(order.total_steps):
         _, _, idx = order.step_indices(step)
@@ -107,6 +127,7 @@ def bare_training(model_spec: str, convs: list, spec: Any, lora: Any, out: Path)
         opt.zero_grad(set_to_none=True)
     peft_model.save_pretrained(out / "bare-adapter")
     torch.save(opt.state_dict(), out / "bare-optimizer.pt")
+    _sync(device)
     return time.perf_counter() - t0
 
 

@@ -65,7 +65,7 @@ class LocalChat:
             self.controller = BatchController(
                 start,
                 maximum,
-                probe=gpu.memory_fraction_probe(model_device(self._loaded[0])),
+                **gpu.batch_readings(model_device(self._loaded[0])),
                 on_change=on_batch,
                 policy=policy,
             )

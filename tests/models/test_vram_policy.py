@@ -10,72 +10,12 @@ mid-run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 import torch
+from simulated_device import GiB, SimulatedDevice
 
 from labdeck.backend.batching import BatchController, BatchPolicy, BatchTooLarge
 from labdeck.backend.gpu import ProcessMemory
-
-GiB = 2**30
-
-
-class SimulatedDevice:
-    """torch.cuda's memory functions for one simulated device (the subset the policy reads)."""
-
-    def __init__(
-        self, total: int, model: int, per_item: float, growth: float, others: Callable[[int], int]
-    ) -> None:
-        self.total, self.model = total, model
-        self.others_at = others  # other processes' use, by batch attempt number
-        self.attempts = 0
-        self.per_item, self.growth = per_item, growth
-        self.allocated = self.peak = self.reserved = model
-        self.others = 0
-        self.context = 300 * 2**20  # the CUDA context: seen by NVML, not by the allocator
-        self.ooms = 0
-
-    def need(self, n: int) -> int:
-        return self.model + int(n * self.per_item * (1 + self.growth * n))
-
-    def largest_feasible(self) -> int:
-        n = 0
-        while self.others + self.context + self.need(n + 1) <= self.total:
-            n += 1
-        return n
-
-    # -- the work: a batch allocates, peaks, and frees back into the cache
-    def run(self, batch: list[int]) -> list[int]:
-        self.others = self.others_at(self.attempts)  # changes while a batch runs
-        self.attempts += 1
-        need = self.need(len(batch))
-        if self.others + self.context + need > self.total:
-            self.ooms += 1
-            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {need} bytes")
-        self.peak = max(self.peak, need)
-        self.reserved = max(self.reserved, need)
-        return batch
-
-    # -- torch.cuda's names
-    def memory_allocated(self, _index: int) -> int:
-        return self.allocated
-
-    def max_memory_allocated(self, _index: int) -> int:
-        return self.peak
-
-    def memory_reserved(self, _index: int) -> int:
-        return self.reserved
-
-    def reset_peak_memory_stats(self, _index: int) -> None:
-        self.peak = self.allocated
-
-    def empty_cache(self) -> None:
-        self.reserved = self.allocated
-
-    # -- what NVML reports for the whole device
-    def device_used(self) -> tuple[int, int]:
-        return self.others + self.context + self.reserved, self.total
 
 
 def phase(attempt: int) -> str:
@@ -167,3 +107,59 @@ def test_guarded_work_is_retried_after_an_oom_and_stops_clearly_when_it_never_fi
         BatchTooLarge, match=r"out of memory while degrading mlp at level 0.1, 2 attempts"
     ):
         ctl.guard(never, "degrading mlp at level 0.1", attempts=2)
+
+
+def test_starting_far_above_the_feasible_size_costs_few_out_of_memory_errors():
+    """A sweep starts at min(prompts, max_batch_size): with a large maximum the first batch
+    does not fit. The failure gives only a lower bound of the cost per item, which used to
+    shrink the size by a few per cent per error (28 errors in a row here); halving until a
+    batch is measured finds the device's limit in a few."""
+    dev = SimulatedDevice(
+        total=80 * GiB, model=6 * GiB, per_item=0.5 * GiB, growth=0.004, others=lambda _a: 0
+    )
+    changes: list[tuple[int, str]] = []
+    ctl = BatchController(
+        512,
+        1024,
+        memory=ProcessMemory("cuda:0", cuda=dev, device_used=dev.device_used),
+        on_change=lambda size, reason: changes.append((size, reason)),
+        policy=BatchPolicy(pause_seconds=0.0),
+        sleep=lambda _s: None,
+    )
+    items = list(range(3000))
+    done: list[int] = []
+    sizes = []
+    for batch in ctl.iter_batches(items, dev.run):
+        done.extend(batch.items)
+        sizes.append(batch.size)
+    assert done == items
+    assert [r for _, r in changes].count("oom") <= 4, changes
+    assert 0.9 <= sizes[-2] / dev.largest_feasible() <= 1.0, changes
+
+
+def test_training_micro_batches_follow_the_process_allocator_on_a_cuda_device(monkeypatch):
+    """With the device-wide used fraction alone (60 % here: the model plus PyTorch's cache)
+    the micro-batch never grew on a GPU; through `gpu.batch_readings` the trainer's
+    controller reads this process's allocator, as the sweep does, and grows."""
+    from labdeck.backend import gpu
+    from labdeck.backend.training import TrainSpec, adaptive_controller
+
+    dev = SimulatedDevice(
+        total=80 * GiB, model=6 * GiB, per_item=0.5 * GiB, growth=0.0, others=lambda _a: 0
+    )
+
+    def process_memory(device: str) -> ProcessMemory | None:
+        return (
+            ProcessMemory(device, cuda=dev, device_used=dev.device_used)
+            if device != "cpu"
+            else None
+        )
+
+    monkeypatch.setattr(gpu, "process_memory", process_memory)
+    monkeypatch.setattr(gpu, "memory_fraction_probe", lambda _device: lambda: 0.6)
+    spec = TrainSpec(effective_batch_size=64, micro_batch_size=2)
+    on_gpu = adaptive_controller(spec, "cuda:0")
+    sizes = [b.size for b in on_gpu.iter_batches(list(range(64)), dev.run)]
+    assert sizes[0] == 2 and max(sizes) > 8
+    on_cpu = adaptive_controller(spec, "cpu")  # host memory between the thresholds: holds
+    assert {b.size for b in on_cpu.iter_batches(list(range(64)), dev.run)} == {2}

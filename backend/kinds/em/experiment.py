@@ -53,7 +53,7 @@ def _controller(ctx: RunContext, start: int, maximum: int, device: str, what: st
     return BatchController(
         min(start, maximum),
         maximum,
-        probe=gpu.memory_fraction_probe(device),
+        **gpu.batch_readings(device),
         on_change=lambda size, reason: ctx.batch(size, reason, phase=what),
     )
 

@@ -40,7 +40,7 @@ def _local_judge(ctx: Any, p: Params) -> LocalScoreJudge:
     controller = BatchController(
         min(p.generation_batch_size, p.max_generation_batch_size),
         p.max_generation_batch_size,
-        probe=gpu.memory_fraction_probe(model_device(model)),
+        **gpu.batch_readings(model_device(model)),
         on_change=lambda size, reason: ctx.batch(size, reason, phase="judge"),
     )
     return LocalScoreJudge(

@@ -91,8 +91,7 @@ def run(ctx: RunContext) -> dict[str, float]:
         controller = BatchController(
             params.start_batch_size,
             params.max_batch_size,
-            probe=gpu.memory_fraction_probe(device),
-            memory=gpu.process_memory(device),
+            **gpu.batch_readings(device),
             on_change=on_change,
             policy=_policy(params),
         )
