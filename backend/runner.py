@@ -30,7 +30,7 @@ from .kinds.base import RunContext, StateKeeper, StopRequested, primary_metric
 from .kinds.spec import with_added_params
 from .ledger import Ledger
 from .runs import ARTIFACTS, HEARTBEAT_SECONDS, LOG, SUMMARY, Run, RunLock, this_host
-from .secrets import RedactingFilter
+from .secrets import RedactingFormatter
 
 STOP_FILE = "stop.request"  # lets `labdeck stop` reach a runner on another host via the filesystem
 MEMORY_SECONDS = 2.0
@@ -48,16 +48,15 @@ def _setup_logging(run: Run, console: bool) -> logging.Logger:
     log.propagate = False
     for h in list(log.handlers):
         log.removeHandler(h)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    fmt = RedactingFormatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     fh = logging.FileHandler(run.path / LOG, encoding="utf-8")
     fh.setFormatter(fmt)
     log.addHandler(fh)
     if console:
         ch = logging.StreamHandler(sys.stderr)
-        ch.setFormatter(logging.Formatter("%(message)s"))
+        ch.setFormatter(RedactingFormatter("%(message)s"))
         ch.setLevel(logging.WARNING)
         log.addHandler(ch)
-    log.addFilter(RedactingFilter())
     return log
 
 

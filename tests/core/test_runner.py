@@ -266,12 +266,12 @@ def test_no_secret_from_the_environment_lands_in_the_run_directory(
         led.close()
         import logging
 
-        from labdeck.backend.secrets import RedactingFilter
+        from labdeck.backend.secrets import RedactingFormatter
 
         log = logging.getLogger("test-secrets")
         h = logging.FileHandler(run.path / "runner.log")
+        h.setFormatter(RedactingFormatter())
         log.addHandler(h)
-        log.addFilter(RedactingFilter())
         log.error("auth header: Bearer %s", secret)
         h.close()
     finally:
