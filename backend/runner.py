@@ -29,6 +29,7 @@ from .kinds import kind_config, kind_experiment
 from .kinds.base import RunContext, StateKeeper, StopRequested, primary_metric
 from .kinds.spec import with_added_params
 from .ledger import Ledger
+from .providers.ratelimit import reset_shared_limiters
 from .runs import ARTIFACTS, HEARTBEAT_SECONDS, LOG, SUMMARY, Run, RunLock, this_host
 from .secrets import RedactingFormatter
 
@@ -189,6 +190,7 @@ def _execute_locked(
             f"{run.path / 'config.json'}: params no longer valid for kind {kind!r}: {exc}"
         ) from None
     (run.path / STOP_FILE).unlink(missing_ok=True)
+    reset_shared_limiters()  # API pacing is per run: one limiter per endpoint and key
     log = _setup_logging(run, console)
     events = EventWriter(run.events_path)
     if listener:

@@ -65,6 +65,7 @@ class LoopbackState:
     jobs_created: int = 0
     chat_calls: int = 0
     auth_headers: set[str] = field(default_factory=set)
+    arrivals: list[tuple[float, str, str]] = field(default_factory=list)  # (t, method, path)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -170,6 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         url = urlparse(self.path)
         path = url.path
+        with self.st.lock:
+            self.st.arrivals.append((time.time(), self.command, path))
         if path.startswith("/v1/"):  # the upload URL is presigned: no key goes there
             self.st.auth_headers.add(self.headers.get("Authorization", ""))
         if self._fault(path):
@@ -499,6 +502,11 @@ class Loopback:
     ) -> None:
         with self.state.lock:
             self.state.faults.append(Fault(prefix, kind, count, retry_after, seconds, method))
+
+    def arrived(self, prefix: str = "/v1/") -> list[float]:
+        """Arrival times of the requests whose path starts with `prefix`."""
+        with self.state.lock:
+            return [t for t, _m, p in self.state.arrivals if p.startswith(prefix)]
 
     def statuses(self, prefix: str) -> list[tuple[float, int]]:
         with self.state.lock:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from ..errors import UserError
+
 Message = dict[str, Any]
 
 
@@ -151,3 +153,15 @@ class ProviderError(RuntimeError):
         super().__init__(message)
         self.status = status
         self.attempts = attempts
+
+
+class ProviderAuthError(UserError):
+    """The API refused the credentials (401/403). Every further request would be refused
+    as well, so it is not a per-item failure: the stage stops at once with this one line
+    (a `UserError`: the fix is the user's key, not a retry)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -8,6 +8,10 @@
 - The SDK's own retries are off (`max_retries=0`): retries happen here, where they can
   be paced by the shared `RateLimiter`, counted in `ApiStats`, honour `Retry-After`
   for every worker at once, and end in one clear message naming model and status.
+- Pacing is per endpoint and key for the whole run (`ratelimit.shared_limiter`) and is
+  applied at the wire by an httpx request hook, so every HTTP request the SDK sends is
+  spaced, from the first one on.
+- A 401/403 stops everything that uses the key at once (`ProviderAuthError`, one line).
 - Creating a fine-tuning job is the one call that costs money when repeated, so it is
   never retried blindly: after a failure whose outcome is unknown (timeout, 5xx,
   dropped connection) the job list is searched for a job on the same training file
@@ -34,10 +38,18 @@ from .base import (
     JobInfo,
     JobSpec,
     OnResult,
+    ProviderAuthError,
     ProviderError,
     TokenLogprob,
 )
-from .ratelimit import RETRY_STATUSES, ApiStats, RateLimiter, RetryPolicy, parse_retry_after
+from .ratelimit import (
+    RETRY_STATUSES,
+    ApiStats,
+    RateLimiter,
+    RetryPolicy,
+    parse_retry_after,
+    shared_limiter,
+)
 
 T = TypeVar("T")
 KEY_ENV = "TOGETHER_API_KEY"
@@ -64,56 +76,137 @@ def normalize_base_url(url: str | None) -> str | None:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
-def make_client(base_url: str | None = None, timeout: float = 120.0) -> Any:
-    """A `together.Together` client with the SDK's retries off (see module docstring)."""
-    from together import Together
+def _api_key(base: str | None) -> str:
+    key = os.environ.get(KEY_ENV)
+    if key:
+        return key
+    if base is None:
+        raise UserError(
+            f"provider together: ${KEY_ENV} is not set; export it (it is read from the "
+            "environment only) or set base_url to an OpenAI-compatible server"
+        )
+    return "none"  # self-hosted OpenAI-compatible servers usually need no key
+
+
+def run_limiter(
+    base_url: str | None = None, delay: float = 0.0, requests_per_minute: float = 0.0
+) -> RateLimiter:
+    """The run's one limiter for this endpoint and the key in the environment."""
+    base = normalize_base_url(base_url)
+    return shared_limiter(base or DEFAULT_BASE_URL, _api_key(base), delay, requests_per_minute)
+
+
+def make_client(
+    base_url: str | None = None, timeout: float = 120.0, limiter: RateLimiter | None = None
+) -> Any:
+    """A `together.Together` client with the SDK's retries off (see module docstring);
+    with `limiter`, every request to the API's host waits for its turn before it is sent
+    (a presigned upload to another host is not the API's to pace)."""
+    from together import DefaultHttpxClient, Together
 
     base = normalize_base_url(base_url)
-    key = os.environ.get(KEY_ENV)
-    if not key:
-        if base is None:
-            raise UserError(
-                f"provider together: ${KEY_ENV} is not set; export it (it is read from the "
-                "environment only) or set base_url to an OpenAI-compatible server"
-            )
-        key = "none"  # self-hosted OpenAI-compatible servers usually need no key
-    return Together(api_key=key, base_url=base, timeout=timeout, max_retries=0)
+    key = _api_key(base)
+    http = None
+    if limiter is not None:
+        import httpx
+
+        host = httpx.URL(base or DEFAULT_BASE_URL).host
+
+        def pace(request: httpx.Request) -> None:
+            if request.url.host == host:
+                limiter.acquire()
+
+        http = DefaultHttpxClient(event_hooks={"request": [pace]})
+    return Together(api_key=key, base_url=base, timeout=timeout, max_retries=0, http_client=http)
 
 
 # --------------------------------------------------------------------------- errors
 
 
+class MalformedResponse(Exception):
+    """A 200 whose body is not what the route returns (no choices, no id)."""
+
+
+AUTH_STATUSES = frozenset({401, 403})
+
+
 class _Failure:
-    """What one failed attempt was: status, whether to retry, how long the server asked."""
+    """What one failed attempt was: status, kind, whether to retry, how long the server asked.
+
+    Named by what happened, so a message never calls a garbled body a connection error:
+    `HTTP <status> <word>`, `timed out`, `connection cut` (refused, reset, or closed
+    mid-request, as a cut-off upload is) or `malformed response` (a 200 whose body does
+    not parse). All but 4xx are retried with the same bounded backoff; after all but
+    "refused before sending", the server may have acted, so the outcome is unknown.
+    """
 
     def __init__(self, exc: BaseException) -> None:
+        import json
+
+        import httpx
+        import pydantic
         import together
 
         self.status: int | None = None
         self.retry_after: float | None = None
-        self.detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self.retryable, self.outcome_unknown = True, True
+        cause = exc.__cause__ if isinstance(exc, together.APIConnectionError) else None
+        self.detail = _first_line(cause or exc)
         if isinstance(exc, together.APIStatusError):
             self.status = exc.status_code
+            self.kind = "http"
             self.retry_after = parse_retry_after(dict(exc.response.headers))
             self.retryable = exc.status_code in RETRY_STATUSES or exc.status_code >= 500
             self.outcome_unknown = exc.status_code >= 500 or exc.status_code == 408
-        elif isinstance(exc, together.APIConnectionError):  # includes timeouts, dropped links
-            self.retryable = True
-            self.outcome_unknown = True
-            self.detail = "timed out" if isinstance(exc, together.APITimeoutError) else self.detail
+        elif isinstance(exc, together.APITimeoutError | httpx.TimeoutException):
+            self.kind = "timed out"
+        elif isinstance(exc, together.APIConnectionError | httpx.TransportError):
+            self.kind = "connection cut"
+        elif isinstance(
+            exc,
+            json.JSONDecodeError
+            | together.APIResponseValidationError
+            | pydantic.ValidationError
+            | MalformedResponse,
+        ):
+            self.kind = "malformed response"
         else:
-            self.retryable = False
-            self.outcome_unknown = False
+            self.kind = "error"
+            self.retryable, self.outcome_unknown = False, False
+
+    @property
+    def refused_credentials(self) -> bool:
+        return self.status in AUTH_STATUSES
 
     def describe(self) -> str:
         if self.status is None:
-            return f"connection error ({self.detail})"
+            return f"{self.kind} ({self.detail})"
         word = _STATUS_WORDS.get(self.status, "error")
         return f"HTTP {self.status} {word}: {self.detail}"
 
 
+def _refusal_in(exc: BaseException) -> ProviderAuthError | None:
+    """The limiter's refusal, raised in the request hook and wrapped by the SDK."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ProviderAuthError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class _Caller:
-    """Runs one API call with pacing, counting and retries (shared by chat and jobs)."""
+    """Runs one API call with pacing, counting and retries (shared by chat and jobs).
+
+    A 401 or 403 is final for every call that shares the caller: the first one raises
+    `ProviderAuthError`, and any call still waiting for its turn raises the same error
+    without sending anything, so a bad key costs one request and one message.
+    """
 
     def __init__(
         self,
@@ -123,11 +216,13 @@ class _Caller:
         *,
         seed: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        paced_by_client: bool = False,
     ) -> None:
         self.limiter, self.policy, self.stats = limiter, policy, stats
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._sleep = sleep
+        self._paced_by_client = paced_by_client  # the client's request hook waits its turn
 
     def call(
         self,
@@ -144,13 +239,26 @@ class _Caller:
         attempt = 0
         while True:
             attempt += 1
-            self.limiter.acquire()
+            if not self._paced_by_client:
+                self.limiter.acquire()
             self.stats.started()
             try:
                 value = fn()
             except Exception as exc:
+                refused = _refusal_in(exc)
+                if refused is not None:  # another call met the 401 first: nothing was sent
+                    raise refused from None
                 fail = _Failure(exc)
                 self.stats.answered(fail.status)
+                if fail.refused_credentials:
+                    self.stats.failed()
+                    refused = ProviderAuthError(
+                        f"{what}: {fail.describe()}; the API refused the credentials, so "
+                        "nothing more was sent",
+                        fail.status,
+                    )
+                    self.limiter.refuse(refused)
+                    raise refused from None
                 if fail.outcome_unknown and on_unknown is not None:
                     adopted = on_unknown()
                     if adopted is not None:
@@ -229,7 +337,8 @@ class TogetherChat:
     ) -> None:
         self.model = model
         self.concurrency = max(1, concurrency)
-        self.client = client or make_client(base_url, timeout)
+        self.limiter = limiter or run_limiter(base_url, delay, requests_per_minute)
+        self.client = client or make_client(base_url, timeout, self.limiter)
         # OpenAI-compatible servers (vLLM, ...) take `logprobs: true` + `top_logprobs: k`;
         # Together takes `logprobs: k`.
         # None: OpenAI style for any base_url that is not Together's.
@@ -237,9 +346,12 @@ class TogetherChat:
         auto = base is not None and "together" not in base
         self.openai_logprobs = auto if openai_logprobs is None else openai_logprobs
         self.stats = stats or ApiStats()
-        self.limiter = limiter or RateLimiter(delay, requests_per_minute)
         self.caller = _Caller(
-            self.limiter, RetryPolicy(max_retries, backoff), self.stats, seed=seed
+            self.limiter,
+            RetryPolicy(max_retries, backoff),
+            self.stats,
+            seed=seed,
+            paced_by_client=client is None,
         )
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="labdeck-api")
 
@@ -262,10 +374,16 @@ class TogetherChat:
         if req.stop:
             kw["stop"] = list(req.stop)
         t0 = time.perf_counter()
+
+        def ask() -> tuple[Any, Any]:
+            resp = self.client.chat.completions.create(**kw)
+            choices = getattr(resp, "choices", None)
+            if not choices:  # a 200 without an answer is a bad body, retried like one
+                raise MalformedResponse("a 200 without choices")
+            return resp, choices[0]
+
         try:
-            resp, attempts, status = self.caller.call(
-                lambda: self.client.chat.completions.create(**kw), f"model {model!r}"
-            )
+            (resp, choice), attempts, status = self.caller.call(ask, f"model {model!r}")
         except ProviderError as exc:
             return ChatResult(
                 model=model,
@@ -274,7 +392,6 @@ class TogetherChat:
                 seconds=round(time.perf_counter() - t0, 4),
                 attempts=exc.attempts,
             )
-        choice = resp.choices[0]
         message = getattr(choice, "message", None)
         text = (getattr(message, "content", None) or getattr(choice, "text", None) or "").strip()
         usage = getattr(resp, "usage", None)
@@ -357,12 +474,20 @@ class TogetherFineTune:
         backoff: float = 1.0,
         timeout: float = 120.0,
         delay: float = 0.0,
+        requests_per_minute: float = 0.0,
         client: Any = None,
         stats: ApiStats | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
-        self.client = client or make_client(base_url, timeout)
+        self.limiter = limiter or run_limiter(base_url, delay, requests_per_minute)
+        self.client = client or make_client(base_url, timeout, self.limiter)
         self.stats = stats or ApiStats()
-        self.caller = _Caller(RateLimiter(delay), RetryPolicy(max_retries, backoff), self.stats)
+        self.caller = _Caller(
+            self.limiter,
+            RetryPolicy(max_retries, backoff),
+            self.stats,
+            paced_by_client=client is None,
+        )
 
     def upload(self, path: str) -> str:
         """The file id of `path` uploaded for fine-tuning (the SDK's own checker runs first)."""

@@ -174,6 +174,8 @@ def run(ctx: RunContext) -> dict[str, float]:
                     max_retries=params.max_retries,
                     backoff=params.backoff,
                     timeout=params.request_timeout,
+                    delay=params.delay,
+                    requests_per_minute=params.requests_per_minute,
                     stats=providers.stats,
                 )
                 try:
