@@ -87,8 +87,11 @@ def test_refused_credentials_stop_everything_at_once(server: Loopback, status: s
 def test_delay_holds_from_the_first_request(server: Loopback) -> None:
     p = chat_provider("together", "m", base_url=server.url, concurrency=8, delay=0.1)
     p.chat(_reqs(8))
-    gaps = [b - a for a, b in pairwise(server.arrived("/v1/chat"))]
-    assert len(gaps) == 7 and min(gaps) >= 0.08, gaps
+    times = server.arrived("/v1/chat")
+    gaps = [b - a for a, b in pairwise(times)]
+    # unpaced at the wire, the first requests left together (gaps of 1-13 ms) while the
+    # client built its first connection; arrival times jitter a little on a busy machine
+    assert len(gaps) == 7 and min(gaps) >= 0.06 and times[-1] - times[0] >= 0.65, gaps
 
 
 def test_one_limiter_per_endpoint_and_key_across_models_and_calls(
@@ -103,6 +106,6 @@ def test_one_limiter_per_endpoint_and_key_across_models_and_calls(
     ft.list_jobs()
     times = server.arrived("/v1/")
     gaps = [b - a for a, b in pairwise(times)]
-    assert len(times) == 7 and min(gaps) >= 0.17, gaps
+    assert len(times) == 7 and min(gaps) >= 0.14 and times[-1] - times[0] >= 1.15, gaps
     # another key is another limiter: it does not wait for this one
     assert first.limiter is second.limiter is ft.limiter

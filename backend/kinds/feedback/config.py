@@ -16,8 +16,9 @@ parameters as follows:
 
 Events beyond the common ones (declared as views below, rendered generically):
 - `job`: the remote fine-tune job: id, status, event (type: message), step, model;
-- `tally`: the evaluation so far: done, wins, losses, ties, win_rate, low, high
-  (95 % bootstrap interval), position_consistency.
+- `tally`: the evaluation so far: done, wins, losses, ties, n_unparsed (prompts whose
+  verdict was unreadable, left out of the figures), win_rate, low, high (95 % bootstrap
+  interval), position_consistency.
 `progress` events carry `failed` and `retrying` besides done/total.
 """
 
@@ -35,6 +36,8 @@ DESCRIPTION = (
     "assistant message (Together or local LoRA), compare two models with a both-order judge."
 )
 PRIMARY_METRIC = "win_rate"
+# What a run recorded before these parameters existed ran with (see spec.with_added_params).
+ADDED_PARAMS = {"max_unparsed": 1.0}
 
 ARTIFACTS = {
     "model": "artifacts/finetuned_model.json",
@@ -52,6 +55,7 @@ METRICS = {
     "wins": Metric(tol=0),
     "losses": Metric(tol=0),
     "ties": Metric(tol=0),
+    "n_unparsed": Metric(tol=0, label="prompts without a readable verdict"),
     "processed": Metric(tol=0, label="conversations improved"),
     "loss": Metric(tol=1e-4, label="training loss"),
     "final_loss": Metric(tol=1e-4, label="final training loss"),
@@ -80,7 +84,9 @@ VIEWS = [
         x="step",
     ),
     Table(
-        "Evaluation tally", "tally", ("done", "wins", "losses", "ties", "win_rate", "low", "high")
+        "Evaluation tally",
+        "tally",
+        ("done", "wins", "losses", "ties", "n_unparsed", "win_rate", "low", "high"),
     ),
 ]
 
@@ -202,6 +208,13 @@ class Params(BaseModel):
         96, ge=1, le=8192, description="Most new tokens per judge verdict."
     )
     bootstrap_samples: int = Field(1000, ge=100, le=100000, description="Bootstrap resamples.")
+    max_unparsed: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of judged prompts without a readable verdict before the "
+        "evaluate stage fails (they are left out of the win rate either way).",
+    )
     output: str = Field(
         "", description="Folder that also receives the seed-shaped JSON exports (seed -o)."
     )
