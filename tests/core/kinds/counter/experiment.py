@@ -21,7 +21,7 @@ def run(ctx: RunContext) -> dict[str, float]:
             continue
         ctx.check_stop()
         if i == p.fail_at:
-            raise RuntimeError(f"planned failure at unit {i}")
+            raise RuntimeError(f"planned failure at unit {i}" + (f": {p.note}" if p.note else ""))
         time.sleep(p.unit_seconds)
         value = value_of(p.seed, i, p.inner.scale) + extra
         ctx.record(key, {"i": i, "value": value, "note": p.note, "batch_size": 1})
