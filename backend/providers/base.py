@@ -101,6 +101,11 @@ class JobSpec:
     batch_size: int | str = "max"
     seed: int | None = None
     train_on_inputs: bool | str = "auto"
+    lora_rank: int | None = None  # None: the API's default for the model
+    lora_alpha: int | None = None  # None: twice the rank (the API's default)
+    lora_dropout: float = 0.0
+    lora_modules: str = "all-linear"  # or comma-separated module names
+    max_seq_length: int | None = None  # None: the model's longest
 
 
 @dataclass(frozen=True)

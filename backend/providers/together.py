@@ -504,12 +504,16 @@ class TogetherFineTune:
             raise
         return resp.id
 
-    def find_job(self, training_file: str, since: float | None = None) -> JobInfo | None:
-        """The newest job on `training_file` (created at or after `since`, unix time)."""
+    def find_job(
+        self, training_file: str, since: float | None = None, exclude: frozenset[str] = frozenset()
+    ) -> JobInfo | None:
+        """The newest job on `training_file` (created at or after `since`, unix time),
+        other than those in `exclude`."""
         matches = [
             j
             for j in self.list_jobs(raw=True)
             if getattr(j, "training_file", None) == training_file
+            and j.id not in exclude
             and (since is None or (_created(j) or since) >= since - 120)
         ]
         if not matches:
@@ -517,8 +521,25 @@ class TogetherFineTune:
         newest = max(matches, key=lambda j: _created(j) or 0.0)
         return _job_info(newest)
 
-    def create(self, spec: JobSpec, since: float | None = None) -> JobInfo:
-        """Create the job once; after an unknown outcome adopt the job it may have created."""
+    def limits(self, model: str) -> Any:
+        """The API's limits for fine-tuning `model` (ranks, batch sizes, lengths, modules)."""
+        value, _, _ = self.caller.call(
+            lambda: self.client.fine_tuning.model_limits(model_name=model),
+            f"fine-tuning limits of model {model!r}",
+        )
+        return value
+
+    def create(
+        self,
+        spec: JobSpec,
+        since: float | None = None,
+        *,
+        limits: Any = None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> JobInfo:
+        """Create the job once; after an unknown outcome adopt the job it may have created
+        (never one of `exclude`: the failed jobs a retry replaces). `limits`: as returned
+        by `limits(model)`, so the SDK need not ask again."""
         kw: dict[str, Any] = {
             "training_file": spec.training_file,
             "model": spec.model,
@@ -528,6 +549,17 @@ class TogetherFineTune:
             "batch_size": spec.batch_size,
             "train_on_inputs": spec.train_on_inputs,
         }
+        if spec.lora:
+            kw.update(
+                lora_r=spec.lora_rank,
+                lora_alpha=spec.lora_alpha,
+                lora_dropout=spec.lora_dropout,
+                lora_trainable_modules=spec.lora_modules,
+            )
+        if spec.max_seq_length is not None:
+            kw["max_seq_length"] = spec.max_seq_length
+        if limits is not None:
+            kw["model_limits"] = limits
         if spec.suffix:
             kw["suffix"] = spec.suffix
         if spec.seed is not None:
@@ -535,8 +567,7 @@ class TogetherFineTune:
         since = time.time() if since is None else since
 
         def adopt() -> Any:
-            found = self.find_job(spec.training_file, since)
-            return found
+            return self.find_job(spec.training_file, since, exclude)
 
         job, _, _ = self.caller.call(
             lambda: self.client.fine_tuning.create(**kw),
