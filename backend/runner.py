@@ -29,6 +29,7 @@ from .kinds import kind_config, kind_experiment
 from .kinds.base import RunContext, StateKeeper, StopRequested, primary_metric
 from .kinds.spec import with_added_params
 from .ledger import Ledger
+from .library_output import library_output_to
 from .providers.ratelimit import reset_shared_limiters
 from .runs import ARTIFACTS, HEARTBEAT_SECONDS, LOG, SUMMARY, Run, RunLock, this_host
 from .secrets import RedactingFormatter
@@ -244,6 +245,9 @@ def _execute_locked(
     monitor.start()
     ctx = RunContext(run, params, events, ledger, state, log, stop, primary_metric(cfg))
     status, error = "failed", None
+    # Library warnings and log lines go to runner.log for the run (library_output.py).
+    routed = library_output_to(log.handlers[0], keep=set(log.handlers))
+    routed.__enter__()
     try:
         final = kind_experiment(kind).run(ctx) or {}
         summary = {
@@ -267,6 +271,7 @@ def _execute_locked(
         error = f"{type(exc).__name__}: {exc}"
         log.error("%s\n%s", error, traceback.format_exc())
     finally:
+        routed.__exit__(None, None, None)
         monitor.finish()
         if in_main:
             for s, h in previous.items():
