@@ -32,7 +32,7 @@ from .ledger import Ledger
 from .library_output import library_output_to
 from .providers.ratelimit import reset_shared_limiters
 from .runs import ARTIFACTS, HEARTBEAT_SECONDS, LOG, SUMMARY, Run, RunLock, this_host
-from .secrets import RedactingFormatter
+from .secrets import RedactingFormatter, redacted_streams
 
 STOP_FILE = "stop.request"  # lets `labdeck stop` reach a runner on another host via the filesystem
 MEMORY_SECONDS = 2.0
@@ -133,7 +133,14 @@ def execute(
 
     Under torchrun (`[launcher] processes = N`) every rank executes the kind, but only
     rank 0 takes the lock and writes the run directory; the others work in a shadow.
+    Whatever the process prints meanwhile is masked (secrets.py), however the runner was
+    started (the command line, a Slurm job).
     """
+    with redacted_streams():
+        return _execute(run, listener, console)
+
+
+def _execute(run: Run, listener: Callable[[dict[str, Any]], None] | None, console: bool) -> str:
     from . import distributed
 
     if distributed.is_distributed():
