@@ -28,7 +28,7 @@ def key_hits(run: Path, printed: list[subprocess.CompletedProcess]) -> dict[str,
     for p in printed:
         for name, text in (("stdout", p.stdout), ("stderr", p.stderr)):
             if n := text.count(KEY):
-                hits[f"{' '.join(p.args[3:5])} {name}"] = n
+                hits[f"{' '.join(p.args[3:6])} {name}"] = n
     return hits
 
 
