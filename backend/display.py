@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from .units import format_bytes, format_duration
 
@@ -38,6 +39,13 @@ err_console = _console(stderr=True)
 def piped() -> bool:
     """True when stdout is not a terminal: print full values (ids, times) for scripts."""
     return not console.is_terminal
+
+
+def labelled(label: str, text: Any, style: str = "red") -> Text:
+    """`label` in `style`, then `text` exactly as it is. Error text, titles and parameter
+    values are data: printed through rich markup, `[/x]` would crash the command and
+    `[red]` would vanish, so they are only ever printed as `Text`."""
+    return Text.assemble((label, style), " ", str(text))
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -76,7 +84,7 @@ class LiveProgress:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[note]}"),
+            TextColumn("{task.fields[note]}", markup=False),  # metric names like ppl[attn]
             console=console,
             transient=False,
         )
@@ -211,7 +219,8 @@ def table(
     wrap: tuple[str, ...] = (),
     max_widths: dict[str, int] | None = None,
 ) -> Table:
-    """Columns stay on one line (ellipsis when narrow) unless named in `wrap`."""
+    """Columns stay on one line (ellipsis when narrow) unless named in `wrap`. A str cell
+    is read as markup when printed with markup on; data cells are `Text` (see `labelled`)."""
     # A pipe gets plain aligned columns (no rule, no blank edge lines) for awk and cut.
     t = Table(
         title=title,
@@ -227,7 +236,7 @@ def table(
         else:
             t.add_column(c, no_wrap=True, overflow="ellipsis", max_width=width)
     for r in rows:
-        t.add_row(*[fmt_value(x) if not isinstance(x, str) else x for x in r])
+        t.add_row(*[x if isinstance(x, str | Text) else fmt_value(x) for x in r])
     return t
 
 

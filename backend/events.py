@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .jsonl import JsonlAppender, JsonlReader, last_object
+from .secrets import redact_obj
 
 EVENT_TYPES = (
     "status",  # status: queued/running/interrupted/failed/completed
@@ -51,7 +52,10 @@ class EventWriter:
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         with self._lock:
-            event = {"t": round(time.time(), 3), "seq": self._seq, "type": type, **fields}
+            # Listeners (the console view) see the event as it is written: masked.
+            event = redact_obj(
+                {"t": round(time.time(), 3), "seq": self._seq, "type": type, **fields}
+            )
             self._seq += 1
             self._out.append(event)
         for fn in self._listeners:

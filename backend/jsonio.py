@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .durable import fsync_dir
+from .secrets import redact
 
 
 def canonical_json(obj: Any) -> str:
@@ -17,8 +18,9 @@ def canonical_json(obj: Any) -> str:
 
 
 def dumps_line(obj: Any) -> str:
-    """One JSON object on one line (events, records); non-JSON values fall back to str."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+    """One JSON object on one line (events, records); non-JSON values fall back to str.
+    Secrets from the environment are masked (see secrets.py)."""
+    return redact(json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str))
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -29,6 +31,7 @@ def write_atomic(path: Path, text: str) -> None:
     the folder is fsynced after it so the new name itself survives a crash.
     """
     path = Path(path)
+    text = redact(text)  # every JSON file of a run is written here: secrets never reach disk
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

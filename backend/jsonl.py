@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from .jsonio import dumps_line
-from .secrets import redact, secret_values
 
 
 def repair_torn_tail(path: Path) -> int:
@@ -67,16 +66,13 @@ class JsonlAppender:
         repair_torn_tail(self.path)
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - long-lived handle
         self._sync_every = sync_every
-        self._secrets = secret_values()
         self._lock = threading.Lock()
         self._pending = 0  # lines flushed but not yet fsynced
         self._last_sync = time.monotonic()
         self.syncs = 0
 
     def append(self, obj: Any) -> None:
-        line = dumps_line(obj)
-        if self._secrets:
-            line = redact(line, self._secrets)
+        line = dumps_line(obj)  # secrets masked there
         with self._lock:
             self._fh.write(line + "\n")
             self._fh.flush()

@@ -29,8 +29,10 @@ from .kinds import kind_config, kind_experiment
 from .kinds.base import RunContext, StateKeeper, StopRequested, primary_metric
 from .kinds.spec import with_added_params
 from .ledger import Ledger
+from .library_output import library_output_to
+from .providers.ratelimit import reset_shared_limiters
 from .runs import ARTIFACTS, HEARTBEAT_SECONDS, LOG, SUMMARY, Run, RunLock, this_host
-from .secrets import RedactingFilter
+from .secrets import RedactingFormatter, redacted_streams
 
 STOP_FILE = "stop.request"  # lets `labdeck stop` reach a runner on another host via the filesystem
 MEMORY_SECONDS = 2.0
@@ -48,16 +50,15 @@ def _setup_logging(run: Run, console: bool) -> logging.Logger:
     log.propagate = False
     for h in list(log.handlers):
         log.removeHandler(h)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    fmt = RedactingFormatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     fh = logging.FileHandler(run.path / LOG, encoding="utf-8")
     fh.setFormatter(fmt)
     log.addHandler(fh)
     if console:
         ch = logging.StreamHandler(sys.stderr)
-        ch.setFormatter(logging.Formatter("%(message)s"))
+        ch.setFormatter(RedactingFormatter("%(message)s"))
         ch.setLevel(logging.WARNING)
         log.addHandler(ch)
-    log.addFilter(RedactingFilter())
     return log
 
 
@@ -132,7 +133,14 @@ def execute(
 
     Under torchrun (`[launcher] processes = N`) every rank executes the kind, but only
     rank 0 takes the lock and writes the run directory; the others work in a shadow.
+    Whatever the process prints meanwhile is masked (secrets.py), however the runner was
+    started (the command line, a Slurm job).
     """
+    with redacted_streams():
+        return _execute(run, listener, console)
+
+
+def _execute(run: Run, listener: Callable[[dict[str, Any]], None] | None, console: bool) -> str:
     from . import distributed
 
     if distributed.is_distributed():
@@ -190,6 +198,7 @@ def _execute_locked(
             f"{run.path / 'config.json'}: params no longer valid for kind {kind!r}: {exc}"
         ) from None
     (run.path / STOP_FILE).unlink(missing_ok=True)
+    reset_shared_limiters()  # API pacing is per run: one limiter per endpoint and key
     log = _setup_logging(run, console)
     events = EventWriter(run.events_path)
     if listener:
@@ -243,6 +252,9 @@ def _execute_locked(
     monitor.start()
     ctx = RunContext(run, params, events, ledger, state, log, stop, primary_metric(cfg))
     status, error = "failed", None
+    # Library warnings and log lines go to runner.log for the run (library_output.py).
+    routed = library_output_to(log.handlers[0], keep=set(log.handlers))
+    routed.__enter__()
     try:
         final = kind_experiment(kind).run(ctx) or {}
         summary = {
@@ -266,6 +278,7 @@ def _execute_locked(
         error = f"{type(exc).__name__}: {exc}"
         log.error("%s\n%s", error, traceback.format_exc())
     finally:
+        routed.__exit__(None, None, None)
         monitor.finish()
         if in_main:
             for s, h in previous.items():

@@ -76,3 +76,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("slurm"):
                 item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_pacing() -> None:
+    """API pacing is shared per endpoint and key within a process (one run); a test is one
+    run, and a loopback port reused by a later test must not inherit an earlier pacing."""
+    from labdeck.backend.providers.ratelimit import reset_shared_limiters
+
+    reset_shared_limiters()

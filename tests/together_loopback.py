@@ -5,8 +5,12 @@ the SDK's own request building, file upload protocol (POST, 302 to an upload URL
 preprocess) and response parsing without a network.
 
 Faults are injected per route prefix with `fault(prefix, kind, count, ...)`:
-`"429"` (with Retry-After), `"500"`, `"slow"` (sleep before answering), `"drop"` (close
-the connection without a response). Every request is logged with its time and the
+`"429"` (with Retry-After), `"500"`, `"401"`/`"403"` (whose error body echoes the request's
+Authorization header, as some gateways do), `"malformed"` (200 with a body that is not
+JSON), `"cut"` (read half the body, then close the connection: a cut-off upload),
+`"slow"` (sleep before answering), `"drop"` (close the connection without a response).
+`judge_text` replaces every judge verdict with a fixed reply (a judge that never
+decides). Every request is logged with its time and the
 status sent, and fine-tuning jobs created are counted, so tests can assert that a storm
 was waited out and that a resumed run never created a second job.
 """
@@ -29,7 +33,7 @@ from urllib.parse import parse_qs, urlparse
 @dataclass
 class Fault:
     prefix: str
-    kind: str  # "429" | "500" | "slow" | "drop" | "lost" (done, but answered 500)
+    kind: str  # "429" | "500" | "401" | "403" | "malformed" | "cut" | "slow" | "drop" | "lost"
     count: int
     retry_after: float | None = None
     seconds: float = 0.0
@@ -51,6 +55,7 @@ class LoopbackState:
     latency: float = 0.0  # seconds added to every chat completion
     job_polls: int = 4  # retrieves until a job completes
     fail_job: str | None = None  # make jobs end in "error" with this message
+    judge_text: str | None = None  # every judge prompt gets this reply instead of a verdict
     faults: list[Fault] = field(default_factory=list)
     log: list[tuple[float, str, str, int]] = field(
         default_factory=list
@@ -60,6 +65,7 @@ class LoopbackState:
     jobs_created: int = 0
     chat_calls: int = 0
     auth_headers: set[str] = field(default_factory=set)
+    arrivals: list[tuple[float, str, str]] = field(default_factory=list)  # (t, method, path)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -68,10 +74,14 @@ def _matches(prefix: str, path: str) -> bool:
     return path == prefix[:-1] if prefix.endswith("$") else path.startswith(prefix)
 
 
-def _answer_for(messages: list[dict[str, Any]], model: str = "") -> str:
-    """A deterministic reply: a judge prompt gets a verdict (the longer answer wins),
-    anything else an echo; a fine-tuned model (named `loopback/...`) adds detail."""
+def _answer_for(
+    messages: list[dict[str, Any]], model: str = "", judge_text: str | None = None
+) -> str:
+    """A deterministic reply: a judge prompt gets a verdict (the longer answer wins, or
+    `judge_text`), anything else an echo; a fine-tuned model (`loopback/...`) adds detail."""
     last = str(messages[-1].get("content", "")) if messages else ""
+    if ("Verdict:" in last or "[[A]]" in last) and judge_text is not None:
+        return judge_text
     if "Verdict:" in last or "[[A]]" in last:
         first = re.search(r"\[Answer A\]\s*(.*?)\s*\[End of Answer A\]", last, re.S)
         second = re.search(r"\[Answer B\]\s*(.*?)\s*\[End of Answer B\]", last, re.S)
@@ -104,7 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
         if getattr(self, "_lost", False):  # the work was done; the answer is lost
             self._lost = False
             status, obj, headers = 500, {"error": {"message": "injected lost response"}}, {}
-        data = b"" if obj is None else json.dumps(obj).encode()
+        self._send_raw(status, b"" if obj is None else json.dumps(obj).encode(), headers)
+
+    def _send_raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -136,25 +148,36 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "lost":
             self._lost = True
             return False
-        if fault.kind == "drop":
+        if fault.kind in ("drop", "cut"):
+            n = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(n if fault.kind == "drop" else n // 2)
             with self.st.lock:
                 self.st.log.append((time.time(), self.command, path, 0))
             self.close_connection = True
             self.connection.shutdown(2)
             return True
+        self._body()
+        if fault.kind == "malformed":
+            self._send_raw(200, b'{"id": "chat-1", "choices": [{"mess')
+            return True
         status = int(fault.kind)
         headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-        self._send(status, {"error": {"message": f"injected {status}"}}, headers)
+        message = f"injected {status}"
+        if status in (401, 403):  # a gateway that echoes what it refused
+            message += f": invalid credentials {self.headers.get('Authorization', '')!r}"
+        self._send(status, {"error": {"message": message}}, headers)
         return True
 
     def _route(self) -> None:
         url = urlparse(self.path)
         path = url.path
+        with self.st.lock:
+            self.st.arrivals.append((time.time(), self.command, path))
         if path.startswith("/v1/"):  # the upload URL is presigned: no key goes there
             self.st.auth_headers.add(self.headers.get("Authorization", ""))
-        body = self._body()
         if self._fault(path):
             return
+        body = self._body()
         handler = self.server.routes(self.command, path)
         if handler is None:
             self._send(404, {"error": {"message": f"no route {self.command} {path}"}})
@@ -170,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
         time.sleep(self.st.latency)
         with self.st.lock:
             self.st.chat_calls += 1
-        text = _answer_for(req.get("messages", []), str(req.get("model", "")))
+        text = _answer_for(req.get("messages", []), str(req.get("model", "")), self.st.judge_text)
         max_tokens = int(req.get("max_tokens") or 64)
         tokens = text.split(" ")[:max_tokens]
         text = " ".join(tokens)
@@ -479,6 +502,11 @@ class Loopback:
     ) -> None:
         with self.state.lock:
             self.state.faults.append(Fault(prefix, kind, count, retry_after, seconds, method))
+
+    def arrived(self, prefix: str = "/v1/") -> list[float]:
+        """Arrival times of the requests whose path starts with `prefix`."""
+        with self.state.lock:
+            return [t for t, _m, p in self.state.arrivals if p.startswith(prefix)]
 
     def statuses(self, prefix: str) -> list[tuple[float, int]]:
         with self.state.lock:

@@ -87,7 +87,9 @@ class LabdeckApp(App[None]):
         try:
             other = counterpart(self.results, run)
         except UserError as exc:
-            self.notify(f"{exc}; or mark two runs with space", severity="warning", timeout=8)
+            self.notify(
+                f"{exc}; or mark two runs with space", severity="warning", timeout=8, markup=False
+            )
             return
         original, repro = (other, run) if run.state().get("reproduction_of") else (run, other)
         self.open_compare([original, repro])
@@ -116,8 +118,12 @@ class LabdeckApp(App[None]):
         else:
             result = getattr(actions, name)(run, self.results)
             message, ok = result.message, result.ok
-        self.call_from_thread(
-            self.notify, message, severity="information" if ok else "error", timeout=6
+        self.call_from_thread(  # the CLI's own line, error text included: never markup
+            self.notify,
+            message,
+            severity="information" if ok else "error",
+            timeout=6,
+            markup=False,
         )
         self.call_from_thread(self.refresh_runs)
 
@@ -150,7 +156,7 @@ class LabdeckApp(App[None]):
             try:
                 write_notes(run, Notes(parse_tags(text), notes.note))
             except (UserError, OSError) as exc:
-                self.notify(str(exc), severity="error", timeout=8)
+                self.notify(str(exc), severity="error", timeout=8, markup=False)
                 return
             self.refresh_runs()
 
@@ -171,7 +177,7 @@ class LabdeckApp(App[None]):
             try:
                 write_notes(run, Notes(notes.tags, text))
             except (UserError, OSError) as exc:
-                self.notify(str(exc), severity="error", timeout=8)
+                self.notify(str(exc), severity="error", timeout=8, markup=False)
                 return
             self.refresh_runs()
 

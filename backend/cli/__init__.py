@@ -42,8 +42,19 @@ def has_terminal() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Every unhandled exception ends with a non-zero status (1), never 0 after a traceback."""
-    argv = sys.argv[1:] if argv is None else argv
+    """Every unhandled exception ends with a non-zero status (1), never 0 after a traceback.
+
+    Everything the process prints passes through `redacted_streams`, so a secret that a
+    library echoes (an API error quoting the key) never reaches the screen or a log file
+    that the output is redirected to.
+    """
+    from ..secrets import redacted_streams
+
+    with redacted_streams():
+        return _main(sys.argv[1:] if argv is None else argv)
+
+
+def _main(argv: list[str]) -> int:
     try:
         if not argv or (argv[0] == "--results" and len(argv) == 2):
             if not has_terminal():

@@ -31,16 +31,19 @@ def say(*objs: Any, markup: bool = True) -> None:
 
 def finish(run: Run, status: str, quiet: bool) -> int:
     if not quiet:
-        from ..display import table
+        from ..display import labelled, table
 
         state = run.state()
         style = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
-        say(f"[{style}]{status}[/] {run.id}  ({state.get('records', 0)} records)")
+        say(labelled(status, f"{run.id}  ({state.get('records', 0)} records)", style))
         if state.get("last_error"):
-            say(f"[red]error:[/] {state['last_error']}")
+            say(labelled("error:", state["last_error"]))
         final = run.summary().get("final_metrics") if status == "completed" else None
         if final:
-            say(table("final metrics", ["metric", "value"], [[k, v] for k, v in final.items()]))
+            say(
+                table("final metrics", ["metric", "value"], [[k, v] for k, v in final.items()]),
+                markup=False,
+            )
         if status in ("interrupted", "failed"):
             say(f"resume with: labdeck resume {run.short_id}")
     return EXIT.get(status, 1)
@@ -81,7 +84,7 @@ def launch_runs(args: argparse.Namespace, runs: list[Run], options) -> int:
             print(r.id, file=sys.stderr if foreground else sys.stdout)
     message = submit(runs, options, results_of(args), foreground)
     if not args.quiet:
-        say(message)
+        say(message, markup=False)
     if not foreground:
         return 0
     statuses = [r.status() for r in runs]

@@ -49,6 +49,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         todo.append(run)
     if not todo:
         return 0
+    if getattr(args, "retry_job", False):
+        for run in todo:
+            request_job_retry(run)
     options = options_of(todo[0])
     if (
         len(runs) > 1
@@ -66,6 +69,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print(f"{run.id} resumed in the background (pid {pid})")
         return 0
     return execute_foreground(run, args.quiet)
+
+
+def request_job_retry(run: Run) -> None:
+    """`--retry-job`: ask the next attempt to replace a remote fine-tune job that ended in
+    error (a request file the run consumes; without it a failed job is never replaced)."""
+    from ..kinds.feedback.finetune import RETRY_JOB_REQUEST
+
+    params = run.config.get("params", {})
+    if run.kind != "feedback" or params.get("backend") != "together":
+        raise UserError(
+            f"{run.id}: --retry-job applies to runs with a Together fine-tune job "
+            "(kind feedback, backend = together)"
+        )
+    (run.path / RETRY_JOB_REQUEST).write_text(str(time.time()), encoding="utf-8")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

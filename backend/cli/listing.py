@@ -188,36 +188,50 @@ def cmd_show(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    from ..display import progress_text
+    from ..display import labelled, progress_text
 
+    # Titles, errors and parameter values are data: printed as Text, never as markup.
     say(
-        f"[bold]{run.id}[/]  kind={cfg.get('kind')}  title={cfg.get('title')}  status={run.status()}"
-        f"  progress={progress_text(st)}"
+        labelled(
+            run.id,
+            f" kind={cfg.get('kind')}  title={cfg.get('title')}  status={run.status()}"
+            f"  progress={progress_text(st)}",
+            "bold",
+        )
     )
     say(
-        f"started {fmt_time(st.get('started'))}  ended {fmt_time(st.get('ended'))}  attempts {st.get('attempts', 0)}  records {st.get('records', 0)}"
+        f"started {fmt_time(st.get('started'))}  ended {fmt_time(st.get('ended'))}  attempts {st.get('attempts', 0)}  records {st.get('records', 0)}",
+        markup=False,
     )
     if st.get("last_error"):
-        say(f"[red]last error:[/] {st['last_error']}")
+        say(labelled("last error:", st["last_error"]))
     group, slurm = cfg.get("group") or {}, st.get("slurm") or {}
     if group:
         point = " ".join(f"{k}={json.dumps(v)}" for k, v in group.get("coords", {}).items())
         say(
-            f"group {group.get('id')} (member {group.get('index', 0) + 1}/{group.get('size')}): {point}"
+            f"group {group.get('id')} (member {group.get('index', 0) + 1}/{group.get('size')}): {point}",
+            markup=False,
         )
     if slurm.get("job_id"):
-        say(f"slurm job {slurm['job_id']}: {slurm.get('state', '?')} on {slurm.get('node', '-')}")
+        say(
+            f"slurm job {slurm['job_id']}: {slurm.get('state', '?')} on {slurm.get('node', '-')}",
+            markup=False,
+        )
     if cfg.get("overrides"):
         say(
             table(
                 "overrides (vs kind defaults)",
                 ["parameter", "value"],
                 [[k, json.dumps(v)] for k, v in cfg["overrides"].items()],
-            )
+            ),
+            markup=False,
         )
     final = run.summary().get("final_metrics")
     if final:
-        say(table("final metrics", ["metric", "value"], [[k, v] for k, v in final.items()]))
+        say(
+            table("final metrics", ["metric", "value"], [[k, v] for k, v in final.items()]),
+            markup=False,
+        )
     from ..notes import read_notes
 
     notes = read_notes(run)
@@ -236,7 +250,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                     ]
                     for e in tail
                 ],
-            )
+            ),
+            markup=False,
         )
     say(f"reproduce: labdeck reproduce {run.short_id}")
     return 0

@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detach", action="store_true")
     s.add_argument("--quiet", action="store_true")
     s.add_argument("--only-queued", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument(
+        "--retry-job",
+        action="store_true",
+        help="a remote fine-tune job that ended in error: start a new one on the same file",
+    )
     s.set_defaults(fn=cmd_resume)
 
     s = sub.add_parser("_queue", parents=[common])  # the detached local queue

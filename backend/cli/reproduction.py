@@ -9,6 +9,8 @@ import json
 import shlex
 from pathlib import Path
 
+from rich.text import Text
+
 from ..errors import UserError
 from ..runs import Run, resolve_run
 from .common import model_revision, results_of, run_of, say, targets_of
@@ -127,11 +129,11 @@ def _compare_group(args: argparse.Namespace) -> int:
             )
         except UserError as exc:
             b, ok = None, False
-            rows.append([m.short_id, json.dumps(coords), "-", "-", f"[red]{exc}[/]"])
+            rows.append([m.short_id, Text(json.dumps(coords)), "-", "-", Text(str(exc), "red")])
             continue
         if b is None:
             ok = False
-            rows.append([m.short_id, json.dumps(coords), "-", "-", "[red]no counterpart[/]"])
+            rows.append([m.short_id, Text(json.dumps(coords)), "-", "-", "[red]no counterpart[/]"])
             continue
         cmp = compare_runs(m, b, args.tol)
         worst = max((r.diff for r in cmp.outcomes if r.diff is not None), default=None)
@@ -143,7 +145,7 @@ def _compare_group(args: argparse.Namespace) -> int:
         rows.append(
             [
                 m.short_id,
-                " ".join(f"{k}={json.dumps(v)}" for k, v in coords.items()),
+                Text(" ".join(f"{k}={json.dumps(v)}" for k, v in coords.items())),
                 b.short_id,
                 fmt_value(worst),
                 verdict,
@@ -179,7 +181,7 @@ def _compare_pair(args: argparse.Namespace) -> int:
     style = {"PASS": "[green]PASS[/]", "FAIL": "[red]FAIL[/]", "pending": "[yellow]pending[/]"}
     rows = [
         [
-            m.name,
+            Text(m.name),  # metric names such as ppl[attn] are not markup
             fmt_value(m.a),
             fmt_value(m.b),
             fmt_value(m.diff),

@@ -9,12 +9,20 @@ Scoring: model 2's win rate counts a tie as half a win. Its 95 % interval is a
 percentile bootstrap over prompts (resampling whole prompts, so the interval reflects
 how much the result depends on which prompts were drawn).
 
+Unreadable verdicts: a prompt whose judge reply gives no verdict in either order is
+*unparsed*. As in FastChat's MT-Bench scoring (`fastchat/llm_judge/show_result.py`,
+`display_result_pairwise`: matches whose `g1_winner` or `g2_winner` is "error" are
+dropped; Zheng et al. 2023, "Judging LLM-as-a-Judge"), it is left out of the win rate,
+its interval and the position consistency, and counted as `n_unparsed`: counting it as
+a tie would report a judge that never decides as perfectly consistent at 0.5.
+
 API:
     pair_requests(question, answer_1, answer_2, max_tokens=..., logprobs=5)
         -> [ChatRequest (1 as A, 2 as B), ChatRequest (2 as A, 1 as B)]
     parse_verdict(text, logprobs=None) -> (verdict "A"|"B"|"tie" or None, reason)
-    combine(v_12, v_21) -> ("model1"|"model2"|"tie", consistent)
-    Tally.of(outcomes, consistent) -> wins/losses/ties/win_rate/position_consistency
+    combine(v_12, v_21) -> ("model1"|"model2"|"tie"|"unparsed", consistent)
+    Tally.of(outcomes, consistent) -> wins/losses/ties/n_unparsed/win_rate/position_consistency
+        (win_rate and position_consistency are None with no readable prompt)
     bootstrap_interval(outcomes, samples=1000, seed=0, level=0.95) -> (low, high)
 """
 
@@ -28,7 +36,8 @@ from typing import Any, Literal
 from ..providers import ChatRequest, TokenLogprob
 
 Verdict = Literal["A", "B", "tie"]
-Outcome = Literal["model1", "model2", "tie"]
+Outcome = Literal["model1", "model2", "tie", "unparsed"]
+UNPARSED: Outcome = "unparsed"
 SCORE: dict[str, float] = {"model2": 1.0, "tie": 0.5, "model1": 0.0}
 
 SYSTEM = (
@@ -124,10 +133,13 @@ def parse_verdict(
 def combine(v_12: Verdict | None, v_21: Verdict | None) -> tuple[Outcome, bool]:
     """Outcome of one prompt from its two verdicts (1 shown as A, then 2 shown as A).
 
-    An unreadable verdict counts as a tie for its order. Orders that disagree make a tie.
+    Orders that disagree make a tie. An unreadable verdict in either order makes the
+    prompt "unparsed" (not consistent, not a tie: it is left out of every figure).
     """
-    first: Outcome = {"A": "model1", "B": "model2"}.get(v_12 or "tie", "tie")  # type: ignore[assignment]
-    second: Outcome = {"A": "model2", "B": "model1"}.get(v_21 or "tie", "tie")  # type: ignore[assignment]
+    if v_12 is None or v_21 is None:
+        return UNPARSED, False
+    first: Outcome = {"A": "model1", "B": "model2"}.get(v_12, "tie")  # type: ignore[assignment]
+    second: Outcome = {"A": "model2", "B": "model1"}.get(v_21, "tie")  # type: ignore[assignment]
     if first == second:
         return first, True
     return "tie", False
@@ -135,31 +147,43 @@ def combine(v_12: Verdict | None, v_21: Verdict | None) -> tuple[Outcome, bool]:
 
 @dataclass(frozen=True)
 class Tally:
-    """Counts from model 2's side: a win is a prompt where model 2's answer was preferred."""
+    """Counts from model 2's side: a win is a prompt where model 2's answer was preferred.
+
+    `n` counts the readable prompts only; `n_unparsed` the prompts left out.
+    """
 
     n: int
     wins: int
     losses: int
     ties: int
     consistent: int
+    n_unparsed: int = 0
 
     @classmethod
     def of(cls, outcomes: Sequence[str], consistent: Sequence[bool]) -> Tally:
+        read = [(o, c) for o, c in zip(outcomes, consistent, strict=True) if o != UNPARSED]
         return cls(
-            n=len(outcomes),
-            wins=sum(o == "model2" for o in outcomes),
-            losses=sum(o == "model1" for o in outcomes),
-            ties=sum(o == "tie" for o in outcomes),
-            consistent=sum(bool(c) for c in consistent),
+            n=len(read),
+            wins=sum(o == "model2" for o, _ in read),
+            losses=sum(o == "model1" for o, _ in read),
+            ties=sum(o == "tie" for o, _ in read),
+            consistent=sum(bool(c) for _, c in read),
+            n_unparsed=len(outcomes) - len(read),
         )
 
     @property
-    def win_rate(self) -> float:
-        return (self.wins + 0.5 * self.ties) / self.n if self.n else float("nan")
+    def unparsed_share(self) -> float:
+        total = self.n + self.n_unparsed
+        return self.n_unparsed / total if total else 0.0
 
     @property
-    def position_consistency(self) -> float:
-        return self.consistent / self.n if self.n else float("nan")
+    def win_rate(self) -> float | None:
+        """None when no prompt was readable: there is no rate to report."""
+        return (self.wins + 0.5 * self.ties) / self.n if self.n else None
+
+    @property
+    def position_consistency(self) -> float | None:
+        return self.consistent / self.n if self.n else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -171,8 +195,9 @@ class Tally:
 
 def bootstrap_interval(
     outcomes: Sequence[str], samples: int = 1000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the win rate (ties as half), resampling prompts.
+) -> tuple[float, float] | tuple[None, None]:
+    """Percentile bootstrap interval of the win rate (ties as half), resampling the
+    readable prompts ((None, None) when there is none).
 
     A resample of n prompts is fully described by how many wins, ties and losses it
     drew, a multinomial draw with the observed shares, so each resample costs O(1)
@@ -180,9 +205,10 @@ def bootstrap_interval(
     """
     import numpy as np
 
+    outcomes = [o for o in outcomes if o != UNPARSED]
     n = len(outcomes)
     if n == 0:
-        return float("nan"), float("nan")
+        return None, None
     shares = [sum(o == k for o in outcomes) / n for k in ("model2", "tie", "model1")]
     counts = np.random.default_rng(seed).multinomial(n, shares, size=samples)
     means = np.sort((counts[:, 0] + 0.5 * counts[:, 1]) / n)

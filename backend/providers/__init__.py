@@ -58,6 +58,7 @@ from .base import (
     JobEvent,
     JobInfo,
     JobSpec,
+    ProviderAuthError,
     ProviderError,
     TokenLogprob,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "JobEvent",
     "JobInfo",
     "JobSpec",
+    "ProviderAuthError",
     "ProviderError",
     "RateLimiter",
     "RetryPolicy",

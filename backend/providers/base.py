@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from ..errors import UserError
+
 Message = dict[str, Any]
 
 
@@ -99,6 +101,11 @@ class JobSpec:
     batch_size: int | str = "max"
     seed: int | None = None
     train_on_inputs: bool | str = "auto"
+    lora_rank: int | None = None  # None: the API's default for the model
+    lora_alpha: int | None = None  # None: twice the rank (the API's default)
+    lora_dropout: float = 0.0
+    lora_modules: str = "all-linear"  # or comma-separated module names
+    max_seq_length: int | None = None  # None: the model's longest
 
 
 @dataclass(frozen=True)
@@ -151,3 +158,15 @@ class ProviderError(RuntimeError):
         super().__init__(message)
         self.status = status
         self.attempts = attempts
+
+
+class ProviderAuthError(UserError):
+    """The API refused the credentials (401/403). Every further request would be refused
+    as well, so it is not a per-item failure: the stage stops at once with this one line
+    (a `UserError`: the fix is the user's key, not a retry)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -6,11 +6,19 @@ concurrently (`concurrency` at once) and their *starts* are spaced by
 `max(delay, 60 / requests_per_minute)`, so the delay stays a floor on the spacing the
 API sees while latency overlaps. A 429 with `Retry-After` pauses every worker, not just
 the one that got it: a rate-limit storm is waited out instead of hammered.
+
+A server limits a key, not a stage: `shared_limiter(endpoint, key)` is the one limiter of
+an endpoint and key in the process (a runner process is one run), shared by every model,
+stage and fine-tune call. The together client paces at the wire (an httpx request hook),
+so the spacing holds from the very first request, SDK-internal requests included, however
+long the client takes to build its first connection. A 401/403 closes the limiter: every
+request still waiting for its turn fails at once instead of being sent with a refused key.
 """
 
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import random
 import threading
 import time
@@ -38,6 +46,18 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next = 0.0
         self._paused_until = 0.0
+        self._refused: BaseException | None = None
+
+    def tighten(self, delay: float = 0.0, requests_per_minute: float = 0.0) -> None:
+        """A second user of the same endpoint and key: the stricter pacing holds for both."""
+        per_minute = 60.0 / requests_per_minute if requests_per_minute > 0 else 0.0
+        with self._lock:
+            self.interval = max(self.interval, delay, per_minute)
+
+    def refuse(self, exc: BaseException) -> None:
+        """The key was refused: every later `acquire` raises `exc` instead of waiting."""
+        with self._lock:
+            self._refused = exc
 
     def pause_until(self, when: float) -> None:
         """Hold every start until `when` (a clock time): a server said "retry after"."""
@@ -45,14 +65,40 @@ class RateLimiter:
             self._paused_until = max(self._paused_until, when)
 
     def acquire(self) -> None:
-        """Block until this request may start."""
+        """Block until this request may start (raises once the key was refused)."""
         with self._lock:
+            if self._refused is not None:
+                raise self._refused
             now = self._clock()
             start = max(now, self._next, self._paused_until)
             self._next = start + self.interval
         wait = start - now
         if wait > 0:
             self._sleep(wait)
+
+
+_SHARED: dict[tuple[str, str], RateLimiter] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_limiter(
+    endpoint: str, key: str, delay: float = 0.0, requests_per_minute: float = 0.0
+) -> RateLimiter:
+    """The process's one limiter for `endpoint` and `key` (held by the key's hash only)."""
+    ident = (endpoint.rstrip("/"), hashlib.sha256(key.encode()).hexdigest())
+    with _SHARED_LOCK:
+        limiter = _SHARED.get(ident)
+        if limiter is None:
+            limiter = _SHARED[ident] = RateLimiter(delay, requests_per_minute)
+        else:
+            limiter.tighten(delay, requests_per_minute)
+        return limiter
+
+
+def reset_shared_limiters() -> None:
+    """Forget every shared limiter (a new run in the same process starts unpaced)."""
+    with _SHARED_LOCK:
+        _SHARED.clear()
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:

@@ -8,6 +8,10 @@
 - The SDK's own retries are off (`max_retries=0`): retries happen here, where they can
   be paced by the shared `RateLimiter`, counted in `ApiStats`, honour `Retry-After`
   for every worker at once, and end in one clear message naming model and status.
+- Pacing is per endpoint and key for the whole run (`ratelimit.shared_limiter`) and is
+  applied at the wire by an httpx request hook, so every HTTP request the SDK sends is
+  spaced, from the first one on.
+- A 401/403 stops everything that uses the key at once (`ProviderAuthError`, one line).
 - Creating a fine-tuning job is the one call that costs money when repeated, so it is
   never retried blindly: after a failure whose outcome is unknown (timeout, 5xx,
   dropped connection) the job list is searched for a job on the same training file
@@ -17,14 +21,12 @@
 from __future__ import annotations
 
 import os
-import random
 import re
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from ..errors import UserError
 from .base import (
@@ -37,24 +39,11 @@ from .base import (
     ProviderError,
     TokenLogprob,
 )
-from .ratelimit import RETRY_STATUSES, ApiStats, RateLimiter, RetryPolicy, parse_retry_after
+from .ratelimit import ApiStats, RateLimiter, RetryPolicy, shared_limiter
+from .together_calls import ApiCaller, MalformedResponse
 
-T = TypeVar("T")
 KEY_ENV = "TOGETHER_API_KEY"
 DEFAULT_BASE_URL = "https://api.together.ai"
-_STATUS_WORDS = {
-    400: "bad request",
-    401: "unauthorized (check TOGETHER_API_KEY)",
-    403: "forbidden",
-    404: "not found",
-    408: "request timeout",
-    422: "unprocessable",
-    429: "rate limited",
-    500: "server error",
-    502: "bad gateway",
-    503: "unavailable",
-    504: "gateway timeout",
-}
 
 
 def normalize_base_url(url: str | None) -> str | None:
@@ -64,115 +53,48 @@ def normalize_base_url(url: str | None) -> str | None:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
-def make_client(base_url: str | None = None, timeout: float = 120.0) -> Any:
-    """A `together.Together` client with the SDK's retries off (see module docstring)."""
-    from together import Together
+def _api_key(base: str | None) -> str:
+    key = os.environ.get(KEY_ENV)
+    if key:
+        return key
+    if base is None:
+        raise UserError(
+            f"provider together: ${KEY_ENV} is not set; export it (it is read from the "
+            "environment only) or set base_url to an OpenAI-compatible server"
+        )
+    return "none"  # self-hosted OpenAI-compatible servers usually need no key
+
+
+def run_limiter(
+    base_url: str | None = None, delay: float = 0.0, requests_per_minute: float = 0.0
+) -> RateLimiter:
+    """The run's one limiter for this endpoint and the key in the environment."""
+    base = normalize_base_url(base_url)
+    return shared_limiter(base or DEFAULT_BASE_URL, _api_key(base), delay, requests_per_minute)
+
+
+def make_client(
+    base_url: str | None = None, timeout: float = 120.0, limiter: RateLimiter | None = None
+) -> Any:
+    """A `together.Together` client with the SDK's retries off (see module docstring);
+    with `limiter`, every request to the API's host waits for its turn before it is sent
+    (a presigned upload to another host is not the API's to pace)."""
+    from together import DefaultHttpxClient, Together
 
     base = normalize_base_url(base_url)
-    key = os.environ.get(KEY_ENV)
-    if not key:
-        if base is None:
-            raise UserError(
-                f"provider together: ${KEY_ENV} is not set; export it (it is read from the "
-                "environment only) or set base_url to an OpenAI-compatible server"
-            )
-        key = "none"  # self-hosted OpenAI-compatible servers usually need no key
-    return Together(api_key=key, base_url=base, timeout=timeout, max_retries=0)
+    key = _api_key(base)
+    http = None
+    if limiter is not None:
+        import httpx
 
+        host = httpx.URL(base or DEFAULT_BASE_URL).host
 
-# --------------------------------------------------------------------------- errors
+        def pace(request: httpx.Request) -> None:
+            if request.url.host == host:
+                limiter.acquire()
 
-
-class _Failure:
-    """What one failed attempt was: status, whether to retry, how long the server asked."""
-
-    def __init__(self, exc: BaseException) -> None:
-        import together
-
-        self.status: int | None = None
-        self.retry_after: float | None = None
-        self.detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, together.APIStatusError):
-            self.status = exc.status_code
-            self.retry_after = parse_retry_after(dict(exc.response.headers))
-            self.retryable = exc.status_code in RETRY_STATUSES or exc.status_code >= 500
-            self.outcome_unknown = exc.status_code >= 500 or exc.status_code == 408
-        elif isinstance(exc, together.APIConnectionError):  # includes timeouts, dropped links
-            self.retryable = True
-            self.outcome_unknown = True
-            self.detail = "timed out" if isinstance(exc, together.APITimeoutError) else self.detail
-        else:
-            self.retryable = False
-            self.outcome_unknown = False
-
-    def describe(self) -> str:
-        if self.status is None:
-            return f"connection error ({self.detail})"
-        word = _STATUS_WORDS.get(self.status, "error")
-        return f"HTTP {self.status} {word}: {self.detail}"
-
-
-class _Caller:
-    """Runs one API call with pacing, counting and retries (shared by chat and jobs)."""
-
-    def __init__(
-        self,
-        limiter: RateLimiter,
-        policy: RetryPolicy,
-        stats: ApiStats,
-        *,
-        seed: int | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.limiter, self.policy, self.stats = limiter, policy, stats
-        self._rng = random.Random(seed)
-        self._rng_lock = threading.Lock()
-        self._sleep = sleep
-
-    def call(
-        self,
-        fn: Callable[[], T],
-        what: str,
-        *,
-        on_unknown: Callable[[], T | None] | None = None,
-    ) -> tuple[T, int, int | None]:
-        """(value, attempts, last status). Raises ProviderError when it finally fails.
-
-        `on_unknown`: consulted after a failure whose effect on the server is unknown;
-        a value it returns is taken as the call's result (used to adopt a created job).
-        """
-        attempt = 0
-        while True:
-            attempt += 1
-            self.limiter.acquire()
-            self.stats.started()
-            try:
-                value = fn()
-            except Exception as exc:
-                fail = _Failure(exc)
-                self.stats.answered(fail.status)
-                if fail.outcome_unknown and on_unknown is not None:
-                    adopted = on_unknown()
-                    if adopted is not None:
-                        return adopted, attempt, fail.status
-                if not fail.retryable or attempt > self.policy.max_retries:
-                    self.stats.failed()
-                    tries = f" after {attempt} attempts" if attempt > 1 else ""
-                    raise ProviderError(
-                        f"{what}: {fail.describe()}{tries}", fail.status, attempt
-                    ) from exc
-                with self._rng_lock:
-                    wait = self.policy.wait(attempt, fail.retry_after, self._rng)
-                if fail.retry_after is not None:
-                    self.limiter.pause_until(time.monotonic() + wait)
-                self.stats.retrying(+1)
-                try:
-                    self._sleep(wait)
-                finally:
-                    self.stats.retrying(-1)
-                continue
-            self.stats.answered(200)
-            return value, attempt, 200
+        http = DefaultHttpxClient(event_hooks={"request": [pace]})
+    return Together(api_key=key, base_url=base, timeout=timeout, max_retries=0, http_client=http)
 
 
 # --------------------------------------------------------------------------- chat
@@ -229,7 +151,8 @@ class TogetherChat:
     ) -> None:
         self.model = model
         self.concurrency = max(1, concurrency)
-        self.client = client or make_client(base_url, timeout)
+        self.limiter = limiter or run_limiter(base_url, delay, requests_per_minute)
+        self.client = client or make_client(base_url, timeout, self.limiter)
         # OpenAI-compatible servers (vLLM, ...) take `logprobs: true` + `top_logprobs: k`;
         # Together takes `logprobs: k`.
         # None: OpenAI style for any base_url that is not Together's.
@@ -237,9 +160,12 @@ class TogetherChat:
         auto = base is not None and "together" not in base
         self.openai_logprobs = auto if openai_logprobs is None else openai_logprobs
         self.stats = stats or ApiStats()
-        self.limiter = limiter or RateLimiter(delay, requests_per_minute)
-        self.caller = _Caller(
-            self.limiter, RetryPolicy(max_retries, backoff), self.stats, seed=seed
+        self.caller = ApiCaller(
+            self.limiter,
+            RetryPolicy(max_retries, backoff),
+            self.stats,
+            seed=seed,
+            paced_by_client=client is None,
         )
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="labdeck-api")
 
@@ -262,10 +188,16 @@ class TogetherChat:
         if req.stop:
             kw["stop"] = list(req.stop)
         t0 = time.perf_counter()
+
+        def ask() -> tuple[Any, Any]:
+            resp = self.client.chat.completions.create(**kw)
+            choices = getattr(resp, "choices", None)
+            if not choices:  # a 200 without an answer is a bad body, retried like one
+                raise MalformedResponse("a 200 without choices")
+            return resp, choices[0]
+
         try:
-            resp, attempts, status = self.caller.call(
-                lambda: self.client.chat.completions.create(**kw), f"model {model!r}"
-            )
+            (resp, choice), attempts, status = self.caller.call(ask, f"model {model!r}")
         except ProviderError as exc:
             return ChatResult(
                 model=model,
@@ -274,7 +206,6 @@ class TogetherChat:
                 seconds=round(time.perf_counter() - t0, 4),
                 attempts=exc.attempts,
             )
-        choice = resp.choices[0]
         message = getattr(choice, "message", None)
         text = (getattr(message, "content", None) or getattr(choice, "text", None) or "").strip()
         usage = getattr(resp, "usage", None)
@@ -357,12 +288,20 @@ class TogetherFineTune:
         backoff: float = 1.0,
         timeout: float = 120.0,
         delay: float = 0.0,
+        requests_per_minute: float = 0.0,
         client: Any = None,
         stats: ApiStats | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
-        self.client = client or make_client(base_url, timeout)
+        self.limiter = limiter or run_limiter(base_url, delay, requests_per_minute)
+        self.client = client or make_client(base_url, timeout, self.limiter)
         self.stats = stats or ApiStats()
-        self.caller = _Caller(RateLimiter(delay), RetryPolicy(max_retries, backoff), self.stats)
+        self.caller = ApiCaller(
+            self.limiter,
+            RetryPolicy(max_retries, backoff),
+            self.stats,
+            paced_by_client=client is None,
+        )
 
     def upload(self, path: str) -> str:
         """The file id of `path` uploaded for fine-tuning (the SDK's own checker runs first)."""
@@ -379,12 +318,16 @@ class TogetherFineTune:
             raise
         return resp.id
 
-    def find_job(self, training_file: str, since: float | None = None) -> JobInfo | None:
-        """The newest job on `training_file` (created at or after `since`, unix time)."""
+    def find_job(
+        self, training_file: str, since: float | None = None, exclude: frozenset[str] = frozenset()
+    ) -> JobInfo | None:
+        """The newest job on `training_file` (created at or after `since`, unix time),
+        other than those in `exclude`."""
         matches = [
             j
             for j in self.list_jobs(raw=True)
             if getattr(j, "training_file", None) == training_file
+            and j.id not in exclude
             and (since is None or (_created(j) or since) >= since - 120)
         ]
         if not matches:
@@ -392,8 +335,25 @@ class TogetherFineTune:
         newest = max(matches, key=lambda j: _created(j) or 0.0)
         return _job_info(newest)
 
-    def create(self, spec: JobSpec, since: float | None = None) -> JobInfo:
-        """Create the job once; after an unknown outcome adopt the job it may have created."""
+    def limits(self, model: str) -> Any:
+        """The API's limits for fine-tuning `model` (ranks, batch sizes, lengths, modules)."""
+        value, _, _ = self.caller.call(
+            lambda: self.client.fine_tuning.model_limits(model_name=model),
+            f"fine-tuning limits of model {model!r}",
+        )
+        return value
+
+    def create(
+        self,
+        spec: JobSpec,
+        since: float | None = None,
+        *,
+        limits: Any = None,
+        exclude: frozenset[str] = frozenset(),
+    ) -> JobInfo:
+        """Create the job once; after an unknown outcome adopt the job it may have created
+        (never one of `exclude`: the failed jobs a retry replaces). `limits`: as returned
+        by `limits(model)`, so the SDK need not ask again."""
         kw: dict[str, Any] = {
             "training_file": spec.training_file,
             "model": spec.model,
@@ -403,6 +363,17 @@ class TogetherFineTune:
             "batch_size": spec.batch_size,
             "train_on_inputs": spec.train_on_inputs,
         }
+        if spec.lora:
+            kw.update(
+                lora_r=spec.lora_rank,
+                lora_alpha=spec.lora_alpha,
+                lora_dropout=spec.lora_dropout,
+                lora_trainable_modules=spec.lora_modules,
+            )
+        if spec.max_seq_length is not None:
+            kw["max_seq_length"] = spec.max_seq_length
+        if limits is not None:
+            kw["model_limits"] = limits
         if spec.suffix:
             kw["suffix"] = spec.suffix
         if spec.seed is not None:
@@ -410,8 +381,7 @@ class TogetherFineTune:
         since = time.time() if since is None else since
 
         def adopt() -> Any:
-            found = self.find_job(spec.training_file, since)
-            return found
+            return self.find_job(spec.training_file, since, exclude)
 
         job, _, _ = self.caller.call(
             lambda: self.client.fine_tuning.create(**kw),

@@ -59,6 +59,7 @@ def test_explicit_command_round_trips_every_value(tmp_path: Path) -> None:
         "note",
         "inner.scale",
         "data",
+        "library_noise",
     }
 
 

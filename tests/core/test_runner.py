@@ -266,12 +266,12 @@ def test_no_secret_from_the_environment_lands_in_the_run_directory(
         led.close()
         import logging
 
-        from labdeck.backend.secrets import RedactingFilter
+        from labdeck.backend.secrets import RedactingFormatter
 
         log = logging.getLogger("test-secrets")
         h = logging.FileHandler(run.path / "runner.log")
+        h.setFormatter(RedactingFormatter())
         log.addHandler(h)
-        log.addFilter(RedactingFilter())
         log.error("auth header: Bearer %s", secret)
         h.close()
     finally:
@@ -282,3 +282,18 @@ def test_no_secret_from_the_environment_lands_in_the_run_directory(
     # passing a secret's value as a parameter is refused before anything is written
     p = lab("run", "--kind", "counter", "--set", f"note={secret}", env=env)
     assert p.returncode == 2 and name in p.stderr and secret not in p.stderr
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_library_warnings_go_to_runner_log_not_the_console(
+    results_dir: Path, lab, quiet: bool
+) -> None:
+    args = ["run", "--kind", "counter", "--set", "units=2", "--set", "library_noise=true"]
+    p = lab(*args, *(["--quiet"] if quiet else []))
+    assert p.returncode == 0, p.stderr
+    assert "NOISE" not in p.stdout + p.stderr
+    if quiet:
+        assert p.stdout + p.stderr == ""
+    log = (only_run(results_dir).path / "runner.log").read_text()
+    for noise in ("NOISE-transformers-logger", "NOISE-future-warning", "NOISE-last-resort"):
+        assert noise in log

@@ -34,6 +34,7 @@ def test_local_pipeline(tiny_llama: Path, results_dir: Path, lab, tmp_path: Path
                 "learning_rate = 0.001",
                 "max_seq_length = 256",
                 'device_map = "none"',
+                "max_unparsed = 1.0",  # a random judge gives verdicts by chance only
                 f"output = {json.dumps(str(tmp_path / 'out'))}",
             ]
         )
@@ -49,8 +50,10 @@ def test_local_pipeline(tiny_llama: Path, results_dir: Path, lab, tmp_path: Path
     train = [json.loads(ln) for ln in (run / "artifacts/training.jsonl").read_text().splitlines()]
     assert len(train) == 4 and all(r["messages"][-1]["weight"] == 1 for r in train)
     judged = [r for r in lines(run / "records.jsonl") if r.get("unit") == "judged"]
-    assert len(judged) == 2 and all(r["outcome"] in ("model1", "model2", "tie") for r in judged)
+    outcomes = [r["outcome"] for r in judged]
+    assert len(judged) == 2 and set(outcomes) <= {"model1", "model2", "tie", "unparsed"}
     summary = json.loads((tmp_path / "out" / "eval_summary.json").read_text())
     assert summary["test_size"] == 2 and "win_rate_ci95" in summary["results"]
+    assert summary["results"]["n_unparsed"] == outcomes.count("unparsed")
     state = json.loads((run / "state.json").read_text())
     assert state["status"] == "completed"

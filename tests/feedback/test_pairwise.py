@@ -22,7 +22,8 @@ def test_orders_that_agree_decide_and_orders_that_disagree_tie() -> None:
     assert combine("A", "A") == ("tie", False)  # always the first position: bias, not skill
     assert combine("B", "B") == ("tie", False)
     assert combine("B", "tie") == ("tie", False)
-    assert combine(None, "A") == ("tie", False)
+    assert combine(None, "A") == ("unparsed", False)  # not a tie: left out of every figure
+    assert combine("B", None) == ("unparsed", False)
 
 
 def test_requests_swap_the_answers() -> None:
@@ -70,3 +71,25 @@ def test_tally_and_bootstrap_on_a_fixed_tally() -> None:
     assert bootstrap_interval(["tie"] * 5) == (0.5, 0.5)
     wide = bootstrap_interval(outcomes[:5] + outcomes[-5:], samples=2000, seed=1)
     assert wide[1] - wide[0] > hi - lo  # fewer prompts, wider interval
+
+
+def test_unreadable_verdicts_are_counted_and_left_out_of_every_figure() -> None:
+    """Hand-made verdict pairs (model 1 shown as A first, then model 2 shown as A)."""
+    pairs = (
+        [("B", "A")] * 6  # model 2 preferred in both orders
+        + [("A", "B")] * 2  # model 1 preferred in both orders
+        + [("A", "A")] * 2  # always the first answer: a tie, inconsistent
+        + [(None, "A"), ("B", None), (None, None)]  # no verdict in one order or both
+    )
+    outcomes, consistent = zip(*(combine(a, b) for a, b in pairs), strict=True)
+    t = Tally.of(outcomes, consistent)
+    assert (t.n, t.wins, t.losses, t.ties, t.n_unparsed) == (10, 6, 2, 2, 3)
+    assert t.win_rate == pytest.approx(7 / 10)  # (6 + 2 * 0.5) / 10 readable prompts
+    assert t.position_consistency == pytest.approx(8 / 10)
+    assert t.unparsed_share == pytest.approx(3 / 13)
+    readable = [o for o in outcomes if o != "unparsed"]
+    assert bootstrap_interval(outcomes, seed=3) == bootstrap_interval(readable, seed=3)
+    never = Tally.of(["unparsed"] * 10, [False] * 10)
+    assert never.win_rate is None and never.position_consistency is None
+    assert never.n_unparsed == 10 and never.unparsed_share == 1.0
+    assert bootstrap_interval(["unparsed"] * 3) == (None, None)

@@ -315,7 +315,7 @@ class LaunchScreen(Screen):
             return False
         grid_error = self.query_one(GridEditor).error
         if grid_error:
-            self.notify(grid_error, severity="error")
+            self.notify(grid_error, severity="error", markup=False)
             return False
         if not self._valid:
             self.notify("fix the invalid fields first", severity="error")
@@ -401,13 +401,13 @@ class LaunchScreen(Screen):
         message = f"not launched: {result.message}"
         self._show_error(message)
         self.query_one("#estimate", Static).update(f"[$error]{escape(result.message)}[/]")
-        self.notify(message, severity="error", timeout=8)
+        self.notify(message, severity="error", timeout=8, markup=False)
 
     def _launched(self, result: actions.CliResult) -> None:
         run_id = actions.launched_run_id(result)
         if not run_id:
             self._show_error(result.message)
-            self.notify(result.message, severity="error", timeout=8)
+            self.notify(result.message, severity="error", timeout=8, markup=False)
             return
         self.notify(f"launched {run_id}", timeout=5)
         self.lab.refresh_runs()
@@ -445,7 +445,7 @@ class LaunchScreen(Screen):
             write_preset(path, src.kind, title, desc, params)
             load_preset(path)  # what was written must load back
         except (UserError, OSError, TypeError) as exc:
-            self.notify(f"{path}: not saved: {exc}", severity="error", timeout=8)
+            self.notify(f"{path}: not saved: {exc}", severity="error", timeout=8, markup=False)
             return
         self.notify(f"saved {path}", timeout=5)
         presets = self.query_one("#presets", OptionList)

@@ -15,6 +15,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import (
@@ -257,29 +258,36 @@ class MonitorScreen(Screen):
         except Exception as exc:
             kind, title = "?", str(exc)
         narrow = self.app.size.width < 100
+        # Titles, errors and notes are data: styled Content, never markup (`[/x]` in an
+        # error would otherwise stop the screen).
         parts = [
-            f"[b]{escape(run.short_id if narrow else run.id)}[/b]",
-            f"{escape(kind)} · {escape(title)}",
-            f"[{style}]{fmt.STATUS_ICON.get(v.status, '')} {v.status}[/]",
-            f"elapsed {fmt.duration(elapsed)}",
+            Content.styled(run.short_id if narrow else run.id, "bold"),
+            Content(f"{kind} · {title}"),
+            Content.styled(f"{fmt.STATUS_ICON.get(v.status, '')} {v.status}", style),
+            Content(f"elapsed {fmt.duration(elapsed)}"),
         ]
         if not narrow:
-            parts[3:3] = [f"started {fmt.stamp(started)}"]
-            parts.append(f"{v.events_seen} events")
+            parts[3:3] = [Content(f"started {fmt.stamp(started)}")]
+            parts.append(Content(f"{v.events_seen} events"))
         if st.get("batch_size"):
-            parts.append(f"batch {st['batch_size']}")
+            parts.append(Content(f"batch {st['batch_size']}"))
         if st.get("last_error"):
-            parts.append(f"[$error]{escape(str(st['last_error']).splitlines()[0][:120])}[/]")
+            error = str(st["last_error"]).splitlines()[0][:120]
+            parts.append(Content.styled(error, "$error"))
         if st.get("reproduction_of"):
-            parts.append(f"reproduces {escape(str(st['reproduction_of']))}")
+            parts.append(Content(f"reproduces {st['reproduction_of']}"))
         try:
             notes = read_notes(run)
         except Exception:
             notes = None
         if notes and (notes.tags or notes.note):
             tags = " ".join("#" + t for t in notes.tags)
-            parts.append(f"[$accent]{escape(tags)}[/] [i]{escape(notes.note)}[/i]".strip())
-        self.query_one("#monitor-head", Static).update("  ".join(parts))
+            parts.append(
+                Content.styled(tags, "$accent")
+                + Content(" ")
+                + Content.styled(notes.note, "italic")
+            )
+        self.query_one("#monitor-head", Static).update(Content("  ").join(parts))
 
     # ------------------------------------------------------------------ plots
 

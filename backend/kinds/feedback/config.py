@@ -16,8 +16,9 @@ parameters as follows:
 
 Events beyond the common ones (declared as views below, rendered generically):
 - `job`: the remote fine-tune job: id, status, event (type: message), step, model;
-- `tally`: the evaluation so far: done, wins, losses, ties, win_rate, low, high
-  (95 % bootstrap interval), position_consistency.
+- `tally`: the evaluation so far: done, wins, losses, ties, n_unparsed (prompts whose
+  verdict was unreadable, left out of the figures), win_rate, low, high (95 % bootstrap
+  interval), position_consistency.
 `progress` events carry `failed` and `retrying` besides done/total.
 """
 
@@ -35,6 +36,8 @@ DESCRIPTION = (
     "assistant message (Together or local LoRA), compare two models with a both-order judge."
 )
 PRIMARY_METRIC = "win_rate"
+# What a run recorded before these parameters existed ran with (see spec.with_added_params).
+ADDED_PARAMS = {"max_unparsed": 1.0}
 
 ARTIFACTS = {
     "model": "artifacts/finetuned_model.json",
@@ -52,6 +55,7 @@ METRICS = {
     "wins": Metric(tol=0),
     "losses": Metric(tol=0),
     "ties": Metric(tol=0),
+    "n_unparsed": Metric(tol=0, label="prompts without a readable verdict"),
     "processed": Metric(tol=0, label="conversations improved"),
     "loss": Metric(tol=1e-4, label="training loss"),
     "final_loss": Metric(tol=1e-4, label="final training loss"),
@@ -80,7 +84,9 @@ VIEWS = [
         x="step",
     ),
     Table(
-        "Evaluation tally", "tally", ("done", "wins", "losses", "ties", "win_rate", "low", "high")
+        "Evaluation tally",
+        "tally",
+        ("done", "wins", "losses", "ties", "n_unparsed", "win_rate", "low", "high"),
     ),
 ]
 
@@ -171,14 +177,26 @@ class Params(BaseModel):
     )
     max_conversations: int = Field(0, ge=0, description="Training examples at most (0: all).")
     poll_seconds: float = Field(15.0, gt=0.0, le=3600.0, description="Seconds between job polls.")
-    lora_rank: int = Field(8, ge=1, le=1024, description="Local LoRA rank.")
-    lora_alpha: float = Field(16.0, gt=0.0, description="Local LoRA alpha.")
-    batch_size: int = Field(8, ge=1, le=4096, description="Examples per optimizer step (local).")
+    lora_rank: int = Field(8, ge=1, le=1024, description="LoRA rank (local and Together).")
+    lora_alpha: float = Field(
+        16.0, gt=0.0, description="LoRA alpha (local and Together; Together takes whole numbers)."
+    )
+    lora_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input (local and Together)."
+    )
+    lora_modules: str = Field(
+        "",
+        description="Modules that get adapters, comma-separated, or all-linear; empty: the "
+        "backend's default (local: attention and MLP projections; Together: all-linear).",
+    )
+    batch_size: int = Field(
+        8, ge=1, le=4096, description="Examples per optimizer step (local and Together)."
+    )
     micro_batch_size: int = Field(
-        4, ge=1, le=4096, description="Examples per forward pass at start."
+        4, ge=1, le=4096, description="Examples per forward pass at start (local only)."
     )
     max_seq_length: int = Field(
-        1024, ge=32, le=131072, description="Tokens kept per training example."
+        1024, ge=32, le=131072, description="Tokens kept per training example (local and Together)."
     )
 
     # ---- evaluate
@@ -202,6 +220,13 @@ class Params(BaseModel):
         96, ge=1, le=8192, description="Most new tokens per judge verdict."
     )
     bootstrap_samples: int = Field(1000, ge=100, le=100000, description="Bootstrap resamples.")
+    max_unparsed: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of judged prompts without a readable verdict before the "
+        "evaluate stage fails (they are left out of the win rate either way).",
+    )
     output: str = Field(
         "", description="Folder that also receives the seed-shaped JSON exports (seed -o)."
     )
@@ -231,6 +256,8 @@ class Params(BaseModel):
             )
         if self.full and self.backend == "local":
             raise ValueError("full fine-tuning is offered with backend = together only")
+        if "finetune" in self.stages:
+            self._fine_tune_takes_these()
         if "evaluate" in self.stages and "finetune" not in self.stages and not self.model2:
             raise ValueError(
                 "evaluate without finetune needs model2 (a model name, folder, adapter or run:<id>)"
@@ -244,3 +271,27 @@ class Params(BaseModel):
         if self.start_batch_size > self.max_batch_size:
             raise ValueError("start_batch_size exceeds max_batch_size")
         return self
+
+    def _fine_tune_takes_these(self) -> None:
+        """Refuse what the chosen fine-tuning backend cannot take, naming the key, instead
+        of leaving it unsent (limits of a particular model are checked against the API's
+        own limits just before the upload). A value at its default is not a request: the
+        full parameter set is recorded in config.json and validated again on resume."""
+        fields = type(self).model_fields
+        changed = {k for k in fields if getattr(self, k) != fields[k].default}
+        lora_keys = ("lora_rank", "lora_alpha", "lora_dropout", "lora_modules")
+        lora_set = [k for k in lora_keys if k in changed]
+        if self.full and lora_set:
+            raise ValueError(
+                f"{lora_set[0]}: full fine-tuning (full = true) trains every weight and takes "
+                "no LoRA parameters"
+            )
+        if self.backend != "together":
+            return
+        if "micro_batch_size" in changed:
+            raise ValueError(
+                "micro_batch_size: a Together job takes no micro batch size (it splits "
+                "batch_size itself); remove it or use backend = local"
+            )
+        if not self.full and self.lora_alpha != int(self.lora_alpha):
+            raise ValueError(f"lora_alpha: Together takes a whole number, not {self.lora_alpha:g}")

@@ -3,8 +3,13 @@
 Units: each model's answer per prompt (`["answer", 1|2, id]`) and each prompt's pair of
 verdicts (`["judge", id]`), recorded as they arrive. After every judged prompt the tally
 (wins/losses/ties from model 2's side, win rate with ties as half, its 95 % bootstrap
-interval, position consistency) is emitted as a `tally` event and as metrics, so the
-dashboard shows the interval narrowing live.
+interval, position consistency, prompts with an unreadable verdict) is emitted as a
+`tally` event and as metrics, so the dashboard shows the interval narrowing live.
+
+Unreadable verdicts are left out of every figure (judges/pairwise.py) and counted as
+`n_unparsed`; when more than `max_unparsed` of the judged prompts are unreadable the
+stage fails once every verdict is recorded, since a rate over the rest would describe a
+judge that mostly did not answer.
 """
 
 from __future__ import annotations
@@ -60,7 +65,12 @@ TALLY_METRICS = (
     "wins",
     "losses",
     "ties",
+    "n_unparsed",
 )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def resolve_model(value: str, path: Path | None, default: str, this_run: Path | None) -> ModelRef:
@@ -172,7 +182,7 @@ def _emit_tally(ctx: Any, params: Any, judged: list[dict[str, Any]]) -> dict[str
     outcomes = [r["outcome"] for r in judged]
     tally = Tally.of(outcomes, [r["consistent"] for r in judged])
     lo, hi = bootstrap_interval(outcomes, params.bootstrap_samples, params.seed)
-    step = tally.n
+    step = tally.n + tally.n_unparsed
     out = {**tally.as_dict(), "win_rate_low": lo, "win_rate_high": hi}
     ctx.emit(
         "tally",
@@ -180,10 +190,11 @@ def _emit_tally(ctx: Any, params: Any, judged: list[dict[str, Any]]) -> dict[str
         wins=tally.wins,
         losses=tally.losses,
         ties=tally.ties,
-        win_rate=round(tally.win_rate, 4),
-        low=round(lo, 4),
-        high=round(hi, 4),
-        position_consistency=round(tally.position_consistency, 4),
+        n_unparsed=tally.n_unparsed,
+        win_rate=_round(tally.win_rate),
+        low=_round(lo),
+        high=_round(hi),
+        position_consistency=_round(tally.position_consistency),
     )
     for name in TALLY_METRICS:
         ctx.metric(name, out[name], step=step)
@@ -259,6 +270,7 @@ def run_judge(
             f"judge: {len(errors)} pairs failed (last: {errors[-1]}); resume to retry"
         )
     summary = _emit_tally(ctx, params, judged)
+    _refuse_unreadable(params, summary)
     return {
         "model1": refs[0].label or refs[0].name,
         "model2": refs[1].label or refs[1].name,
@@ -271,10 +283,22 @@ def run_judge(
             "model2_win_rate": summary["win_rate"],
             "win_rate_ci95": [summary["win_rate_low"], summary["win_rate_high"]],
             "position_consistency": summary["position_consistency"],
+            "n_unparsed": summary["n_unparsed"],
         },
         "comparisons": [{k: r[k] for k in COMPARISON_FIELDS} for r in judged],
         "metrics": summary,
     }
+
+
+def _refuse_unreadable(params: Any, summary: dict[str, Any]) -> None:
+    """Fail the stage when more than `max_unparsed` of the judged prompts had no verdict."""
+    unread, total = summary["n_unparsed"], summary["n"] + summary["n_unparsed"]
+    if total and unread / total > params.max_unparsed:
+        raise UserError(
+            f"judge {params.judge}: {unread} of {total} prompts had no readable verdict "
+            f"(more than max_unparsed = {params.max_unparsed:g}); their replies are in "
+            "records.jsonl (verdict null); raise judge_max_tokens or choose another judge"
+        )
 
 
 def write_summary(ctx: Any, summary: dict[str, Any]) -> Path:

@@ -174,6 +174,8 @@ def run(ctx: RunContext) -> dict[str, float]:
                     max_retries=params.max_retries,
                     backoff=params.backoff,
                     timeout=params.request_timeout,
+                    delay=params.delay,
+                    requests_per_minute=params.requests_per_minute,
                     stats=providers.stats,
                 )
                 try:
@@ -224,7 +226,8 @@ def run(ctx: RunContext) -> dict[str, float]:
         exported.append(ev.write_summary(ctx, summary))
         m = summary["metrics"]
         for name in ev.TALLY_METRICS:
-            final[name] = float(m[name])
+            if m[name] is not None:  # no rate over zero readable prompts
+                final[name] = float(m[name])
     _copy_out(params, exported)
     if providers.stats is not None:
         snap = providers.stats.snapshot()

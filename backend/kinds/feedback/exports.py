@@ -17,13 +17,17 @@ FILES = ("processed.json", "eval_summary.json")
 
 
 def export_seed_json(run: Run, out_dir: Path) -> Path:
+    """Copies the files into `out_dir`; without `--out` that is artifacts/ itself, where
+    they already are, so nothing is copied and their path is returned."""
     found = [run.path / ARTIFACTS / f for f in FILES if (run.path / ARTIFACTS / f).is_file()]
     if not found:
         raise UserError(f"{run.path / ARTIFACTS}: no processed.json or eval_summary.json yet")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in found:
-        shutil.copyfile(f, out_dir / f.name)
+        dest = out_dir / f.name
+        if not (dest.exists() and dest.samefile(f)):
+            shutil.copyfile(f, dest)
     return out_dir / found[-1].name
 
 

@@ -10,6 +10,14 @@ the resumed run follows it on. Job status and events become `job` events, the tr
 loss becomes `loss` metrics, and a cancelled or failed job fails the run with the API's
 message.
 
+The job gets every training parameter the API takes (LoRA rank, alpha, dropout and
+modules, batch size, sequence length, epochs, learning rate, seed), checked against the
+API's limits for the model before the upload, so a value the model cannot take stops the
+stage with one line naming the parameter. A job that ended in error is never replaced
+silently: `labdeck resume RUN --retry-job` leaves a request file that the next attempt
+consumes, creating a new job on the same uploaded file (`["finetune", "job", n]`, with
+its own intent record, so a kill during the retry never creates two).
+
 Local: the one LoRA trainer (backend/training.py) with `loss_on = "last_assistant"`,
 checkpoints and resume as in the `em` kind.
 """
@@ -57,44 +65,156 @@ def _sleep(ctx: Any, seconds: float) -> None:
         time.sleep(min(0.2, max(0.0, end - time.monotonic())))
 
 
+FAILED_JOB = ("error", "user_error", "cancelled")
+RETRY_JOB_REQUEST = "retry-job.request"  # written by `labdeck resume RUN --retry-job`
+
+
+def _job_spec(params: Any, file_id: str) -> JobSpec:
+    return JobSpec(
+        training_file=file_id,
+        model=params.model,
+        epochs=params.epochs,
+        learning_rate=params.learning_rate,
+        suffix=params.suffix or None,
+        lora=not params.full,
+        seed=params.seed,
+        batch_size=params.batch_size,
+        lora_rank=params.lora_rank,
+        lora_alpha=int(params.lora_alpha),
+        lora_dropout=params.lora_dropout,
+        lora_modules=params.lora_modules or "all-linear",
+        max_seq_length=params.max_seq_length,
+    )
+
+
+def _outside(value: float, lo: float | None, hi: float | None) -> bool:
+    return (lo is not None and value < lo) or (hi is not None and value > hi)
+
+
+def check_limits(params: Any, limits: Any) -> None:
+    """Refuse, naming the parameter, what the API's limits for the model cannot take."""
+    from ...errors import UserError
+
+    def refuse(key: str, why: str) -> None:
+        raise UserError(
+            f"params.{key} = {getattr(params, key)!r}: {why} for fine-tuning {params.model} "
+            "on Together (the API's limits for this model)"
+        )
+
+    training = getattr(limits, "full_training" if params.full else "lora_training", None)
+    if training is None:
+        refuse("full", "full fine-tuning is not offered")
+    lo, hi = getattr(training, "min_batch_size", None), getattr(training, "max_batch_size", None)
+    if _outside(params.batch_size, lo, hi):
+        refuse("batch_size", f"batch size must be in [{lo}, {hi}]")
+    lo, hi = (
+        getattr(limits, "min_max_seq_length", None),
+        getattr(limits, "max_seq_length_sft", None),
+    )
+    if _outside(params.max_seq_length, lo, hi):
+        refuse("max_seq_length", f"sequence length must be in [{lo}, {hi}]")
+    if _outside(params.epochs, None, getattr(limits, "max_num_epochs", None)):
+        refuse("epochs", f"at most {limits.max_num_epochs} epochs")
+    lo, hi = getattr(limits, "min_learning_rate", None), getattr(limits, "max_learning_rate", None)
+    if _outside(params.learning_rate, lo, hi):
+        refuse("learning_rate", f"learning rate must be in [{lo:g}, {hi:g}]")
+    if params.full:
+        return
+    if _outside(params.lora_rank, None, getattr(training, "max_rank", None)):
+        refuse("lora_rank", f"LoRA rank at most {training.max_rank}")
+    offered = list(getattr(training, "target_modules", None) or [])
+    asked = [m.strip() for m in params.lora_modules.split(",") if m.strip()]
+    unknown = [m for m in asked if m != "all-linear" and offered and m not in offered]
+    if unknown:
+        refuse("lora_modules", f"{unknown[0]} is not among {', '.join(offered)} (or all-linear)")
+
+
+def _jobs(ctx: Any) -> list[dict[str, Any]]:
+    """Job records, first job first: `["finetune", "job"]`, then each retry's."""
+    first = recorded(ctx, JOB)
+    retries = [r for r in ctx.ledger.records() if r.get("unit") == "job-retry"]
+    return ([first] if first else []) + sorted(retries, key=lambda r: r["attempt"])
+
+
+def _retry_requested(ctx: Any) -> bool:
+    return (ctx.run_dir / RETRY_JOB_REQUEST).is_file()
+
+
+def _create(
+    ctx: Any,
+    params: Any,
+    ft: Any,
+    file_id: str,
+    attempt: int,
+    failed: frozenset[str],
+    limits: Any = None,
+) -> JobInfo:
+    """Create job number `attempt` (1: the first) once, adopting one a killed attempt made."""
+    intent_key = INTENT if attempt == 1 else unit_key("finetune", "intent", attempt)
+    intent = recorded(ctx, intent_key)
+    found = ft.find_job(file_id, since=intent["t"], exclude=failed) if intent else None
+    if found is not None:
+        ctx.info(f"re-attached to job {found.id} created before the runner stopped")
+        return found
+    if limits is None:
+        limits = ft.limits(params.model)
+        check_limits(params, limits)
+    since = time.time()
+    if intent is None:
+        ctx.record(intent_key, {"stage": "finetune", "t": since, "file_id": file_id})
+    info = ft.create(
+        _job_spec(params, file_id),
+        since=intent["t"] if intent else since,
+        limits=limits,
+        exclude=failed,
+    )
+    ctx.info(f"created fine-tune job {info.id} on {params.model}")
+    return info
+
+
 def together_finetune(ctx: Any, params: Any, train_path: Path, ft: Any) -> dict[str, Any]:
     up = recorded(ctx, UPLOAD)
     digest = _sha256(train_path)
+    limits = None
     if up is None:
+        limits = ft.limits(params.model)
+        check_limits(params, limits)  # before anything is uploaded
         ctx.phase("upload", total=1)
         file_id = ft.upload(str(train_path))
         ctx.record(UPLOAD, {"stage": "finetune", "file_id": file_id, "sha256": digest})
         ctx.info(f"uploaded {train_path.name} as {file_id}")
     else:
         file_id = up["file_id"]
-    job_rec = recorded(ctx, JOB)
-    if job_rec is None:
-        intent = recorded(ctx, INTENT)
-        found = ft.find_job(file_id, since=intent["t"]) if intent else None
-        if found is not None:
-            ctx.info(f"re-attached to job {found.id} created before the runner stopped")
-            info = found
-        else:
-            since = time.time()
-            if intent is None:
-                ctx.record(INTENT, {"stage": "finetune", "t": since, "file_id": file_id})
-            spec = JobSpec(
-                training_file=file_id,
-                model=params.model,
-                epochs=params.epochs,
-                learning_rate=params.learning_rate,
-                suffix=params.suffix or None,
-                lora=not params.full,
-                seed=params.seed,
-            )
-            info = ft.create(spec, since=intent["t"] if intent else since)
-            ctx.info(f"created fine-tune job {info.id} on {params.model}")
+    jobs = _jobs(ctx)
+    if not jobs:
+        info = _create(ctx, params, ft, file_id, 1, frozenset(), limits)
         ctx.record(JOB, {"stage": "finetune", "job_id": info.id, "file_id": file_id})
         job_id = info.id
     else:
-        job_id = job_rec["job_id"]
+        job_id = jobs[-1]["job_id"]
         ctx.info(f"re-attached to fine-tune job {job_id}")
         info = ft.retrieve(job_id)
+        if _retry_requested(ctx):
+            if info.status in FAILED_JOB:
+                attempt = len(jobs) + 1
+                failed = frozenset(j["job_id"] for j in jobs)
+                ctx.info(f"--retry-job: job {job_id} ended {info.status}; creating job {attempt}")
+                info = _create(ctx, params, ft, file_id, attempt, failed)
+                ctx.record(
+                    unit_key("finetune", "job", attempt),
+                    {
+                        "stage": "finetune",
+                        "unit": "job-retry",
+                        "attempt": attempt,
+                        "job_id": info.id,
+                        "file_id": file_id,
+                        "replaces": job_id,
+                    },
+                )
+                job_id = info.id
+            else:
+                ctx.info(f"--retry-job: job {job_id} is {info.status}; nothing to retry")
+            (ctx.run_dir / RETRY_JOB_REQUEST).unlink(missing_ok=True)
     _job_event(ctx, info, "attached")
     result = {"backend": "together", "job_id": job_id, "base_model": params.model, "name": None}
     if not params.monitor:
@@ -122,7 +242,8 @@ def together_finetune(ctx: Any, params: Any, train_path: Path, ft: Any) -> dict[
     if info.status != "completed":
         raise RuntimeError(
             f"fine-tune job {job_id} on {params.model} ended {info.status}: "
-            f"{info.message or 'no message from the API'}"
+            f"{info.message or 'no message from the API'}; `labdeck resume "
+            f"{ctx.run.short_id} --retry-job` starts a new job on the same training file"
         )
     result["name"] = info.output_name
     result["status"] = info.status
@@ -149,7 +270,13 @@ def local_finetune(ctx: Any, params: Any, rows: list[dict[str, Any]]) -> dict[st
         warmup_steps=0,
         loss_on="last_assistant",
     )
-    lora = LoraSpec(rank=params.lora_rank, alpha=params.lora_alpha)
+    modules = [m.strip() for m in params.lora_modules.split(",") if m.strip()]
+    lora = LoraSpec(
+        rank=params.lora_rank,
+        alpha=params.lora_alpha,
+        dropout=params.lora_dropout,
+        **({"target_modules": modules} if modules else {}),
+    )
     ctx.info(f"local LoRA fine-tune of {params.model} on {len(rows)} conversations")
     model, tok = load_model(params.model, dtype=params.dtype, device_map=_device_map(params))
     trainer = LoraTrainer(

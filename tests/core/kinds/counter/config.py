@@ -29,6 +29,9 @@ class Params(BaseModel):
     seed: int = Field(0, description="seed of the values")
     fail_at: int = Field(-1, description="raise an error at this unit (-1: never)")
     note: str | None = Field(None, description="free text")
+    library_noise: bool = Field(
+        False, description="libraries warn on stderr as the run starts (transformers, warnings)"
+    )
     inner: Inner = Field(default_factory=Inner, description="nested parameters")
     data: Annotated[str | None, Input("file")] = Field(
         None, description="a text file whose line count is added to every value"
