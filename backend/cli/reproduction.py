@@ -82,17 +82,18 @@ def _reproduce_one(args: argparse.Namespace, original: Run) -> int:
 
 
 def _compare_label(run: Run, other: Run) -> str:
-    """Two runs share their 6-digit id when one reproduces the other: tell them apart."""
-    label = run.short_id
-    if run.state().get("reproduction_of") or run.id.endswith("_repro"):
-        label += "·repro"
+    """A reproduction's short id carries `r` (`734429r`); one named otherwise is marked."""
+    label = _plain_label(run)
     if label == _plain_label(other):
         label = run.id
     return label
 
 
 def _plain_label(run: Run) -> str:
-    return run.short_id + ("·repro" if run.state().get("reproduction_of") else "")
+    from ..runs import is_repro_id
+
+    marked = run.state().get("reproduction_of") and not is_repro_id(run.id)
+    return run.short_id + ("·repro" if marked else "")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

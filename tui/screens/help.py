@@ -13,8 +13,10 @@ from textual.widgets import Static
 
 
 def _key_label(key: str) -> str:
-    names = {"question_mark": "?", "slash": "/", "space": "space", "escape": "esc"}
-    return " / ".join(names.get(k.strip(), k.strip()) for k in key.split(","))
+    """What the key cap says (`=`, `?`, `[`), never Textual's key name (`equals_sign`)."""
+    from textual.keys import format_key
+
+    return " / ".join(format_key(k.strip()) for k in key.split(","))
 
 
 def binding_table(title: str, bindings: list) -> Table:

@@ -327,7 +327,6 @@ class RunsScreen(Screen):
             metric = f"{value} [dim]{escape(name)}[/dim]" if name else value
         elif row.error:
             metric = Text(row.error[: mw * 2], style=Style(color=theme.get("error")))
-        repro = "·r" if row.reproduction_of else ""
         status: Any = status_text(row.status, theme)
         if self._width("status") < 6:
             status = Text(fmt.STATUS_ICON.get(row.status, "?"), style=status.style)
@@ -338,7 +337,7 @@ class RunsScreen(Screen):
         live = row.status == "running"
         return {
             "mark": "●" if row.id in self.marked else " ",
-            "id": ("  " if row.group_id else "") + row.run.short_id + repro,
+            "id": ("  " if row.group_id else "") + row.run.short_id,
             "kind": row.kind,
             "title": Text(title),
             "status": scheduler_text(row, theme) if self._width("status") >= 6 else status,
