@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest |difference| that passes, for every outcome "
         "(default: each metric's tolerance declared by its kind)",
     )
+    s.add_argument(
+        "--env",
+        action="store_true",
+        help="the two runs' environments side by side (packages, commit, dirty, device)",
+    )
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(fn=cmd_compare)
 

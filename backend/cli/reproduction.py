@@ -156,6 +156,34 @@ def _compare_group(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _compare_env(args: argparse.Namespace, a: Run, b: Run) -> int:
+    """`compare --env`: package versions, commit and dirty flag, device, side by side."""
+    from ..display import table
+    from ..envdiff import env_diff
+
+    rows = env_diff(a, b)
+    if args.json:
+        print(
+            json.dumps(
+                {"a": a.id, "b": b.id, "env": [r.__dict__ | {"differs": r.differs} for r in rows]},
+                indent=2,
+            )
+        )
+        return 0
+    say(f"A: {a.id}\nB: {b.id}", markup=False)
+    say(
+        table(
+            "environment",
+            ["field", _compare_label(a, b), _compare_label(b, a), ""],
+            [[r.name, r.a, r.b, "≠" if r.differs else ""] for r in rows],
+        ),
+        markup=False,
+    )
+    differing = [r.name for r in rows if r.differs]
+    say("differs: " + (", ".join(differing) if differing else "nothing recorded"), markup=False)
+    return 0
+
+
 def _compare_pair(args: argparse.Namespace) -> int:
     from ..compare import compare_runs, counterpart
     from ..display import fmt_value, table
@@ -163,6 +191,8 @@ def _compare_pair(args: argparse.Namespace) -> int:
     results = results_of(args)
     a = run_of(args)
     b = resolve_run(results, args.other) if args.other else counterpart(results, a)
+    if getattr(args, "env", False):
+        return _compare_env(args, a, b)
     cmp = compare_runs(a, b, args.tol)
     exit_code = (
         {"PASS": 0, "FAIL": 1, "pending": 3}[cmp.verdict] if cmp.metrics or cmp.pending else 1

@@ -170,3 +170,42 @@ def test_differing_params_and_conditions_on_hand_made_configs():
     assert not ParamFilter.parse("absent=1")(runs[0])
     with pytest.raises(UserError, match="needs a number"):
         ParamFilter.parse("model>a")
+
+
+def test_compare_env_shows_packages_commit_dirty_and_device(results_dir, capsys):
+    def env(torch: str, dirty: bool, device: str) -> dict:
+        return {
+            "python": "3.11.7",
+            "torch": torch,
+            "transformers": "5.0.0",
+            "labdeck": "0.1.0",
+            "labdeck_source": {"commit": "abcdef1234567890", "dirty": dirty},
+            "device": device,
+        }
+
+    a = create_run_dir(
+        results_dir,
+        ORIGINAL,
+        json.dumps(
+            {"run_id": ORIGINAL, "kind": "kt", "params": {}, "env": env("2.5.1", False, "cpu")}
+        ),
+    )
+    b_id = ORIGINAL + "_repro"
+    create_run_dir(
+        results_dir,
+        b_id,
+        json.dumps(
+            {"run_id": b_id, "kind": "kt", "params": {}, "env": env("2.6.0", True, "cuda:0: L4")}
+        ),
+    )
+    assert main(["compare", a.id, "734429r", "--env", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["env"]}
+    assert (
+        rows["torch"]["a"] == "2.5.1" and rows["torch"]["b"] == "2.6.0" and rows["torch"]["differs"]
+    )
+    assert rows["dirty"]["a"] == "no" and rows["dirty"]["b"] == "yes"
+    assert rows["commit"]["a"] == "abcdef123456" and not rows["commit"]["differs"]
+    assert not rows["transformers"]["differs"] and rows["device"]["differs"]
+    assert main(["compare", a.id, "734429r", "--env"]) == 0
+    out = capsys.readouterr().out
+    assert "differs: dirty, torch, device" in out

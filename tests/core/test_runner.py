@@ -303,7 +303,16 @@ def test_notify_command_runs_from_the_runner_with_id_and_status(results_dir: Pat
     # a failing command is logged and never changes the run's status
     env_cmd = f"echo env $LABDECK_STATUS >> {out}; exit 3"
     p = subprocess.run(
-        [sys.executable, "-m", "labdeck.backend.cli", "run", "--kind", "counter", "--set", "units=1"],
+        [
+            sys.executable,
+            "-m",
+            "labdeck.backend.cli",
+            "run",
+            "--kind",
+            "counter",
+            "--set",
+            "units=1",
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "LABDECK_NOTIFY_COMMAND": env_cmd},
@@ -311,6 +320,6 @@ def test_notify_command_runs_from_the_runner_with_id_and_status(results_dir: Pat
     )
     assert p.returncode == 0, p.stderr
     assert out.read_text().splitlines()[-1] == "env completed"
-    second = [r for r in list_runs(results_dir) if r.id != run.id][0]
+    second = next(r for r in list_runs(results_dir) if r.id != run.id)
     assert second.status() == "completed"
     assert "notify_command exited 3" in (second.path / "runner.log").read_text()
