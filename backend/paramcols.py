@@ -49,21 +49,19 @@ def _key(value: Any) -> str:
 
 
 def differing_params(runs: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Dotted names whose value is not the same in every run (missing counts as a value),
-    in the order they first appear: the columns that tell the listed runs apart.
+    """Dotted names with more than one value among the runs that have them, in the order
+    they first appear: the columns that tell the listed runs apart.
 
     One run, or runs that agree on everything, give no column."""
     runs = list(runs)
     if len(runs) < 2:
         return []
     values: dict[str, set[str]] = {}
-    present: dict[str, int] = {}
     for params in runs:
         for name, value in params.items():
             values.setdefault(name, set()).add(_key(value))
-            present[name] = present.get(name, 0) + 1
-    # a name absent from some runs tells them apart as well
-    return [n for n, vs in values.items() if len(vs) > 1 or present[n] < len(runs)]
+    # a parameter only some runs have (another kind's) is not a difference between setups
+    return [n for n, vs in values.items() if len(vs) > 1]
 
 
 def choose_columns(auto: list[str], spec: str | None, known: Iterable[str]) -> list[str]:

@@ -80,6 +80,41 @@ class LabdeckApp(App[None]):
 
         self.push_screen(CompareScreen(runs))
 
+    def open_overlay(self, runs: list[Run], pinned: str | None = None) -> None:
+        from .screens.overlay import OverlayScreen
+
+        self.push_screen(OverlayScreen(runs, pinned))
+
+    def open_records(self, run: Run) -> None:
+        from .screens.records import RecordsScreen
+
+        self.push_screen(RecordsScreen(run))
+
+    def open_gpu(self, run: Run | None = None) -> None:
+        from .screens.gpu import GpuScreen
+
+        self.push_screen(GpuScreen(run))
+
+    def open_env_diff(self, runs: list[Run]) -> None:
+        from .screens.envdiff import EnvDiffScreen
+
+        self.push_screen(EnvDiffScreen(runs[0], runs[1]))
+
+    def env_diff_with_counterpart(self, run: Run) -> None:
+        from labdeck.backend.compare import counterpart
+
+        try:
+            other = counterpart(self.results, run)
+        except UserError as exc:
+            self.notify(
+                f"{exc}; or mark two runs with space, or pin a baseline with b",
+                severity="warning",
+                timeout=8,
+                markup=False,
+            )
+            return
+        self.open_env_diff([other, run] if run.state().get("reproduction_of") else [run, other])
+
     def compare_with_counterpart(self, run: Run) -> None:
         """One run: compare it with its original, or with its newest reproduction."""
         from labdeck.backend.compare import counterpart
@@ -131,8 +166,8 @@ class LabdeckApp(App[None]):
 
         self.push_screen(
             ConfirmScreen(
-                f"Kill {run.id} now (SIGKILL)?\nThe unit in hand is lost; finished records "
-                "stay and resume continues from them."
+                f"Kill {run.short_id} · {run.title} now (SIGKILL)?\n{run.id}\n"
+                "The unit in hand is lost; finished records stay and resume continues from them."
             ),
             done,
         )

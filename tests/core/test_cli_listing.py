@@ -154,7 +154,7 @@ def test_differing_params_and_conditions_on_hand_made_configs():
         {"lr": 1e-3, "seed": 2, "model": "a", "levels": [0, 1]},
         {"lr": 1e-2, "seed": 1, "model": "a", "levels": [0, 1], "extra": True},
     ]
-    assert differing_params(runs) == ["lr", "seed", "extra"]
+    assert differing_params(runs) == ["lr", "seed"]  # `extra`: one run only
     assert differing_params(runs[:1]) == []
     assert choose_columns(["lr", "seed"], "+model,-seed", ["lr", "seed", "model"]) == [
         "lr",
