@@ -34,9 +34,9 @@ class Column:
 COLUMNS = (
     Column("mark", " ", " ", 0, 1),
     Column("id", "id", "id", 0, 10),
-    Column("status", "status", "st", 1, 13, 3),
-    Column("progress", "progress", "prog", 1, 16, 10),
-    Column("title", "title", "title", 2, 18, 14),
+    Column("status", "status", "st", 1, 16, 3),  # room for a group's counts: ▶ running 2▶ 1✔
+    Column("progress", "progress", "prog", 1, 12, 10),
+    Column("title", "title", "title", 2, 16, 14),
     Column("metric", "key metric", "metric", 3, 18, 12),
     Column("duration", "duration", "time", 4, 8, 7),
     # the runner's own CPU and memory, like nvitop's process list
