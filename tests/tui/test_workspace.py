@@ -73,7 +73,7 @@ def test_colours_are_stable_distinct_and_independent_of_selection_order():
     a, b = run_colours(ids), run_colours(list(reversed(ids)))
     assert a == b and len(set(a.values())) == 8
     # a run keeps its colour when others join, unless it had to move off a clash
-    assert run_colours(ids[:1])[ids[0]] == run_colours(ids[:1] + ["zzz"])[ids[0]]
+    assert run_colours(ids[:1])[ids[0]] == run_colours([*ids[:1], "zzz"])[ids[0]]
 
 
 def test_band_is_mean_min_max_where_points_exist():
