@@ -60,12 +60,26 @@ def param_column(name: str, values: list[str]) -> Column:
     return Column(PARAM_PREFIX + name, header, header[:8], 3.5, min(width, PARAM_WIDTH), 8)
 
 
-def fit_columns(width: int, params: tuple[Column, ...] = ()) -> list[tuple[Column, int, str]]:
+SCHEDULER_STATUS_WIDTH = 28  # "▶ running slurm 12345_6 RUNNING"
+
+
+def fit_columns(
+    width: int, params: tuple[Column, ...] = (), status_width: int | None = None
+) -> list[tuple[Column, int, str]]:
     """The columns that fit in `width` cells, by priority, in display order, with the
     width and header each gets (narrow widths and short headers below 100 columns).
-    Parameter columns follow the title."""
+    Parameter columns follow the title; `status_width` widens the status column (for
+    a scheduler's job id and state)."""
     narrow = width < 100
-    everything = (*COLUMNS[:5], *params, *COLUMNS[5:])
+    columns = COLUMNS
+    if status_width and not narrow:
+        columns = tuple(
+            Column(c.key, c.label, c.short, c.priority, status_width, c.narrow_width)
+            if c.key == "status"
+            else c
+            for c in COLUMNS
+        )
+    everything = (*columns[:5], *params, *columns[5:])
     chosen: set[str] = set()
     budget = width - 2  # the vertical scrollbar
     for col in sorted(everything, key=lambda c: c.priority):
@@ -109,6 +123,7 @@ def status_cell(status: str, theme: dict[str, str], width: int, extra: str = "")
 
 
 def counts_text(counts: dict[str, int]) -> str:
-    """A group's member statuses as icon counts: `2▶ 1✘ 3✔`."""
+    """A group's member statuses as icon counts: `2▶ 1○ 3✔` (○ queued)."""
     order = ("running", "queued", "crashed", "failed", "interrupted", "completed")
-    return " ".join(f"{counts[s]}{fmt.STATUS_ICON.get(s, '?')}" for s in order if counts.get(s))
+    icons = {**fmt.STATUS_ICON, "queued": "○"}  # "…" would read as a cut-off cell here
+    return " ".join(f"{counts[s]}{icons.get(s, '?')}" for s in order if counts.get(s))

@@ -26,6 +26,7 @@ from ..runquery import RunQuery
 from ..runs_columns import (  # noqa: F401  (COLUMNS, status_text: re-exported)
     COLUMNS,
     PARAM_PREFIX,
+    SCHEDULER_STATUS_WIDTH,
     SORTS,
     STATUS_FILTERS,
     Column,
@@ -47,9 +48,11 @@ if TYPE_CHECKING:
 
 def scheduler_text(row: RunRow, theme: dict[str, str], width: int = 99) -> Text:
     """Status plus, for a Slurm run, the scheduler's state where it fits whole."""
-    extra = f"slurm {row.scheduler}" if row.scheduler else ""
-    if extra and len(f"{row.status} {extra}") + 2 > width:
-        extra = row.scheduler.split()[-1] if row.scheduler else ""
+    if not row.scheduler:
+        return status_cell(row.status, theme, width)
+    for extra in (f"slurm {row.scheduler}", row.scheduler, row.scheduler.split()[-1]):
+        if len(f"{row.status} {extra}") + 2 <= width:
+            break
     return status_cell(row.status, theme, width, extra)
 
 
@@ -92,6 +95,7 @@ class RunsScreen(WorkspaceActions, Screen):
         self.pinned: str | None = None  # the baseline run, kept on top
         self._col_spec: str | None = None  # the user's parameter columns (None: auto)
         self._param_cols: list[Column] = []
+        self._scheduled = False  # a listed run has a scheduler: room for its job and state
         self._watch = StatusWatch()
         self.watched: str | None = None  # the run last opened from here
         self._status_filter: str | None = None
@@ -150,7 +154,8 @@ class RunsScreen(WorkspaceActions, Screen):
 
     def _layout_columns(self, width: int) -> bool:
         """(Re)create the table's columns for this width; True when they changed."""
-        columns = fit_columns(width, tuple(self._param_cols))
+        status_width = SCHEDULER_STATUS_WIDTH if self._scheduled else None
+        columns = fit_columns(width, tuple(self._param_cols), status_width)
         if [(c.key, w, h) for c, w, h in columns] == [(c.key, w, h) for c, w, h in self._columns]:
             return False
         self._columns = columns
@@ -203,7 +208,11 @@ class RunsScreen(WorkspaceActions, Screen):
         self._entries = {_key(e): e for e in fold(visible, self._expanded)}
         wanted = list(self._entries)
         table = self.query_one("#runs", DataTable)
-        relaid = wanted != self._shown and self._fit_param_columns(visible)
+        # columns follow the listed runs: their differing parameters, a scheduler's state
+        refit = wanted != self._shown or (
+            bool(changed) and any(r.scheduler for r in visible) != self._scheduled
+        )
+        relaid = refit and self._fit_param_columns(visible)
         if wanted != self._shown or relaid:
             self._rebuild(wanted)
         else:
@@ -243,9 +252,10 @@ class RunsScreen(WorkspaceActions, Screen):
         except UserError:
             names = [n for n in (self._col_spec or "").split(",") if n in known]
         cols = [param_column(n, [fmt_param(r.params.get(n)) for r in visible]) for n in names]
-        if cols == self._param_cols:
+        scheduled = any(r.scheduler for r in visible)
+        if cols == self._param_cols and scheduled == self._scheduled:
             return False
-        self._param_cols = cols
+        self._param_cols, self._scheduled = cols, scheduled
         return self._layout_columns(self.size.width or self.app.size.width)
 
     def _ring(self, alerts) -> None:
