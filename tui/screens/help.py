@@ -35,8 +35,12 @@ def binding_table(title: str, bindings: list) -> Table:
 def sections() -> list[tuple[str, list]]:
     from ..app import LabdeckApp
     from .compare import CompareScreen
+    from .envdiff import EnvDiffScreen
+    from .gpu import GpuScreen
     from .launch import LaunchScreen
     from .monitor import MonitorScreen
+    from .overlay import OverlayScreen
+    from .records import RecordsScreen
     from .runs import RunsScreen
 
     return [
@@ -45,6 +49,10 @@ def sections() -> list[tuple[str, list]]:
         ("Launch", LaunchScreen.BINDINGS),
         ("Monitor", MonitorScreen.BINDINGS),
         ("Compare", CompareScreen.BINDINGS),
+        ("Overlay (v)", OverlayScreen.BINDINGS),
+        ("Records (a)", RecordsScreen.BINDINGS),
+        ("GPU (G)", GpuScreen.BINDINGS),
+        ("Environment diff (e)", EnvDiffScreen.BINDINGS),
     ]
 
 
