@@ -398,3 +398,14 @@ async def test_env_diff_of_two_runs(workspace_dir, make_app):
         await pilot.press("d")
         await settle(pilot, 0.1)
         assert app.screen.query_one("#env-table", DataTable).row_count == 1
+
+
+def test_ticks_are_round_with_only_the_digits_that_differ():
+    from labdeck.tui.widgets.overlay_chart import ticks
+
+    values, labels = ticks(0.681318, 0.681550)
+    assert labels == ["0.6814", "0.6815"]  # not six decimals on a flat series
+    assert all(0.681318 <= v <= 0.681550 for v in values)
+    assert ticks(0.0, 10.0)[1] == ["0", "5", "10"]
+    assert ticks(0.0, 1.0, 5)[1] == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+    assert ticks(0, 39, 5)[1] == ["0", "10", "20", "30"]

@@ -89,6 +89,7 @@ class OverlayScreen(Screen):
             for r in runs
         }
         self.sets = seed_sets(self._params, differing)
+        self._primary = {_primary(r) for r in runs} - {None}
         self._poller = BackgroundPoll(self, self._read, self._apply, "overlay-read")
 
     @property
@@ -133,8 +134,11 @@ class OverlayScreen(Screen):
         self._draw()
 
     def names(self) -> list[str]:
+        """Matching series names, the runs' primary metrics first."""
         every = [n for v in self.views.values() for n in v.series_names()]
-        return metric_names(every, self.glob)
+        names = metric_names(every, self.glob)
+        first = [n for n in names if n.split("[", 1)[0] in self._primary]
+        return first + [n for n in names if n not in first]
 
     # ------------------------------------------------------------------ drawing
 
@@ -241,6 +245,14 @@ class OverlayScreen(Screen):
     def action_fold_seeds(self) -> None:
         self.fold = not self.fold
         self._draw()
+
+
+def _primary(run: Run) -> str | None:
+    try:
+        value = run.config.get("primary_metric")
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _params(run: Run) -> dict:

@@ -75,8 +75,8 @@ class RecordsScreen(Screen):
         fixed = (
             ("n", "#", 4),
             ("unit", "unit", 8),
-            ("where", "where", 14),
-            ("scores", "scores", 18),
+            ("where", "where", 12),
+            ("scores", "scores", 22),
         )
         room = (width if narrow else width * 3 // 5) - sum(w + 2 for *_, w in fixed) - 4
         for key, label, w in (*fixed, ("text", "text", max(16, room))):

@@ -43,8 +43,15 @@ def ticks(lo: float, hi: float, count: int = 4) -> tuple[list[float], list[str]]
     while v <= hi + step * 1e-9 and len(values) < count + 2:
         values.append(round(v, 12))
         v += step
-    digits = max(0, -math.floor(math.log10(step))) if step < 1 else 0
+    digits = next(d for d in range(12) if abs(round(step, d) - step) < step * 1e-6)
     return values, [f"{x:.{digits}f}" for x in values]
+
+
+def _dim(colour):
+    """The same hue, darker: a band edge under its mean line."""
+    if isinstance(colour, tuple):
+        return tuple(int(c * 0.5) for c in colour)
+    return colour
 
 
 class OverlayChart(PlotextPlot):
@@ -63,13 +70,18 @@ class OverlayChart(PlotextPlot):
                 continue
             ys_all += ys
             if line.lo is not None and line.hi is not None and line.members > 1:
-                for edge in (line.lo, line.hi):
+                for edge in (line.lo, line.hi):  # the band's edges, dimmer than the mean
                     ex, ey = _thin(line.xs, edge)
                     ys_all += ey
-                    plt.plot(ex, ey, color=line.colour, marker="·")
+                    plt.plot(ex, ey, color=_dim(line.colour), marker="braille")
             plt.plot(xs, ys, color=line.colour, marker="braille")
             if len(xs) <= DENSE:  # a marker at each real point, none in between
                 plt.scatter(xs, ys, color=line.colour, marker="●" if line.pinned else "•")
+        xs_all = [x for line in lines for x in line.xs]
+        if xs_all:
+            values, labels = ticks(min(xs_all), max(xs_all), 5)
+            if values:
+                plt.xticks(values, labels)
         if ys_all:
             lo, hi = min(ys_all), max(ys_all)
             values, labels = ticks(lo, hi)
