@@ -166,7 +166,7 @@ class LabdeckApp(App[None]):
 
         self.push_screen(
             ConfirmScreen(
-                f"Kill {run.short_id} · {run.title} now (SIGKILL)?\n{run.id}\n"
+                f"Kill {run.short_id} · {_title(run)} now (SIGKILL)?\n{run.id}\n"
                 "The unit in hand is lost; finished records stay and resume continues from them."
             ),
             done,
@@ -260,6 +260,13 @@ class LabdeckApp(App[None]):
     def _to_runs(self) -> None:
         while len(self.screen_stack) > 2:
             self.pop_screen()
+
+
+def _title(run: Run) -> str:
+    try:
+        return run.title
+    except UserError:  # an unreadable config.json: the id still names the run
+        return "?"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

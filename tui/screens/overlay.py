@@ -149,7 +149,8 @@ class OverlayScreen(Screen):
         grid.can_focus = True  # keys (and the footer) belong to the screen, not the filter
         grid.remove_children()
         grid.mount_all(OverlayChart() for _ in range(self.rows * self.cols))
-        self.call_after_refresh(self._draw)
+        if self._loaded:  # before the first read, the read's end draws
+            self.call_after_refresh(self._draw)
 
     def _draw(self) -> None:
         names = self.names()

@@ -12,7 +12,8 @@ from textual_plotext import PlotextPlot
 from ..overlay import Line
 
 DENSE = 40  # above this many points a line is drawn without point markers
-MAX_POINTS = 400  # the terminal has fewer columns than this anyway
+MAX_POINTS = 400
+MARKED_LINES = 4  # beyond this many lines, point markers cost more than they tell  # the terminal has fewer columns than this anyway
 
 
 def _thin(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
@@ -75,7 +76,7 @@ class OverlayChart(PlotextPlot):
                     ys_all += ey
                     plt.plot(ex, ey, color=_dim(line.colour), marker="braille")
             plt.plot(xs, ys, color=line.colour, marker="braille")
-            if len(xs) <= DENSE:  # a marker at each real point, none in between
+            if len(xs) <= DENSE and len(lines) <= MARKED_LINES:  # real points only
                 plt.scatter(xs, ys, color=line.colour, marker="●" if line.pinned else "•")
         xs_all = [x for line in lines for x in line.xs]
         if xs_all:
