@@ -331,17 +331,25 @@ async def _table(results: Path) -> dict:
         columns = [str(c.label) for c in table.columns.values()]
         # one run changes on disk: rescan and repaint, as the 1 s poll does
         screen = app.screen
-        times = []
+        times, scans = [], []
         for k in range(10):
             victim = results / sorted(os.listdir(results))[k]
             state = json.loads((victim / "state.json").read_text())
             state["key_metric"] = {"name": "val_auc", "value": 0.5 + k / 100}
             write_json_atomic(victim / "state.json", state)
             t = time.perf_counter()
-            screen._refresh_model(screen.model.refresh())
+            delta = screen.model.refresh()  # the scan: a thread's work in the app
+            scans.append(time.perf_counter() - t)
+            screen._refresh_model(delta)
             await pilot.pause()
             times.append(time.perf_counter() - t)
-    return {"first": first, "refresh": statistics.median(times), "rows": rows, "cols": columns}
+    return {
+        "first": first,
+        "refresh": statistics.median(times),
+        "scan": statistics.median(scans),
+        "rows": rows,
+        "cols": columns,
+    }
 
 
 async def _overlay(results: Path, ids: list[str]) -> dict:
@@ -378,8 +386,10 @@ def bench_workspace(tmp: Path) -> None:
     table = asyncio.run(_table(many))
     print(
         f"runs table, {table['rows']} rows, columns {' | '.join(c.strip() for c in table['cols'])}: "
-        f"first frame {table['first']:.2f}s, refresh after one change {1000 * table['refresh']:.0f} ms"
+        f"first frame {table['first']:.2f}s, refresh after one change {1000 * table['refresh']:.0f} ms "
+        f"(of which the scan of 1000 run folders, done off the UI thread: {1000 * table['scan']:.0f} ms)"
     )
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(
         f"table_1000_first_frame: ratio={2.0 / table['first']:.1f}x under the goal "
         f"({table['first']:.2f}s, goal < 2 s)"
