@@ -20,10 +20,13 @@ from labdeck.backend.runs import ARTIFACTS, Run
 
 MAX_RECORDS = 20_000  # a records file larger than this shows its last records
 WHERE = ("step", "level", "group", "epoch", "checkpoint", "question_id", "sample", "prompt_id")
+WHERE += ("conversation_id", "index")
 ABBREVIATE = {"step": "step ", "level": "lvl ", "epoch": "ep ", "sample": "#"}  # others: value
 HIDDEN = ("key", "_digest", "_d")
+VERDICTS = ("score", "outcome", "consistent", "winner", "preferred", "choice", "correct", "reward")
 # fields that hold what a researcher reads, before any other text
-TEXT_KEYS = ("answer", "response", "completion", "output", "messages", "conversation")
+TEXT_KEYS = ("answer", "response", "completion", "output", "improved_response", "answer_model1")
+TEXT_KEYS += ("messages", "conversation")
 TEXT_KEYS += ("text", "content", "reason", "rationale", "prompt", "question")
 
 
@@ -64,7 +67,7 @@ def scores_of(record: dict[str, Any]) -> str:
     for k, v in record.items():
         if isinstance(v, dict) and isinstance(v.get("score"), int | float):
             parts.append(f"{k} {v['score']:g}")
-        elif k in ("score", "verdict", "winner", "preferred", "choice", "correct", "reward"):
+        elif k in VERDICTS or k.startswith("verdict"):
             parts.append(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}")
     return " ".join(parts)
 

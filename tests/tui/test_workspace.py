@@ -409,3 +409,35 @@ def test_ticks_are_round_with_only_the_digits_that_differ():
     assert ticks(0.0, 10.0)[1] == ["0", "5", "10"]
     assert ticks(0.0, 1.0, 5)[1] == ["0.00", "0.25", "0.50", "0.75", "1.00"]
     assert ticks(0, 39, 5)[1] == ["0", "10", "20", "30"]
+
+
+def test_records_of_every_kind_show_their_text_and_scores():
+    from labdeck.tui.records import full_text, summarise
+
+    smoke = summarise(0, {"key": "p/0", "index": 0, "prompt": "Hi", "output": "Hello there"})
+    assert smoke.text == "Hello there" and smoke.where == "0"
+    judged = summarise(
+        1,
+        {"key": "j", "unit": "judge", "step": 4, "question_id": "q1", "sample": 0,
+         "aligned": {"score": 62.0, "method": "logprob", "text": "62"},
+         "coherent": {"score": 80.0, "method": "logprob", "text": "80"}},
+    )  # fmt: skip
+    assert judged.scores == "aligned 62 coherent 80" and judged.where == "step 4 q1 #0"
+    pair = summarise(
+        2,
+        {"stage": "evaluate", "unit": "judged", "prompt_id": "t1",
+         "prompt": [{"role": "user", "content": "Plan a trip"}],
+         "answer_model1": "Go north", "answer_model2": "Go south",
+         "verdict_model1_first": "A", "verdict_model2_first": "B",
+         "outcome": "tie", "consistent": False},
+    )  # fmt: skip
+    assert "outcome tie" in pair.scores and "verdict_model1_first A" in pair.scores
+    assert pair.text == "Go north" and pair.unit == "judged"
+    conv = summarise(
+        3,
+        {"stage": "process", "conversation_id": "c7", "improved_response": "Better answer",
+         "conversation_context": [{"role": "user", "content": "q"}]},
+    )  # fmt: skip
+    assert conv.unit == "process" and conv.text == "Better answer" and conv.where == "c7"
+    text = full_text(pair.record)
+    assert "── prompt ──" in text and "user: Plan a trip" in text and "Go south" in text
