@@ -9,6 +9,7 @@ scheduler's state abbreviated) so the status column never cuts a word at 120 col
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.style import Style
 from rich.text import Text
@@ -127,3 +128,13 @@ def counts_text(counts: dict[str, int]) -> str:
     order = ("running", "queued", "crashed", "failed", "interrupted", "completed")
     icons = {**fmt.STATUS_ICON, "queued": "○"}  # "…" would read as a cut-off cell here
     return " ".join(f"{counts[s]}{icons.get(s, '?')}" for s in order if counts.get(s))
+
+
+def scheduler_text(row: Any, theme: dict[str, str], width: int = 99) -> Text:
+    """Status plus, for a Slurm run, the scheduler's state where it fits whole."""
+    if not row.scheduler:
+        return status_cell(row.status, theme, width)
+    for extra in (f"slurm {row.scheduler}", row.scheduler, row.scheduler.split()[-1]):
+        if len(f"{row.status} {extra}") + 2 <= width:
+            break
+    return status_cell(row.status, theme, width, extra)

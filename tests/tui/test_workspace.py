@@ -441,3 +441,21 @@ def test_records_of_every_kind_show_their_text_and_scores():
     assert conv.unit == "process" and conv.text == "Better answer" and conv.where == "c7"
     text = full_text(pair.record)
     assert "── prompt ──" in text and "user: Plan a trip" in text and "Go south" in text
+
+
+async def test_alerts_reach_whatever_screen_is_open(fixture_dir, make_app):
+    app = make_app(poll_interval=0.2, gpu_interval=0, monitor_interval=0)
+    bells = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.bell = lambda: bells.append(1)
+        await settle(pilot)
+        app.open_records(Run(Path("results") / fixture_dir["original"]))
+        await settle(pilot)
+        run = Run(Path("results") / fixture_dir["running"])
+        write_json_atomic(run.path / "state.json", {**run.state(), "status": "completed"})
+        for _ in range(20):
+            await pilot.pause(0.2)
+            if bells:
+                break
+        assert bells and isinstance(app.screen, RecordsScreen)
+        assert any(f"{run.short_id} demo: completed" in n.message for n in app._notifications)

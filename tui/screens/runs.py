@@ -14,8 +14,7 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Select, Static
 
-from labdeck.backend.errors import UserError
-from labdeck.backend.paramcols import choose_columns, differing_params, fmt_param
+from labdeck.backend.paramcols import fmt_param
 
 from .. import fmt
 from ..alerts import StatusWatch
@@ -33,6 +32,7 @@ from ..runs_columns import (  # noqa: F401  (COLUMNS, status_text: re-exported)
     counts_text,
     fit_columns,
     param_column,
+    scheduler_text,
     status_cell,
     status_text,
 )
@@ -44,16 +44,6 @@ from .typing import typing_guard
 
 if TYPE_CHECKING:
     from ..app import LabdeckApp
-
-
-def scheduler_text(row: RunRow, theme: dict[str, str], width: int = 99) -> Text:
-    """Status plus, for a Slurm run, the scheduler's state where it fits whole."""
-    if not row.scheduler:
-        return status_cell(row.status, theme, width)
-    for extra in (f"slurm {row.scheduler}", row.scheduler, row.scheduler.split()[-1]):
-        if len(f"{row.status} {extra}") + 2 <= width:
-            break
-    return status_cell(row.status, theme, width, extra)
 
 
 class RunsScreen(WorkspaceActions, Screen):
@@ -240,29 +230,6 @@ class RunsScreen(WorkspaceActions, Screen):
         if self._kind_filter and row.kind != self._kind_filter:
             return False
         return not self._query or self._query.matches(row) or row.id == self.pinned
-
-    def _fit_param_columns(self, visible: list[RunRow]) -> bool:
-        """Columns for the parameters that differ among the listed runs (or the user's
-        choice); True when the table's columns changed."""
-        known = {n for r in visible for n in r.params}
-        try:
-            names = choose_columns(
-                differing_params([r.params for r in visible]), self._col_spec, known
-            )
-        except UserError:
-            names = [n for n in (self._col_spec or "").split(",") if n in known]
-        cols = [param_column(n, [fmt_param(r.params.get(n)) for r in visible]) for n in names]
-        scheduled = any(r.scheduler for r in visible)
-        if cols == self._param_cols and scheduled == self._scheduled:
-            return False
-        self._param_cols, self._scheduled = cols, scheduled
-        return self._layout_columns(self.size.width or self.app.size.width)
-
-    def _ring(self, alerts) -> None:
-        """A run seen running ended: the terminal bell and a toast, on any screen."""
-        for alert in alerts:
-            self.app.bell()
-            self.notify(alert.message(), severity=alert.severity, timeout=12, markup=False)
 
     def _rebuild(self, wanted: list[str], force: bool = False) -> None:
         table = self.query_one("#runs", DataTable)

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 from textual.widgets import DataTable
 
 from labdeck.backend.errors import UserError
-from labdeck.backend.paramcols import choose_columns
+from labdeck.backend.paramcols import choose_columns, differing_params, fmt_param
 
 from ..groupfold import GroupRow
 from ..runlist import RunRow
+from ..runs_columns import param_column
 
 if TYPE_CHECKING:
     from .runs import RunsScreen
@@ -25,6 +26,29 @@ else:
 
 
 class WorkspaceActions(_Base):
+    def _fit_param_columns(self, visible: list[RunRow]) -> bool:
+        """Columns for the parameters that differ among the listed runs (or the user's
+        choice); True when the table's columns changed."""
+        known = {n for r in visible for n in r.params}
+        try:
+            names = choose_columns(
+                differing_params([r.params for r in visible]), self._col_spec, known
+            )
+        except UserError:
+            names = [n for n in (self._col_spec or "").split(",") if n in known]
+        cols = [param_column(n, [fmt_param(r.params.get(n)) for r in visible]) for n in names]
+        scheduled = any(r.scheduler for r in visible)
+        if cols == self._param_cols and scheduled == self._scheduled:
+            return False
+        self._param_cols, self._scheduled = cols, scheduled
+        return self._layout_columns(self.size.width or self.app.size.width)
+
+    def _ring(self, alerts) -> None:
+        """A run seen running ended: the terminal bell and a toast, on any screen."""
+        for alert in alerts:
+            self.app.bell()
+            self.notify(alert.message(), severity=alert.severity, timeout=12, markup=False)
+
     def _selection(self) -> list[RunRow]:
         """What the many-runs views take: the marked runs, else the group under the
         cursor, else the run under the cursor (with the baseline, when one is pinned)."""
