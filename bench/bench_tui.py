@@ -329,8 +329,21 @@ async def _table(results: Path) -> dict:
         first = time.perf_counter() - t0
         rows = table.row_count
         columns = [str(c.label) for c in table.columns.values()]
-        # one run changes on disk: rescan and repaint, as the 1 s poll does
+        # what the parameter columns cost: the whole table rebuilt with and without them
         screen = app.screen
+        rebuild = {}
+        for side in ("with", "without", "with", "without"):
+            screen._col_spec = None if side == "with" else "-lr,-seed"
+            screen._param_cols, screen._shown = [], []
+            t = time.perf_counter()
+            screen._refresh_model((set(), set(), set()))
+            await pilot.pause()
+            rebuild.setdefault(side, []).append(time.perf_counter() - t)
+        screen._col_spec = None
+        screen._param_cols, screen._shown = [], []
+        screen._refresh_model((set(), set(), set()))
+        await pilot.pause()
+        # one run changes on disk: rescan and repaint, as the 1 s poll does
         times, scans = [], []
         for k in range(10):
             victim = results / sorted(os.listdir(results))[k]
@@ -347,6 +360,8 @@ async def _table(results: Path) -> dict:
         "first": first,
         "refresh": statistics.median(times),
         "scan": statistics.median(scans),
+        "rebuild_with": min(rebuild["with"]),
+        "rebuild_without": min(rebuild["without"]),
         "rows": rows,
         "cols": columns,
     }
@@ -388,6 +403,14 @@ def bench_workspace(tmp: Path) -> None:
         f"runs table, {table['rows']} rows, columns {' | '.join(c.strip() for c in table['cols'])}: "
         f"first frame {table['first']:.2f}s, refresh after one change {1000 * table['refresh']:.0f} ms "
         f"(of which the scan of 1000 run folders, done off the UI thread: {1000 * table['scan']:.0f} ms)"
+    )
+    print(
+        f"table rebuild of 1000 rows: with 2 parameter columns {1000 * table['rebuild_with']:.0f} ms, "
+        f"without {1000 * table['rebuild_without']:.0f} ms"
+    )
+    print(
+        f"param_columns_cost: ratio={table['rebuild_with'] / table['rebuild_without']:.2f} "
+        "with / without (goal <= 1.3)"
     )
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(

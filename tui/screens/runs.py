@@ -110,9 +110,7 @@ class RunsScreen(WorkspaceActions, Screen):
         yield Header()
         yield GpuStrip(probe=self.lab.gpu_probe, interval=self.lab.gpu_interval, id="gpu")
         with Horizontal(id="filters"):
-            yield Input(
-                placeholder="search: words status:failed tag:x group:g lr>1e-3  (/)", id="search"
-            )
+            yield Input(placeholder="search words, status:failed, tag:x, lr>1e-3  (/)", id="search")
             yield Select([(s, s) for s in STATUS_FILTERS], prompt="any status", id="status-filter")
             yield Select([], prompt="any kind", id="kind-filter")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
