@@ -459,3 +459,17 @@ async def test_alerts_reach_whatever_screen_is_open(fixture_dir, make_app):
                 break
         assert bells and isinstance(app.screen, RecordsScreen)
         assert any(f"{run.short_id} demo: completed" in n.message for n in app._notifications)
+
+
+async def test_env_diff_from_the_compare_view(workspace_dir, make_app):
+    app = make_app(poll_interval=0, gpu_interval=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.open_compare([Run(Path("results") / r) for r in workspace_dir["em"][:3]])
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, EnvDiffScreen)
+        assert (
+            app.screen.a.id == workspace_dir["em"][0] and app.screen.b.id == workspace_dir["em"][1]
+        )

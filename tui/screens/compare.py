@@ -49,6 +49,7 @@ class CompareScreen(Screen):
         Binding("x", "x_axis", "X axis"),
         Binding("m", "smooth", "Smooth"),
         Binding("enter", "open_first", "Open run", show=False),
+        Binding("e", "env_diff", "Env diff", show=False),
     ]
 
     def __init__(self, runs: list[Run], tol: float | None = None) -> None:
@@ -304,3 +305,7 @@ class CompareScreen(Screen):
 
     def action_open_first(self) -> None:
         self.lab.open_monitor(self.runs[0])
+
+    def action_env_diff(self) -> None:
+        """The first two runs' recorded environments side by side (screens/envdiff.py)."""
+        self.lab.open_env_diff(self.runs[:2])
