@@ -68,7 +68,15 @@ class LabdeckApp(App[None]):
     def open_monitor(self, run: Run) -> None:
         from .screens.monitor import MonitorScreen
 
+        self._watch(run)
         self.push_screen(MonitorScreen(run))
+
+    def _watch(self, run: Run) -> None:
+        """Back on Runs, the cursor is on the run last opened, however it was opened (a
+        launch opens its new run): `s` there must stop the run the user just watched."""
+        for screen in self.screen_stack:
+            if isinstance(screen, RunsScreen):
+                screen.watched = run.id
 
     def open_launch(self) -> None:
         from .screens.launch import LaunchScreen
@@ -88,6 +96,7 @@ class LabdeckApp(App[None]):
     def open_records(self, run: Run) -> None:
         from .screens.records import RecordsScreen
 
+        self._watch(run)
         self.push_screen(RecordsScreen(run))
 
     def open_gpu(self, run: Run | None = None) -> None:

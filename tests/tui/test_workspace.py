@@ -247,6 +247,22 @@ async def test_cursor_follows_the_watched_run_and_stop_names_it(
         await pilot.press("y")
         await settle(pilot)
         assert calls and calls[-1][:2] == ["stop", watched]
+        await pilot.press("K")
+        await settle(pilot, 0.1)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert row.run.short_id in app.screen.question and "SIGKILL" in app.screen.question
+        await pilot.press("n")
+        await settle(pilot, 0.1)
+        assert screen._current_id() == watched
+        # a run opened from elsewhere (a launch opens its new run): back on Runs, the
+        # cursor is on it, not on the row it was on before
+        newest = "20270101_000001_kt_new_999998"
+        assert screen._current_id() != newest
+        app.open_monitor(Run(Path("results") / newest))
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen._current_id() == newest
 
 
 async def test_a_run_that_ends_rings_the_bell_and_notifies(fixture_dir, make_app):
