@@ -228,6 +228,7 @@ def table(
         header_style="bold",
         box=None if piped() else box.SIMPLE_HEAD,
         pad_edge=False,
+        min_width=len(title) + 2 if title else None,  # a title never wraps onto two lines
     )
     for c in columns:
         width = None if piped() else (max_widths or {}).get(c)

@@ -297,6 +297,10 @@ def _execute_locked(
         records=len(ledger),
         active_seconds=active_before + (ended - now),
     )
+    if lock is not None:  # rank 0 only: a data-parallel run notifies once
+        from .notify import notify
+
+        notify(run, status, error, log)
     ctx.close()
     events.close()
     ledger.close()

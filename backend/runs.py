@@ -63,7 +63,7 @@ def slug(title: str) -> str:
 
 def new_run_id(results: Path, kind: str, title: str, now: datetime | None = None) -> str:
     stamp = (now or datetime.now()).strftime("%Y%m%d_%H%M%S")
-    taken = {short_id(p.name) for p in results.iterdir()} if results.exists() else set()
+    taken = {(short_id(p.name) or "")[:6] for p in results.iterdir()} if results.exists() else set()
     rng = random.SystemRandom()
     while True:
         six = f"{rng.randrange(10**6):06d}"
@@ -72,8 +72,14 @@ def new_run_id(results: Path, kind: str, title: str, now: datetime | None = None
 
 
 def short_id(run_id: str) -> str | None:
+    """The 6 digits, plus `r`/`rN` for a reproduction (`734429r`, `734429r2`): a
+    reproduction keeps its original's digits so the two sort together, and the suffix
+    keeps every run's short id its own (CLI, `ls --json`, dashboard alike)."""
     m = _RUN_ID.match(run_id)
-    return m.group("id") if m else None
+    if not m:
+        return None
+    repro = m.group("repro")
+    return m.group("id") + ("r" + repro.removeprefix("_repro") if repro else "")
 
 
 def is_repro_id(run_id: str) -> bool:
@@ -445,7 +451,8 @@ def list_runs(results: Path) -> list[Run]:
 
 
 def resolve_run(results: Path, token: str) -> Run:
-    """RUN as the user typed it: a path, a full id, the 6-digit id, or a unique prefix."""
+    """RUN as the user typed it: a path, a full id, the short id (`734429`; `734429r`
+    for its reproduction), or a unique prefix."""
     token = token.rstrip("/")
     as_path = Path(token)
     if (as_path / CONFIG).is_file():
@@ -454,9 +461,9 @@ def resolve_run(results: Path, token: str) -> Run:
     exact = [r for r in runs if r.id == token]
     if exact:
         return exact[0]
-    by_six = [r for r in runs if short_id(r.id) == token and not is_repro_id(r.id)]
-    if len(by_six) == 1:
-        return by_six[0]
+    by_short = [r for r in runs if short_id(r.id) == token]
+    if len(by_short) == 1:
+        return by_short[0]
     matches = [r for r in runs if r.id.startswith(token) or r.id.endswith("_" + token)]
     if len(matches) == 1:
         return matches[0]

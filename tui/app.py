@@ -68,7 +68,15 @@ class LabdeckApp(App[None]):
     def open_monitor(self, run: Run) -> None:
         from .screens.monitor import MonitorScreen
 
+        self._watch(run)
         self.push_screen(MonitorScreen(run))
+
+    def _watch(self, run: Run) -> None:
+        """Back on Runs, the cursor is on the run last opened, however it was opened (a
+        launch opens its new run): `s` there must stop the run the user just watched."""
+        for screen in self.screen_stack:
+            if isinstance(screen, RunsScreen):
+                screen.watched = run.id
 
     def open_launch(self) -> None:
         from .screens.launch import LaunchScreen
@@ -79,6 +87,42 @@ class LabdeckApp(App[None]):
         from .screens.compare import CompareScreen
 
         self.push_screen(CompareScreen(runs))
+
+    def open_overlay(self, runs: list[Run], pinned: str | None = None) -> None:
+        from .screens.overlay import OverlayScreen
+
+        self.push_screen(OverlayScreen(runs, pinned))
+
+    def open_records(self, run: Run) -> None:
+        from .screens.records import RecordsScreen
+
+        self._watch(run)
+        self.push_screen(RecordsScreen(run))
+
+    def open_gpu(self, run: Run | None = None) -> None:
+        from .screens.gpu import GpuScreen
+
+        self.push_screen(GpuScreen(run))
+
+    def open_env_diff(self, runs: list[Run]) -> None:
+        from .screens.envdiff import EnvDiffScreen
+
+        self.push_screen(EnvDiffScreen(runs[0], runs[1]))
+
+    def env_diff_with_counterpart(self, run: Run) -> None:
+        from labdeck.backend.compare import counterpart
+
+        try:
+            other = counterpart(self.results, run)
+        except UserError as exc:
+            self.notify(
+                f"{exc}; or mark two runs with space, or pin a baseline with b",
+                severity="warning",
+                timeout=8,
+                markup=False,
+            )
+            return
+        self.open_env_diff([other, run] if run.state().get("reproduction_of") else [run, other])
 
     def compare_with_counterpart(self, run: Run) -> None:
         """One run: compare it with its original, or with its newest reproduction."""
@@ -137,8 +181,8 @@ class LabdeckApp(App[None]):
 
         self.push_screen(
             ConfirmScreen(
-                f"Kill {run.id} now (SIGKILL)?\nThe unit in hand is lost; finished records "
-                "stay and resume continues from them."
+                f"Kill {run.short_id} · {_title(run)} now (SIGKILL)?\n{run.id}\n"
+                "The unit in hand is lost; finished records stay and resume continues from them."
             ),
             done,
         )
@@ -231,6 +275,13 @@ class LabdeckApp(App[None]):
     def _to_runs(self) -> None:
         while len(self.screen_stack) > 2:
             self.pop_screen()
+
+
+def _title(run: Run) -> str:
+    try:
+        return run.title
+    except UserError:  # an unreadable config.json: the id still names the run
+        return "?"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -17,6 +17,7 @@ from typing import Any
 
 from labdeck.backend.display import main_phase
 from labdeck.backend.errors import UserError
+from labdeck.backend.paramcols import params_of
 from labdeck.backend.runs import CONFIG, STATE, Run, effective_status, is_repro_id, this_host
 
 
@@ -50,6 +51,7 @@ class RunRow:
     group_title: str = ""
     group_index: int = 0
     coords: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # dotted, for columns and filters
     scheduler: str | None = None  # Slurm runs: "123_4 PENDING"
     _state_mtime: int = field(default=-1, repr=False)
     _rate_origin: tuple[str | None, int, float] | None = field(default=None, repr=False)
@@ -205,6 +207,7 @@ class RunList:
             row.status = "failed"
             return True
         row.kind = str(cfg.get("kind", "?"))
+        row.params = params_of(cfg)
         row.title = str(cfg.get("title", ""))
         group = cfg.get("group")
         if isinstance(group, dict) and not is_repro_id(row.run.id):  # repros copy config

@@ -24,9 +24,18 @@ def run_of(args: argparse.Namespace, attr: str = "run") -> Run:
 
 
 def say(*objs: Any, markup: bool = True) -> None:
-    from ..display import console
+    """Print to stdout; through a pipe, a table's cells are padded to column width but
+    its lines are not padded out to the widest line (`presets | cat` stays readable)."""
+    from ..display import console, piped
 
-    console.print(*objs, markup=markup)
+    if not piped():
+        console.print(*objs, markup=markup)
+        return
+    with console.capture() as captured:
+        console.print(*objs, markup=markup)
+    text = captured.get()
+    sys.stdout.write("\n".join(line.rstrip() for line in text.split("\n")))
+    sys.stdout.flush()
 
 
 def finish(run: Run, status: str, quiet: bool) -> int:

@@ -82,7 +82,7 @@ def _entry_row(e: dict[str, Any], full: bool, indent: str = "") -> list[str]:
     started = e["started"]
     key = e["key_metric"] or {}
     return [
-        indent + (e["id"] if full else e["short_id"] + ("·r" if e["reproduction_of"] else "")),
+        indent + (e["id"] if full else e["short_id"]),
         e["kind"] or "?",
         e["title"] or "",
         _status_cell(e["status"], {"slurm": e.get("slurm")}),
@@ -98,13 +98,31 @@ def _entry_row(e: dict[str, Any], full: bool, indent: str = "") -> list[str]:
     ]
 
 
+LS_HEAD = ("id", "kind", "title", "status", "done", "started", "time", "metric", "tags")
+
+
+def _param_columns(args: argparse.Namespace, entries: list[dict[str, Any]]) -> list[str]:
+    """`--columns`: the parameters that differ among the listed runs (`auto`), or the
+    user's own list; each entry gets its values under `params`."""
+    from ..paramcols import choose_columns, differing_params
+
+    listed = [e["_params"] for e in entries]
+    known = {name for p in listed for name in p}
+    columns = choose_columns(differing_params(listed), args.columns, known)
+    for e in entries:
+        e["params"] = {c: e["_params"].get(c) for c in columns}
+    return columns
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from ..display import piped, table
     from ..groups import list_groups
     from ..launchers import refresh
+    from ..paramcols import ParamFilter, fmt_param, params_of
     from ..runs import is_repro_id, list_runs
 
     now = time.time()
+    wheres = [ParamFilter.parse(w) for w in args.where or []]
     runs = list_runs(results_of(args))
     refresh(runs)
     groups = list_groups(results_of(args), [r for r in runs if not is_repro_id(r.id)])
@@ -119,7 +137,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
             continue
         if args.tag and args.tag not in (e.get("tags") or []):
             continue
+        e["_params"] = params_of(run.config) if e["status"] != "corrupt" else {}
+        if not all(w(e["_params"]) for w in wheres):
+            continue
         entries.append(e)
+    columns = _param_columns(args, entries) if args.columns else []
+    for e in entries:
+        del e["_params"]
     if args.json:
         print(json.dumps(entries, indent=2, ensure_ascii=False))
         return 0
@@ -127,6 +151,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
         say(f"no runs in {results_of(args)}/ — start one with `labdeck run presets/smoke.toml`")
         return 0
     full = args.long or piped()  # a script gets whole ids and times it can pass back
+    width = 1000 if full else 12
+
+    def with_params(row: list[str], e: dict[str, Any] | None) -> list[str]:
+        cells = [fmt_param(e["params"][c], width) if e else "" for c in columns]
+        return [*row[:3], *cells, *row[3:]]
+
     rows, seen = [], set()
     for e in entries:
         g = e.get("group") if not is_repro_id(e["id"]) else None
@@ -134,15 +164,19 @@ def cmd_ls(args: argparse.Namespace) -> int:
             if g in seen:
                 continue
             seen.add(g)
-            rows.append([*_group_row(groups[g]), ""])
+            rows.append(with_params([*_group_row(groups[g]), ""], None))
             if not args.fold:
-                rows += [_entry_row(m, full, "  ") for m in entries if m.get("group") == g]
+                rows += [
+                    with_params(_entry_row(m, full, "  "), m)
+                    for m in entries
+                    if m.get("group") == g
+                ]
             continue
-        rows.append(_entry_row(e, full))
+        rows.append(with_params(_entry_row(e, full), e))
     say(
         table(
             None,
-            ["id", "kind", "title", "status", "done", "started", "time", "metric", "tags"],
+            [*LS_HEAD[:3], *columns, *LS_HEAD[3:]],
             rows,
         ),
         markup=False,

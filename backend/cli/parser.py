@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+from ..runs import STATUSES
 from .control import cmd_kill, cmd_queue, cmd_resume, cmd_stop
 from .listing import cmd_ls, cmd_params, cmd_presets, cmd_show
 from .outputs import cmd_eval, cmd_export, cmd_note, cmd_plot, cmd_tag
 from .reproduction import cmd_compare, cmd_reproduce
 from .run_verbs import cmd_run
+
+
+class _PublicVerbs(dict):
+    """The sub-parser map with internal verbs (`_queue`) left out of what is listed,
+    so a mistyped verb's "choose from …" names only verbs a user may type."""
+
+    def __iter__(self):
+        return (k for k in super().__iter__() if not k.startswith("_"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Terminal workbench for GPU language-model experiments. With no arguments: the dashboard.",
     )
     sub = p.add_subparsers(dest="verb", metavar="VERB")
+    sub._name_parser_map = sub.choices = _PublicVerbs()
 
     r = sub.add_parser(
         "run", parents=[common], help="start a run from a preset (or --kind) with overrides"
@@ -93,12 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_stop)
 
     s = sub.add_parser("ls", parents=[common], help="list runs")
-    s.add_argument("--status", help="only runs with this status")
+    s.add_argument("--status", choices=[*STATUSES, "corrupt"], help="only runs with this status")
     s.add_argument("--kind", help="only runs of this kind")
     s.add_argument("--tag", help="only runs with this tag")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--long", action="store_true", help="full run ids and dates (always when piped)")
     s.add_argument("--fold", action="store_true", help="one row per group, members hidden")
+    s.add_argument(
+        "--columns",
+        metavar="SPEC",
+        help="parameter columns: auto (those that differ among the listed runs), "
+        "a list (lr,seed), or edits of auto (--columns=+model,-seed)",
+    )
+    s.add_argument(
+        "--where",
+        action="append",
+        metavar="COND",
+        help="only runs whose parameter meets COND (lr>1e-3, method=mult_gauss); repeatable",
+    )
     s.set_defaults(fn=cmd_ls)
 
     s = sub.add_parser(
@@ -143,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="largest |difference| that passes, for every outcome "
         "(default: each metric's tolerance declared by its kind)",
+    )
+    s.add_argument(
+        "--env",
+        action="store_true",
+        help="the two runs' environments side by side (packages, commit, dirty, device)",
     )
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(fn=cmd_compare)

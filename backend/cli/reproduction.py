@@ -84,17 +84,18 @@ def _reproduce_one(args: argparse.Namespace, original: Run) -> int:
 
 
 def _compare_label(run: Run, other: Run) -> str:
-    """Two runs share their 6-digit id when one reproduces the other: tell them apart."""
-    label = run.short_id
-    if run.state().get("reproduction_of") or run.id.endswith("_repro"):
-        label += "·repro"
+    """A reproduction's short id carries `r` (`734429r`); one named otherwise is marked."""
+    label = _plain_label(run)
     if label == _plain_label(other):
         label = run.id
     return label
 
 
 def _plain_label(run: Run) -> str:
-    return run.short_id + ("·repro" if run.state().get("reproduction_of") else "")
+    from ..runs import is_repro_id
+
+    marked = run.state().get("reproduction_of") and not is_repro_id(run.id)
+    return run.short_id + ("·repro" if marked else "")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -157,6 +158,34 @@ def _compare_group(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _compare_env(args: argparse.Namespace, a: Run, b: Run) -> int:
+    """`compare --env`: package versions, commit and dirty flag, device, side by side."""
+    from ..display import table
+    from ..envdiff import env_diff
+
+    rows = env_diff(a, b)
+    if args.json:
+        print(
+            json.dumps(
+                {"a": a.id, "b": b.id, "env": [r.__dict__ | {"differs": r.differs} for r in rows]},
+                indent=2,
+            )
+        )
+        return 0
+    say(f"A: {a.id}\nB: {b.id}", markup=False)
+    say(
+        table(
+            "environment",
+            ["field", _compare_label(a, b), _compare_label(b, a), ""],
+            [[r.name, r.a, r.b, "≠" if r.differs else ""] for r in rows],
+        ),
+        markup=False,
+    )
+    differing = [r.name for r in rows if r.differs]
+    say("differs: " + (", ".join(differing) if differing else "nothing recorded"), markup=False)
+    return 0
+
+
 def _compare_pair(args: argparse.Namespace) -> int:
     from ..compare import compare_runs, counterpart
     from ..display import fmt_value, table
@@ -164,6 +193,8 @@ def _compare_pair(args: argparse.Namespace) -> int:
     results = results_of(args)
     a = run_of(args)
     b = resolve_run(results, args.other) if args.other else counterpart(results, a)
+    if getattr(args, "env", False):
+        return _compare_env(args, a, b)
     cmp = compare_runs(a, b, args.tol)
     exit_code = (
         {"PASS": 0, "FAIL": 1, "pending": 3}[cmp.verdict] if cmp.metrics or cmp.pending else 1

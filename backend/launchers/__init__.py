@@ -47,6 +47,11 @@ class LauncherOptions(BaseModel):
     processes: int = Field(
         1, ge=1, le=1024, description="data-parallel processes per run (torchrun)"
     )
+    notify_command: str | None = Field(
+        None,
+        description="shell command the runner runs when the run ends; may name {run_id} "
+        "{short_id} {status} {run_dir} (default: $LABDECK_NOTIFY_COMMAND)",
+    )
 
 
 @cache

@@ -297,3 +297,44 @@ def test_library_warnings_go_to_runner_log_not_the_console(
     log = (only_run(results_dir).path / "runner.log").read_text()
     for noise in ("NOISE-transformers-logger", "NOISE-future-warning", "NOISE-last-resort"):
         assert noise in log
+
+
+def test_notify_command_runs_from_the_runner_with_id_and_status(results_dir: Path, lab, tmp_path):
+    """Headless (no dashboard): the runner itself runs the user's command at the end,
+    with the run id and final status, from the launcher option or the environment."""
+    out = tmp_path / "notified.txt"
+    p = lab(
+        "run",
+        "--kind",
+        "counter",
+        "--set",
+        "units=2",
+        "--launch",
+        f"notify_command=echo {{run_id}} {{status}} $LABDECK_SHORT_ID >> {out}",
+    )
+    assert p.returncode == 0, p.stderr
+    run = only_run(results_dir)
+    assert out.read_text().split() == [run.id, "completed", run.short_id]
+    # a failing command is logged and never changes the run's status
+    env_cmd = f"echo env $LABDECK_STATUS >> {out}; exit 3"
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "labdeck.backend.cli",
+            "run",
+            "--kind",
+            "counter",
+            "--set",
+            "units=1",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LABDECK_NOTIFY_COMMAND": env_cmd},
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert out.read_text().splitlines()[-1] == "env completed"
+    second = next(r for r in list_runs(results_dir) if r.id != run.id)
+    assert second.status() == "completed"
+    assert "notify_command exited 3" in (second.path / "runner.log").read_text()

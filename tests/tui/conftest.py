@@ -82,3 +82,9 @@ def _restore_tz():
 
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst)
+
+
+@pytest.fixture
+def workspace_dir(fixture_dir: dict[str, str]) -> dict:
+    """The fixture folder plus four em variants and a kt grid of 3 seeds."""
+    return {**fixture_dir, **fixture_runs.build_workspace(Path("results"))}

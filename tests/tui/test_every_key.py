@@ -19,10 +19,14 @@ from labdeck.tui import actions
 from labdeck.tui.app import LabdeckApp
 from labdeck.tui.screens.compare import CompareScreen
 from labdeck.tui.screens.confirm import ConfirmScreen
+from labdeck.tui.screens.envdiff import EnvDiffScreen
+from labdeck.tui.screens.gpu import GpuScreen
 from labdeck.tui.screens.help import HelpScreen
 from labdeck.tui.screens.launch import LaunchScreen, SavePresetScreen
 from labdeck.tui.screens.monitor import MonitorScreen
+from labdeck.tui.screens.overlay import OverlayScreen
 from labdeck.tui.screens.prompt import PromptScreen
+from labdeck.tui.screens.records import RecordsScreen
 from labdeck.tui.screens.runs import RunsScreen
 
 SKIP = {"quit"}  # pressed last, on purpose
@@ -118,6 +122,28 @@ async def test_every_binding_of_every_screen(fixture_dir, make_app, recorded_cli
         await press_all(pilot, RunsScreen, runs, extra=["enter", "down", "enter"])
         await press_all(pilot, MonitorScreen, monitor, extra=["tab", "enter", "1", "enter"])
         await press_all(pilot, CompareScreen, compare, extra=["enter", "tab", "enter"])
+
+        # The workspace screens, each over runs of the fixture folder.
+        async def overlay() -> None:
+            app.open_overlay([original, repro, kt], original.id)
+            await pilot.pause(0.3)
+
+        async def records() -> None:
+            app.open_records(original)
+            await pilot.pause(0.2)
+
+        async def gpu() -> None:
+            app.open_gpu(kt)
+            await pilot.pause(0.2)
+
+        async def env() -> None:
+            app.open_env_diff([original, repro])
+            await pilot.pause(0.2)
+
+        await press_all(pilot, OverlayScreen, overlay, extra=["slash", "x", "enter", "m", "n"])
+        await press_all(pilot, RecordsScreen, records, extra=["down", "enter", "slash", "a"])
+        await press_all(pilot, GpuScreen, gpu)
+        await press_all(pilot, EnvDiffScreen, env, extra=["down"])
         # Launch: Enter on the preset list (it used to crash), Enter in the form, and the
         # launch key, which the failing dry run must block.
         await launch()

@@ -70,7 +70,7 @@ async def test_a_group_folds_into_one_row_that_enter_unfolds(fixture_dir, make_a
         ids_col = _column(table, "id")
         row = ids_col.index("g424242")
         status = _column(table, "status")[row]
-        assert "running" in status and "2 completed" in status and "1 queued" in status
+        assert "running" in status and "2✔" in status and "1○" in status  # icon counts
         assert (
             "best 2.5" in _column(table, "metric")[row]
             and "500001" in _column(table, "metric")[row]
@@ -80,8 +80,9 @@ async def test_a_group_folds_into_one_row_that_enter_unfolds(fixture_dir, make_a
         await pilot.pause()
         assert table.row_count == 11
         statuses = _column(table, "status")
-        assert any("queued slurm 77_2 PENDING" in s for s in statuses)
-        assert any("running slurm 77_3 RUNNING" in s for s in statuses)
+        # the scheduler's state where the column has room (the job id too when it fits)
+        assert any("queued" in s and s.endswith("PENDING") for s in statuses)
+        assert any("running" in s and s.endswith("RUNNING") for s in statuses)
         assert [i.strip() for i in _column(table, "id")[row + 1 : row + 5]] == [x[-6:] for x in ids]
         table.move_cursor(row=row)
         await pilot.press("c")  # compare takes the group: its members side by side

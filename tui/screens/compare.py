@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Header, Input, Select, Static
 from labdeck.backend.compare import compare_runs
 from labdeck.backend.errors import UserError
 from labdeck.backend.reports import style_keys, style_slots
-from labdeck.backend.runs import Run
+from labdeck.backend.runs import Run, is_repro_id
 
 from .. import fmt
 from ..data import RunView, pick_default
@@ -49,6 +49,7 @@ class CompareScreen(Screen):
         Binding("x", "x_axis", "X axis"),
         Binding("m", "smooth", "Smooth"),
         Binding("enter", "open_first", "Open run", show=False),
+        Binding("e", "env_diff", "Env diff", show=False),
     ]
 
     def __init__(self, runs: list[Run], tol: float | None = None) -> None:
@@ -102,11 +103,11 @@ class CompareScreen(Screen):
 
     def _labels(self) -> list[str]:
         """A, B, … plus an id that tells the runs apart: a reproduction shares its
-        original's 6 digits, so it is marked `·repro` (and numbered if there are more)."""
+        original's 6 digits plus `r`; one named otherwise is marked `·repro`."""
         labels = []
         for i, r in enumerate(self.runs):
             try:
-                repro = bool(r.state().get("reproduction_of")) or r.id.endswith("_repro")
+                repro = bool(r.state().get("reproduction_of")) and not is_repro_id(r.id)
             except Exception:
                 repro = False
             label = r.short_id + ("·repro" if repro else "")
@@ -304,3 +305,7 @@ class CompareScreen(Screen):
 
     def action_open_first(self) -> None:
         self.lab.open_monitor(self.runs[0])
+
+    def action_env_diff(self) -> None:
+        """The first two runs' recorded environments side by side (screens/envdiff.py)."""
+        self.lab.open_env_diff(self.runs[:2])

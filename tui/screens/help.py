@@ -13,8 +13,10 @@ from textual.widgets import Static
 
 
 def _key_label(key: str) -> str:
-    names = {"question_mark": "?", "slash": "/", "space": "space", "escape": "esc"}
-    return " / ".join(names.get(k.strip(), k.strip()) for k in key.split(","))
+    """What the key cap says (`=`, `?`, `[`), never Textual's key name (`equals_sign`)."""
+    from textual.keys import format_key
+
+    return " / ".join(format_key(k.strip()) for k in key.split(","))
 
 
 def binding_table(title: str, bindings: list) -> Table:
@@ -33,8 +35,12 @@ def binding_table(title: str, bindings: list) -> Table:
 def sections() -> list[tuple[str, list]]:
     from ..app import LabdeckApp
     from .compare import CompareScreen
+    from .envdiff import EnvDiffScreen
+    from .gpu import GpuScreen
     from .launch import LaunchScreen
     from .monitor import MonitorScreen
+    from .overlay import OverlayScreen
+    from .records import RecordsScreen
     from .runs import RunsScreen
 
     return [
@@ -43,6 +49,10 @@ def sections() -> list[tuple[str, list]]:
         ("Launch", LaunchScreen.BINDINGS),
         ("Monitor", MonitorScreen.BINDINGS),
         ("Compare", CompareScreen.BINDINGS),
+        ("Overlay (v)", OverlayScreen.BINDINGS),
+        ("Records (a)", RecordsScreen.BINDINGS),
+        ("GPU (G)", GpuScreen.BINDINGS),
+        ("Environment diff (e)", EnvDiffScreen.BINDINGS),
     ]
 
 

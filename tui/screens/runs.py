@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.style import Style
@@ -15,99 +14,39 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Select, Static
 
+from labdeck.backend.paramcols import fmt_param
+
 from .. import fmt
+from ..alerts import StatusWatch
 from ..groupfold import GroupRow, fold
 from ..polling import BackgroundPoll
 from ..runlist import RunList, RunRow
+from ..runquery import RunQuery
+from ..runs_columns import (  # noqa: F401  (COLUMNS, status_text: re-exported)
+    COLUMNS,
+    PARAM_PREFIX,
+    SCHEDULER_STATUS_WIDTH,
+    SORTS,
+    STATUS_FILTERS,
+    Column,
+    counts_text,
+    fit_columns,
+    param_column,
+    scheduler_text,
+    status_cell,
+    status_text,
+)
 from ..widgets.footer import PriorityFooter
 from ..widgets.gpu_strip import GpuStrip
 from .confirm import ConfirmScreen
+from .runs_workspace import WorkspaceActions, param_sort_value
 from .typing import typing_guard
 
 if TYPE_CHECKING:
     from ..app import LabdeckApp
 
 
-@dataclass(frozen=True)
-class Column:
-    """A Runs table column: kept by `priority` (lower first) when the terminal is narrow;
-    `short` is its header when the table is tight. Widths are fixed so a value that
-    appears later (an ETA, a CPU reading) never squeezes into a column sized for "—"."""
-
-    key: str
-    label: str
-    short: str
-    priority: int
-    width: int
-    narrow_width: int | None = None
-
-
-COLUMNS = (
-    Column("mark", " ", " ", 0, 1),
-    Column("id", "id", "id", 0, 9),
-    Column("status", "status", "st", 1, 13, 3),
-    Column("progress", "progress", "prog", 1, 16, 10),
-    Column("title", "title", "title", 2, 18, 14),
-    Column("metric", "key metric", "metric", 3, 18, 12),
-    Column("duration", "duration", "time", 4, 8, 7),
-    # the runner's own CPU and memory, like nvitop's process list
-    Column("cpu", "CPU", "CPU", 5, 6, 5),
-    Column("rss", "RSS", "RSS", 5, 9, 8),
-    Column("kind", "kind", "kind", 6, 11, 6),
-    Column("eta", "ETA", "ETA", 7, 8, 7),
-    Column("started", "started", "start", 8, 11),
-    Column("tags", "tags", "tags", 9, 18),
-)
-SORTS = ("started", "status", "kind", "title", "duration", "metric", "progress")
-
-
-def fit_columns(width: int) -> list[tuple[Column, int, str]]:
-    """The columns that fit in `width` cells, by priority, in display order, with the
-    width and header each gets (narrow widths and short headers below 100 columns)."""
-    narrow = width < 100
-    chosen: set[str] = set()
-    budget = width - 2  # the vertical scrollbar
-    for col in sorted(COLUMNS, key=lambda c: c.priority):
-        w = (col.narrow_width or col.width) if narrow else col.width
-        if w + 2 <= budget:  # one cell of padding each side
-            chosen.add(col.key)
-            budget -= w + 2
-    return [
-        (
-            c,
-            (c.narrow_width or c.width) if narrow else c.width,
-            c.short if narrow else c.label,
-        )
-        for c in COLUMNS
-        if c.key in chosen
-    ]
-
-
-STATUS_FILTERS = ("running", "completed", "interrupted", "failed", "crashed", "queued")
-
-
-def status_text(status: str, theme: dict[str, str]) -> Text:
-    """Status cell coloured from the current theme (DataTable cells take Rich styles)."""
-    color = {
-        "running": theme.get("accent"),
-        "completed": theme.get("success"),
-        "interrupted": theme.get("warning"),
-        "failed": theme.get("error"),
-        "crashed": theme.get("error"),
-    }.get(status)
-    style = Style(color=color, bold=status in ("running", "crashed", "failed"))
-    return Text(f"{fmt.STATUS_ICON.get(status, '?')} {status}", style=style)
-
-
-def scheduler_text(row: RunRow, theme: dict[str, str]) -> Text:
-    """Status plus, for a Slurm run, its job id and the scheduler's state."""
-    text = status_text(row.status, theme)
-    if row.scheduler:
-        text.append(f" slurm {row.scheduler}", style=Style(dim=True))
-    return text
-
-
-class RunsScreen(Screen):
+class RunsScreen(WorkspaceActions, Screen):
     """The home screen: a live table of runs, filters, and the run actions."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -127,6 +66,12 @@ class RunsScreen(Screen):
         Binding("slash", "search", "Search", priority=True),
         Binding("f", "cycle_status", "Status filter"),
         Binding("k", "cycle_kind", "Kind filter", show=False),
+        Binding("b", "pin", "Pin baseline"),
+        Binding("v", "overlay", "Overlay"),
+        Binding("a", "records", "Records"),
+        Binding("G", "gpu", "GPU"),
+        Binding("e", "env_diff", "Env diff", show=False),
+        Binding("C", "columns", "Columns", show=False),
         Binding("escape", "clear_filters", "Clear filters", show=False),
         Binding("enter", "leave_box", "Done", show=False, priority=True),
     ]
@@ -136,6 +81,13 @@ class RunsScreen(Screen):
         super().__init__()
         self.marked: list[str] = []
         self._search = ""
+        self._query = RunQuery()
+        self.pinned: str | None = None  # the baseline run, kept on top
+        self._col_spec: str | None = None  # the user's parameter columns (None: auto)
+        self._param_cols: list[Column] = []
+        self._scheduled = False  # a listed run has a scheduler: room for its job and state
+        self._watch = StatusWatch()
+        self.watched: str | None = None  # the run last opened from here
         self._status_filter: str | None = None
         self._kind_filter: str | None = None
         self._shown: list[str] = []
@@ -158,7 +110,7 @@ class RunsScreen(Screen):
         yield Header()
         yield GpuStrip(probe=self.lab.gpu_probe, interval=self.lab.gpu_interval, id="gpu")
         with Horizontal(id="filters"):
-            yield Input(placeholder="search id, kind, title, tag  (/)", id="search")
+            yield Input(placeholder="search words, status:failed, tag:x, lr>1e-3  (/)", id="search")
             yield Select([(s, s) for s in STATUS_FILTERS], prompt="any status", id="status-filter")
             yield Select([], prompt="any kind", id="kind-filter")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
@@ -177,6 +129,12 @@ class RunsScreen(Screen):
         if self.lab.poll_interval > 0:
             self.set_interval(self.lab.poll_interval, self.poll)
 
+    def on_screen_resume(self) -> None:
+        """Back from a run's screen: the cursor is on that run, whatever moved meanwhile."""
+        if self.watched and self.watched in self._shown:
+            table = self.query_one("#runs", DataTable)
+            table.move_cursor(row=self._shown.index(self.watched), animate=False)
+
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "-narrow")
         if self._layout_columns(self.size.width):
@@ -184,7 +142,8 @@ class RunsScreen(Screen):
 
     def _layout_columns(self, width: int) -> bool:
         """(Re)create the table's columns for this width; True when they changed."""
-        columns = fit_columns(width)
+        status_width = SCHEDULER_STATUS_WIDTH if self._scheduled else None
+        columns = fit_columns(width, tuple(self._param_cols), status_width)
         if [(c.key, w, h) for c, w, h in columns] == [(c.key, w, h) for c, w, h in self._columns]:
             return False
         self._columns = columns
@@ -217,21 +176,32 @@ class RunsScreen(Screen):
                 value = r.key_value if r.key_value is not None else float("-inf")
             elif self.sort_key == "progress":
                 value = r.fraction
+            elif self.sort_key.startswith(PARAM_PREFIX):
+                value = param_sort_value(r.params.get(self.sort_key[len(PARAM_PREFIX) :]))
             else:
                 value = str(getattr(r, self.sort_key, "") or "")
             return (value, r.id)
 
-        return sorted(rows, key=key, reverse=self.sort_reverse)
+        ordered = sorted(rows, key=key, reverse=self.sort_reverse)
+        pinned = [r for r in ordered if r.id == self.pinned]
+        return pinned + [r for r in ordered if r.id != self.pinned]
 
     def _refresh_model(self, delta: tuple[set[str], set[str], set[str]]) -> None:
         added, changed, removed = delta
         if added or removed:
             self._update_kind_options()
+        if added or changed or removed:
+            self._ring(self._watch.update(self.model.rows.values()))
         visible = [r for r in self._sorted() if self._visible(r)]
         self._entries = {_key(e): e for e in fold(visible, self._expanded)}
         wanted = list(self._entries)
         table = self.query_one("#runs", DataTable)
-        if wanted != self._shown:
+        # columns follow the listed runs: their differing parameters, a scheduler's state
+        refit = wanted != self._shown or (
+            bool(changed) and any(r.scheduler for r in visible) != self._scheduled
+        )
+        relaid = refit and self._fit_param_columns(visible)
+        if wanted != self._shown or relaid:
             self._rebuild(wanted)
         else:
             for rid in changed:
@@ -257,7 +227,7 @@ class RunsScreen(Screen):
             return False
         if self._kind_filter and row.kind != self._kind_filter:
             return False
-        return not self._search or all(w in row.search_text() for w in self._search.split())
+        return not self._query or self._query.matches(row) or row.id == self.pinned
 
     def _rebuild(self, wanted: list[str], force: bool = False) -> None:
         table = self.query_one("#runs", DataTable)
@@ -285,9 +255,20 @@ class RunsScreen(Screen):
     def _group_cells(self, group: GroupRow) -> dict[str, Any]:
         theme = self.app.theme_variables
         best = group.best()
-        status = status_text(group.status, theme)
-        status.append(f" {group.summary()}", style=Style(dim=True))
+        status = status_cell(
+            group.status, theme, self._width("status"), counts_text(dict(group.counts))
+        )
+        params = {}
+        for col in self._param_cols:
+            name = col.key[len(PARAM_PREFIX) :]
+            values = list(
+                dict.fromkeys(fmt_param(m.params[name]) for m in group.members if name in m.params)
+            )
+            params[col.key] = (
+                (values[0] if len(values) == 1 else f"×{len(values)}") if values else "—"
+            )
         return {
+            **params,
             "mark": "▾" if group.expanded else "▸",
             "id": group.id,
             "kind": group.kind,
@@ -327,21 +308,23 @@ class RunsScreen(Screen):
             metric = f"{value} [dim]{escape(name)}[/dim]" if name else value
         elif row.error:
             metric = Text(row.error[: mw * 2], style=Style(color=theme.get("error")))
-        repro = "·r" if row.reproduction_of else ""
-        status: Any = status_text(row.status, theme)
-        if self._width("status") < 6:
-            status = Text(fmt.STATUS_ICON.get(row.status, "?"), style=status.style)
         title = row.title
         tw = self._width("title")
         if len(title) > tw:
             title = title[: tw - 1] + "…"
         live = row.status == "running"
         return {
-            "mark": "●" if row.id in self.marked else " ",
-            "id": ("  " if row.group_id else "") + row.run.short_id + repro,
+            **{
+                c.key: fmt_param(row.params[c.key[len(PARAM_PREFIX) :]], c.width)
+                if c.key[len(PARAM_PREFIX) :] in row.params
+                else "—"
+                for c in self._param_cols
+            },
+            "mark": "●" if row.id in self.marked else ("◆" if row.id == self.pinned else " "),
+            "id": ("  " if row.group_id else "") + row.run.short_id,
             "kind": row.kind,
             "title": Text(title),
-            "status": scheduler_text(row, theme) if self._width("status") >= 6 else status,
+            "status": scheduler_text(row, theme, self._width("status")),
             "progress": progress,
             "eta": fmt.duration(row.eta) if live and row.eta is not None else "—",
             "started": fmt.stamp(row.started),
@@ -364,10 +347,14 @@ class RunsScreen(Screen):
                 f"marked: {', '.join(self.model.rows[m].run.short_id for m in self.marked if m in self.model.rows)}"
             )
         filters = [f for f in (self._status_filter, self._kind_filter) if f]
-        if self._search:
-            filters.append(f"“{self._search}”")
+        if self._query:
+            filters.append(self._query.describe())
         if filters:
             parts.append("filter: " + " ".join(filters))
+        if self._query.problem:
+            parts.append(self._query.problem)
+        if self.pinned in self.model.rows:
+            parts.append(f"baseline ◆ {self.model.rows[self.pinned].run.short_id}")
         parts.append(f"sort: {self.sort_key} {'↓' if self.sort_reverse else '↑'}")
         current = self._current_id()
         row = self.model.rows.get(current) if current else None
@@ -391,7 +378,8 @@ class RunsScreen(Screen):
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
-        self._search = event.value.strip().lower()
+        self._search = event.value.strip()
+        self._query = RunQuery.parse(self._search)
         self._refresh_model((set(), set(), set()))
 
     def action_leave_box(self) -> None:
@@ -418,7 +406,7 @@ class RunsScreen(Screen):
     @on(DataTable.HeaderSelected, "#runs")
     def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
         key = str(event.column_key.value)
-        if key in SORTS:
+        if key in SORTS or key.startswith(PARAM_PREFIX):
             self._set_sort(key, not self.sort_reverse if key == self.sort_key else True)
 
     def _set_sort(self, key: str, reverse: bool) -> None:
@@ -429,8 +417,11 @@ class RunsScreen(Screen):
         self._refresh_model((set(), set(), set()))
 
     def action_sort(self) -> None:
-        """Next sort column (started, status, kind, title, duration, metric, progress)."""
-        nxt = SORTS[(SORTS.index(self.sort_key) + 1) % len(SORTS)]
+        """Next sort column (started, status, kind, title, duration, metric, progress,
+        then each parameter column)."""
+        sorts = [*SORTS, *(c.key for c in self._param_cols)]
+        at = sorts.index(self.sort_key) if self.sort_key in sorts else -1
+        nxt = sorts[(at + 1) % len(sorts)]
         self._set_sort(nxt, nxt in ("started", "duration", "metric", "progress"))
 
     def action_sort_reverse(self) -> None:
@@ -500,6 +491,7 @@ class RunsScreen(Screen):
             self._expanded ^= {entry.id}
             self._refresh_model((set(), set(), set()))
         elif entry:
+            self.watched = entry.id
             self.lab.open_monitor(entry.run)
 
     def action_launch(self) -> None:
@@ -530,9 +522,24 @@ class RunsScreen(Screen):
             self.lab.compare_with_counterpart(row.run)
 
     def action_stop(self) -> None:
+        """Asks first, naming the run (or group): `s` on the wrong row must not stop a run."""
         entry = self._current_entry()
-        if entry:
-            self.lab.run_verb("stop", _target(entry))
+        if not entry:
+            return
+        if isinstance(entry, GroupRow):
+            live = sum(1 for m in entry.members if m.status in ("running", "queued"))
+            question = f"Stop group {entry.id} ({entry.title}): its {live} running or queued runs?"
+        else:
+            question = (
+                f"Stop {entry.run.short_id} · {entry.title} ({entry.status})?\n{entry.id}\n"
+                "It finishes the unit in hand and stops; resume continues from there."
+            )
+
+        def done(confirmed: bool | None) -> None:
+            if confirmed:
+                self.lab.run_verb("stop", _target(entry))
+
+        self.app.push_screen(ConfirmScreen(question), done)
 
     def action_kill(self) -> None:
         row = self._current()
