@@ -66,16 +66,18 @@ def targets_of(args: argparse.Namespace, attr: str = "run") -> list[Run]:
 
 
 def inside_torchrun() -> bool:
-    from ..distributed import is_distributed
+    from ..distributed import under_torchrun
 
-    return is_distributed()
+    return under_torchrun()
 
 
-def launch_runs(args: argparse.Namespace, runs: list[Run], options) -> int:
+def launch_runs(
+    args: argparse.Namespace, runs: list[Run], options, detach: bool | None = None
+) -> int:
     """Hand runs to their launcher; in the foreground (local, no --detach) wait for them."""
     from ..launchers import submit
 
-    foreground = options.name == "local" and not args.detach
+    foreground = options.name == "local" and not (args.detach if detach is None else detach)
     if not args.quiet:
         for r in runs:
             print(r.id, file=sys.stderr if foreground else sys.stdout)

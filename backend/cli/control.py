@@ -33,11 +33,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from ..launchers import options_of
 
     runs = targets_of(args)
+    if args.only_queued or inside_torchrun():
+        return _execute_as_worker(args, runs)
     todo = []
     for run in runs:
         status = run.status()
-        if args.only_queued and status != "queued":
-            return 0  # the queue's worker: stopped or started elsewhere while it waited
         if status == "completed":
             if not args.quiet:
                 say(f"{run.id} is already completed; nothing to do")
@@ -50,14 +50,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if not todo:
         return 0
     options = options_of(todo[0])
-    if (
-        len(runs) > 1
-        or options.name != "local"
-        or (options.processes > 1 and not inside_torchrun())
-    ):
+    if len(runs) > 1 or options.name != "local" or options.processes > 1:
         for r in todo:
             r.write_state(status="queued", pid=None)
-        return launch_runs(args, todo, options)
+        return launch_runs(args, todo, options, detach=args.detach or len(runs) > 1)
     run = todo[0]
     if args.detach:
         from ..launch import launch_run_detached
@@ -65,6 +61,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
         pid = launch_run_detached(run.path)
         print(f"{run.id} resumed in the background (pid {pid})")
         return 0
+    return execute_foreground(run, args.quiet)
+
+
+def _execute_as_worker(args: argparse.Namespace, runs: list[Run]) -> int:
+    """The process a launcher started for one run (the queue's worker, a Slurm job's
+    torchrun ranks): it executes the run here and never hands it to a launcher again."""
+    if len(runs) != 1:
+        raise UserError("a launcher's worker executes exactly one run")
+    run = runs[0]
+    if args.only_queued and run.status() != "queued":
+        return 0  # stopped or started elsewhere while it waited
     return execute_foreground(run, args.quiet)
 
 

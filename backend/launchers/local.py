@@ -24,7 +24,7 @@ from pydantic import Field
 
 from ..launch import cli_argv, launch_detached
 from ..runs import LOG, Run, effective_status
-from . import LauncherOptions
+from . import RUNNER_ENV, LauncherOptions
 
 QUEUE_DIR = ".queue"
 POLL_SECONDS = 0.2
@@ -119,6 +119,7 @@ def drive(runs: list[Run], options: Options, results: Path) -> dict[str, int]:
             slot, fd = taken
             run = pending.pop(0)
             env = dict(os.environ, PYTHONUNBUFFERED="1", LABDECK_RESULTS=str(results))
+            env[RUNNER_ENV] = str(run.path)  # the worker executes; it never submits
             if devices[slot]:
                 env["CUDA_VISIBLE_DEVICES"] = devices[slot]
             with open(run.path / LOG, "ab") as out:
