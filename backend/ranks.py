@@ -30,6 +30,10 @@ from .jsonio import read_json, write_json_atomic
 from .runs import ARTIFACTS, CHECKPOINTS, CONFIG, LOG, RECORDS
 
 
+# How a collective fails when another rank has gone (gloo, NCCL, torch's wrappers).
+COLLECTIVE_FAILURES = ("Connection closed", "Connection reset", "gloo", "NCCL", "DistBackendError")
+
+
 def rank_log(run_dir: Path, rank: int) -> Path:
     return run_dir / f"runner.rank{rank}.log"
 
@@ -98,10 +102,16 @@ def rank_errors(run_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def with_rank_errors(run_dir: Path, error: str) -> tuple[str, dict[str, dict[str, Any]]]:
-    """Rank 0's error, led by the failing rank's own when one recorded it."""
+def with_rank_errors(
+    run_dir: Path, error: str, world_size: int
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Rank 0's error, led by the failing rank's own when one recorded it; when none did
+    (a rank killed outright), the logs to look at."""
     errors = rank_errors(run_dir)
-    if not errors:
+    if not errors and not any(w in error for w in COLLECTIVE_FAILURES):
         return error, {}
+    if not errors:
+        logs = ", ".join(rank_log(run_dir, r).name for r in range(1, world_size))
+        return f"{error} (no other rank recorded an error; one may have been killed: {logs})", {}
     first = next(iter(errors.values()))
     return f"rank {first['rank']}: {first.get('error')} (rank 0: {error})", errors

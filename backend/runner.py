@@ -270,7 +270,7 @@ def _execute_locked(
                 signal.signal(s, h)
     rank_errors: dict[str, Any] = {}
     if error and lock is not None and distributed.is_distributed():
-        error, rank_errors = with_rank_errors(run.path, error)
+        error, rank_errors = with_rank_errors(run.path, error, distributed.world_size())
     if error:
         events.emit("error", message=error)
         log.error("failed: %s", error)
