@@ -29,7 +29,6 @@ from .durable import OLD_PREFIX
 from .jsonio import read_json, write_json_atomic
 from .runs import ARTIFACTS, CHECKPOINTS, CONFIG, LOG, RECORDS
 
-
 # How a collective fails when another rank has gone (gloo, NCCL, torch's wrappers).
 COLLECTIVE_FAILURES = ("Connection closed", "Connection reset", "gloo", "NCCL", "DistBackendError")
 
