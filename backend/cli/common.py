@@ -47,6 +47,20 @@ def finish(run: Run, status: str, quiet: bool) -> int:
 
 
 def execute_foreground(run: Run, quiet: bool) -> int:
+    """Execute a local run in this process, in one of the machine's slots (it waits for
+    one while the machine is full; a queue's worker already holds its queue's)."""
+    from ..launchers import options_of
+    from ..launchers.local import foreground_slot
+
+    if run.status() == "running":  # another runner holds it: the run lock says so
+        return _execute_here(run, quiet)
+    with foreground_slot(run, options_of(run), (lambda _m: None) if quiet else say) as free:
+        if not free:
+            return finish(run, run.status(), quiet)  # stopped while it waited
+        return _execute_here(run, quiet)
+
+
+def _execute_here(run: Run, quiet: bool) -> int:
     from ..runner import execute
 
     if quiet:

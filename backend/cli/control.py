@@ -50,18 +50,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if not todo:
         return 0
     options = options_of(todo[0])
-    if len(runs) > 1 or options.name != "local" or options.processes > 1:
+    if len(runs) == 1 and todo[0].status() == "running":
+        return execute_foreground(todo[0], args.quiet)  # the run lock names its runner
+    if len(runs) > 1 or options.name != "local" or options.processes > 1 or args.detach:
+        # a group (its queue is restarted in the background), a cluster, torchrun, or
+        # --detach: a launcher's queue takes them, within the machine's slots
         for r in todo:
             r.write_state(status="queued", pid=None)
         return launch_runs(args, todo, options, detach=args.detach or len(runs) > 1)
-    run = todo[0]
-    if args.detach:
-        from ..launch import launch_run_detached
-
-        pid = launch_run_detached(run.path)
-        print(f"{run.id} resumed in the background (pid {pid})")
-        return 0
-    return execute_foreground(run, args.quiet)
+    return execute_foreground(todo[0], args.quiet)
 
 
 def _execute_as_worker(args: argparse.Namespace, runs: list[Run]) -> int:

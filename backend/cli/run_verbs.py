@@ -156,19 +156,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = _new_run(
             results_of(args), preset, resolved, title, {"launcher": options.model_dump(mode="json")}
         )
-    if options.name != "local" or (options.processes > 1 and not inside_torchrun()):
+    if options.name != "local":
         return launch_runs(args, [run], options)
     if args.detach:
-        from ..launch import launch_run_detached
+        from ..launchers import submit
 
-        pid = launch_run_detached(run.path)
+        message = submit([run], options, results_of(args), foreground=False)
         print(run.id)
         if not args.quiet:
             print(
-                f"started in the background (pid {pid}); follow with `labdeck` or `labdeck show {run.short_id}`",
+                f"{message}; follow with `labdeck` or `labdeck show {run.short_id}`",
                 file=sys.stderr,
             )
         return 0
+    if options.processes > 1 and not inside_torchrun():
+        return launch_runs(args, [run], options)
     if not args.quiet:
         say(f"[bold]{run.id}[/]  {run.path}")
     return execute_foreground(run, args.quiet)

@@ -145,7 +145,10 @@ def test_stop_and_resume_a_group_through_the_detached_queue(results_dir, lab) ->
     lab("stop", gid, "--wait", "20", check=True)
     assert set(group.statuses()) == {"interrupted"}, group.statuses()
     assert len(records(group.members[0])) < 30 and records(group.members[2]) == []
-    lab("resume", gid, "--quiet", check=True)
+    lab("resume", gid, "--quiet", check=True)  # a new queue, in the background
+    deadline = time.time() + 60
+    while time.time() < deadline and set(group.statuses()) != {"completed"}:
+        time.sleep(0.1)
     assert set(group.statuses()) == {"completed"}
     assert (
         main(["run", "--kind", "counter", "--set", "units=30", "--set", "seed=1", "--quiet"]) == 0
