@@ -121,6 +121,8 @@ def effective_status(state: dict[str, Any], now: float | None = None) -> str:
     status = state.get("status", "queued")
     if status in ("running", "queued") and _scheduler_ended(state):
         return "crashed"
+    if status in ("interrupted", "failed") and _scheduler_waiting(state):
+        return "queued"  # the scheduler requeued the job: it continues the run when it starts
     if status not in ("running", "queued") or not state.get("pid"):
         return status
     now = time.time() if now is None else now
@@ -152,6 +154,32 @@ SCHEDULER_ENDED = frozenset(
 def _scheduler_ended(state: dict[str, Any]) -> bool:
     """The scheduler says the job is over while state.json still says queued/running."""
     return (state.get("slurm") or {}).get("state") in SCHEDULER_ENDED
+
+
+# Slurm states of a job waiting to (re)start: a requeued job passes through these.
+SCHEDULER_WAITING = frozenset(["PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"])
+
+
+def _scheduler_waiting(state: dict[str, Any]) -> bool:
+    return (state.get("slurm") or {}).get("state") in SCHEDULER_WAITING
+
+
+def queue_gone(state: dict[str, Any]) -> bool:
+    """A run waiting in a local queue whose process is gone (killed outright, or the
+    machine restarted): nothing will start it until `labdeck resume` queues it again."""
+    queue = state.get("queue") or {}
+    if state.get("status", "queued") != "queued" or state.get("pid") or not queue.get("driver"):
+        return False
+    if queue.get("host", this_host()) != this_host():
+        return False  # another machine's queue: its pid means nothing here
+    return not pid_alive(queue["driver"], queue.get("driver_started"))
+
+
+def status_label(state: dict[str, Any], status: str | None = None) -> str:
+    """The status as `ls` and the dashboard show it: `queued (queue gone)` for a run
+    whose local queue died, else the effective status."""
+    status = status or effective_status(state)
+    return f"{status} (queue gone)" if status == "queued" and queue_gone(state) else status
 
 
 @dataclass

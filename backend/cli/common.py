@@ -52,9 +52,11 @@ def execute_foreground(run: Run, quiet: bool) -> int:
     from ..launchers import options_of
     from ..launchers.local import foreground_slot
 
-    if run.status() == "running":  # another runner holds it: the run lock says so
-        return _execute_here(run, quiet)
-    with foreground_slot(run, options_of(run), (lambda _m: None) if quiet else say) as free:
+    options = options_of(run)
+    if run.status() == "running" or options.name != "local":
+        return _execute_here(run, quiet)  # the run lock refuses a live runner; a job's
+        # allocation is its own limit
+    with foreground_slot(run, options, (lambda _m: None) if quiet else say) as free:
         if not free:
             return finish(run, run.status(), quiet)  # stopped while it waited
         return _execute_here(run, quiet)

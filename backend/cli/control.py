@@ -29,12 +29,35 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _started_elsewhere(run: Run, status: str, in_group: bool) -> str | None:
+    """Why resuming `run` would start a second copy of it: a Slurm job that is waiting
+    to (re)start it, or, within a group, a runner or a live local queue that has it."""
+    from ..runs import SCHEDULER_WAITING, queue_gone
+
+    st = run.state()
+    slurm = st.get("slurm") or {}
+    if status == "queued" and slurm.get("state") in {*SCHEDULER_WAITING, "RUNNING"}:
+        return (
+            f"its Slurm job {slurm.get('job_id')} is {slurm['state']} and continues the run "
+            f"when it starts (`labdeck stop {run.short_id}` cancels it)"
+        )
+    if not in_group:
+        return None  # the run lock refuses a live runner; a queued run may start by hand
+    if status == "running":
+        return "running"
+    queue = st.get("queue") or {}
+    if status == "queued" and queue.get("driver") and not st.get("pid") and not queue_gone(st):
+        return f"waiting in the local queue (pid {queue['driver']})"
+    return None
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
-    from ..launchers import options_of
+    from ..launchers import options_of, refresh
 
     runs = targets_of(args)
     if args.only_queued or inside_torchrun():
         return _execute_as_worker(args, runs)
+    refresh(runs)  # the scheduler's latest word: a requeued job may be about to continue
     todo = []
     for run in runs:
         status = run.status()
@@ -46,6 +69,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
             raise UserError(
                 f"{run.id}: status {status}; only {', '.join(RESUMABLE)} runs can be resumed"
             )
+        coming = _started_elsewhere(run, status, in_group=len(runs) > 1)
+        if coming and len(runs) == 1:
+            raise UserError(f"{run.id}: not resumed: {coming}")
+        if coming:
+            if not args.quiet:
+                say(f"{run.id}: left alone: {coming}", markup=False)
+            continue
         todo.append(run)
     if not todo:
         return 0

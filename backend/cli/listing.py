@@ -46,7 +46,7 @@ def _ls_entry(run: Run, now: float) -> dict[str, Any] | None:
     """One run as `ls` reports it (full values; the table shortens them on a terminal)."""
     from ..display import active_seconds, progress_text
     from ..notes import read_notes
-    from ..runs import effective_status
+    from ..runs import effective_status, status_label
 
     try:
         cfg = run.config
@@ -54,6 +54,7 @@ def _ls_entry(run: Run, now: float) -> dict[str, Any] | None:
         return {"id": run.id, "kind": None, "title": None, "status": "corrupt", "error": str(exc)}
     st = run.state()
     status = effective_status(st)
+    label = status_label(st, status)
     notes = read_notes(run)
     return {
         "id": run.id,
@@ -61,6 +62,7 @@ def _ls_entry(run: Run, now: float) -> dict[str, Any] | None:
         "kind": cfg.get("kind"),
         "title": cfg.get("title"),
         "status": status,
+        "queue_gone": label != status,
         "progress": progress_text(st),
         "started": st.get("started"),
         "seconds": active_seconds(st, status, now),
@@ -85,7 +87,8 @@ def _entry_row(e: dict[str, Any], full: bool, indent: str = "") -> list[str]:
         indent + (e["id"] if full else e["short_id"] + ("·r" if e["reproduction_of"] else "")),
         e["kind"] or "?",
         e["title"] or "",
-        _status_cell(e["status"], {"slurm": e.get("slurm")}),
+        _status_cell(e["status"], {"slurm": e.get("slurm")})
+        + (" (queue gone)" if e.get("queue_gone") else ""),
         e["progress"],
         fmt_time(started, full=True)
         if full
@@ -147,6 +150,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
         ),
         markup=False,
     )
+    orphans = [e for e in entries if e.get("queue_gone")]
+    if orphans:
+        targets = sorted({e.get("group") or e["short_id"] for e in orphans})
+        say(
+            f"{len(orphans)} queued run(s) wait for a queue that is gone; restart it with: "
+            + "; ".join(f"labdeck resume {t}" for t in targets),
+            markup=False,
+        )
     return 0
 
 
@@ -207,6 +218,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
     if slurm.get("job_id"):
         say(f"slurm job {slurm['job_id']}: {slurm.get('state', '?')} on {slurm.get('node', '-')}")
+        logs = [str(slurm[k]) for k in ("stdout", "stderr") if slurm.get(k)]
+        if logs:
+            say(f"job logs: {'  '.join(logs)}", markup=False)
     if cfg.get("overrides"):
         say(
             table(

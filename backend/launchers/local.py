@@ -171,13 +171,18 @@ def drive(runs: list[Run], options: Options, results: Path) -> dict[str, int]:
     return codes
 
 
-def queue_entry(position: int) -> dict[str, Any]:
+def queue_entry(position: int, driver: int | None = None) -> dict[str, Any]:
     """What a waiting run records of its queue, so a dead queue can be told (`queue_gone`)."""
+    pid = driver or os.getpid()
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.Error:
+        started = None
     return {
         "launcher": "local",
         "position": position,
-        "driver": os.getpid(),
-        "driver_started": psutil.Process().create_time(),
+        "driver": pid,
+        "driver_started": started,
         "host": this_host(),
     }
 
@@ -218,6 +223,8 @@ def submit(runs: list[Run], options: Options, results: Path, foreground: bool) -
     argv = ["_queue", *(str(r.path) for r in runs)]
     (results / QUEUE_DIR).mkdir(parents=True, exist_ok=True)
     pid = launch_detached(argv, results, results / QUEUE_DIR / "queue.log")
+    for pos, r in enumerate(runs):  # the new queue owns them from now on
+        r.write_state(queue=queue_entry(pos, pid))
     return f"queued {len(runs)} run(s) on this machine (queue pid {pid})"
 
 

@@ -304,8 +304,35 @@ def refresh(runs: list[Run]) -> None:
         new = states.get(job)
         if new and new != st["slurm"].get("state"):
             fresh = r.state()  # re-read: the runner may have written in between
-            if (fresh.get("slurm") or {}).get("job_id") == job:
-                r.write_state(slurm={**fresh["slurm"], "state": new, "checked": time.time()})
+            if (fresh.get("slurm") or {}).get("job_id") != job:
+                continue
+            changes: dict[str, Any] = {
+                "slurm": {**fresh["slurm"], "state": new, "checked": time.time()}
+            }
+            if new in SCHEDULER_ENDED and fresh.get("status") in ("queued", "running"):
+                changes["last_error"] = fresh.get("last_error") or _job_ended_early(fresh, new)
+            r.write_state(**changes)
+
+
+def _job_ended_early(state: dict[str, Any], job_state: str) -> str:
+    """Why a job ended with no word from the runner: the last line of the job's error
+    log (submitit's traceback, a setup line's message) and where the logs are."""
+    slurm = state.get("slurm") or {}
+    started = "while the runner was running" if state.get("pid") else "before the runner started"
+    reason = ""
+    err = Path(str(slurm.get("stderr") or ""))
+    if slurm.get("stderr") and err.is_file():
+        with open(err, "rb") as fh:
+            fh.seek(max(0, err.stat().st_size - 8192))
+            lines = [x.strip() for x in fh.read().decode("utf-8", "replace").splitlines()]
+        lines = [x for x in lines if x and not x.startswith("srun: ")] or lines
+        reason = next((x for x in reversed(lines) if x), "")
+    logs = " and ".join(str(slurm[k]) for k in ("stderr", "stdout") if slurm.get(k))
+    return (
+        f"Slurm job {slurm.get('job_id')} ended {job_state} {started}"
+        + (f": {reason}" if reason else "")
+        + (f" (logs: {logs})" if logs else "")
+    )
 
 
 def stop(run: Run) -> str | None:

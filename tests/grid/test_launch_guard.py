@@ -63,3 +63,30 @@ def test_a_torchrun_worker_of_a_slurm_run_executes_it_here(queued_run, monkeypat
     assert queued_run.status() == "completed"
     assert queued_run.state()["slurm"]["job_id"] == "4242"
     assert len(queued_run.records_path.read_text().splitlines()) == 3
+
+
+def test_slurm_options_reach_the_batch_script(tmp_path, monkeypatch) -> None:
+    """The first-class sbatch options and the requeue settings, as sbatch would get them."""
+    from labdeck.backend.launchers import parse_options
+    from labdeck.backend.launchers import slurm
+
+    monkeypatch.setattr(slurm, "check", lambda _options: None)  # no sbatch needed to render
+    sets = [
+        "gres=gpu:a100:2", "mem_per_gpu=40G", "exclude=node[7-8]", "comment=sweep 3",
+        'setup=["module load cuda/12.4", "source ~/venv/bin/activate"]', "max_num_timeout=5",
+    ]  # fmt: skip
+    options = parse_options(None, "slurm", sets, "--launch")
+    assert (options.signal_delay_s, options.max_num_timeout) == (120, 5)
+    ex = slurm.executor(options, tmp_path, "labdeck-counter")
+    script = ex._executor._make_submission_file_text("true", "uid")
+    for line in (
+        "#SBATCH --gres=gpu:a100:2", "#SBATCH --mem-per-gpu=40G", "#SBATCH --exclude='node[7-8]'",
+        "#SBATCH --comment='sweep 3'", "#SBATCH --signal=USR2@120",
+    ):  # fmt: skip
+        assert line in script, script
+    assert script.index("module load cuda/12.4") < script.index("source ~/venv") < script.index(
+        "# command"
+    )
+    assert ex._executor.max_num_timeout == 5
+    with pytest.raises(UserError, match="launcher.signal_delay_s"):
+        parse_options(None, "slurm", ["signal_delay_s=-1"], "--launch")
