@@ -67,8 +67,7 @@ def test_a_torchrun_worker_of_a_slurm_run_executes_it_here(queued_run, monkeypat
 
 def test_slurm_options_reach_the_batch_script(tmp_path, monkeypatch) -> None:
     """The first-class sbatch options and the requeue settings, as sbatch would get them."""
-    from labdeck.backend.launchers import parse_options
-    from labdeck.backend.launchers import slurm
+    from labdeck.backend.launchers import parse_options, slurm
 
     monkeypatch.setattr(slurm, "check", lambda _options: None)  # no sbatch needed to render
     sets = [
@@ -84,9 +83,11 @@ def test_slurm_options_reach_the_batch_script(tmp_path, monkeypatch) -> None:
         "#SBATCH --comment='sweep 3'", "#SBATCH --signal=USR2@120",
     ):  # fmt: skip
         assert line in script, script
-    assert script.index("module load cuda/12.4") < script.index("source ~/venv") < script.index(
-        "# command"
+    assert (
+        script.index("module load cuda/12.4")
+        < script.index("source ~/venv")
+        < script.index("# command")
     )
     assert ex._executor.max_num_timeout == 5
-    with pytest.raises(UserError, match="launcher.signal_delay_s"):
+    with pytest.raises(UserError, match=r"launcher\.signal_delay_s"):
         parse_options(None, "slurm", ["signal_delay_s=-1"], "--launch")

@@ -3,6 +3,7 @@ outlives the command that started it."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 from labdeck.backend.groups import list_groups
@@ -58,7 +59,7 @@ def test_separate_detached_runs_share_the_machines_one_slot(results_dir, lab) ->
     assert sorted(r.status() for r in runs) == ["queued", "queued", "running"]
     _wait(lambda: all(r.status() == "completed" for r in runs), 120, "all three to complete")
     spans = sorted((r.state()["attempt_started"], r.state()["ended"]) for r in runs)
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
 
 
 def test_a_queue_killed_outright_shows_and_resume_restarts_it_detached(results_dir, lab) -> None:
