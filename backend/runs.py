@@ -15,6 +15,7 @@ import random
 import re
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -188,6 +189,9 @@ class Run:
 
     path: Path
     _config: dict[str, Any] | None = field(default=None, repr=False)
+    # Set by `snapshot`: state.json as read once for one listing (None: read every time).
+    _state: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _memo: bool = field(default=False, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -217,21 +221,30 @@ class Run:
         return self.config.get("title", "")
 
     def state(self) -> dict[str, Any]:
+        if self._memo and self._state is not None:
+            return dict(self._state)
         try:
-            return read_json(self.path / STATE)
+            state = read_json(self.path / STATE)
         except FileNotFoundError:
-            return {"status": "queued"}
+            state = {"status": "queued"}
         except ValueError:
             # state.json is replaced atomically, so this only happens if edited by hand.
-            return {"status": "failed", "last_error": f"{self.path / STATE}: corrupt JSON"}
+            state = {"status": "failed", "last_error": f"{self.path / STATE}: corrupt JSON"}
+        if self._memo:
+            self._state = state
+            return dict(state)
+        return state
 
     def status(self) -> str:
         return effective_status(self.state())
 
     def write_state(self, **changes: Any) -> dict[str, Any]:
+        self._state = None  # a write always starts from what is on disk now
         state = self.state()
         state.update(changes)
         write_json_atomic(self.path / STATE, state)
+        if self._memo:
+            self._state = dict(state)
         return state
 
     def summary(self) -> dict[str, Any]:
@@ -463,6 +476,20 @@ class RunLock:
 
 
 # --------------------------------------------------------------------------- listing
+
+
+@contextlib.contextmanager
+def snapshot(runs: list[Run]) -> Iterator[list[Run]]:
+    """Within: each run reads its state.json once, however many views ask (the listing,
+    its group rows, crash detection). One `ls` or one dashboard refresh is one look at
+    the folder; on NFS each extra read is a round trip to the server."""
+    for r in runs:
+        r._memo, r._state = True, None
+    try:
+        yield runs
+    finally:
+        for r in runs:
+            r._memo, r._state = False, None
 
 
 def list_runs(results: Path) -> list[Run]:

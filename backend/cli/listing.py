@@ -102,13 +102,20 @@ def _entry_row(e: dict[str, Any], full: bool, indent: str = "") -> list[str]:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    from ..runs import list_runs, snapshot
+
+    runs = list_runs(results_of(args))
+    with snapshot(runs):  # one read of each state.json, whatever the rows ask
+        return _ls(args, runs)
+
+
+def _ls(args: argparse.Namespace, runs: list[Run]) -> int:
     from ..display import piped, table
     from ..groups import list_groups
     from ..launchers import refresh
-    from ..runs import is_repro_id, list_runs
+    from ..runs import is_repro_id
 
     now = time.time()
-    runs = list_runs(results_of(args))
     refresh(runs)
     groups = list_groups(results_of(args), [r for r in runs if not is_repro_id(r.id)])
     entries = []
@@ -131,6 +138,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return 0
     full = args.long or piped()  # a script gets whole ids and times it can pass back
     rows, seen = [], set()
+    members: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        members.setdefault(e.get("group") or "", []).append(e)
     for e in entries:
         g = e.get("group") if not is_repro_id(e["id"]) else None
         if g and g in groups:
@@ -139,17 +149,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
             seen.add(g)
             rows.append([*_group_row(groups[g]), ""])
             if not args.fold:
-                rows += [_entry_row(m, full, "  ") for m in entries if m.get("group") == g]
+                rows += [_entry_row(m, full, "  ") for m in members[g]]
             continue
         rows.append(_entry_row(e, full))
-    say(
-        table(
-            None,
-            ["id", "kind", "title", "status", "done", "started", "time", "metric", "tags"],
-            rows,
-        ),
-        markup=False,
-    )
+    columns = ["id", "kind", "title", "status", "done", "started", "time", "metric", "tags"]
+    if len(rows) > PLAIN_ROWS:
+        print(plain_table(columns, rows, None if full else _width()))
+    else:
+        say(table(None, columns, rows), markup=False)
     orphans = [e for e in entries if e.get("queue_gone")]
     if orphans:
         targets = sorted({e.get("group") or e["short_id"] for e in orphans})
@@ -159,6 +166,39 @@ def cmd_ls(args: argparse.Namespace) -> int:
             markup=False,
         )
     return 0
+
+
+# Past this many rows `ls` aligns its columns itself: laying out a table cell by cell
+# costs seconds at a thousand runs, and a listing that long is read by a pager or a
+# script anyway.
+PLAIN_ROWS = 200
+
+
+def _width() -> int:
+    from ..display import console
+
+    return console.width
+
+
+def plain_table(columns: list[str], rows: list[list[str]], width: int | None) -> str:
+    """Left-aligned columns two spaces apart; with `width`, the widest of the id and
+    title columns give up characters (ending in `…`) until each line fits."""
+    cells = [columns, *([str(c) for c in r] for r in rows)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    if width:
+        shrinkable = [columns.index(c) for c in ("title", "id")]
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            i = max(shrinkable, key=lambda k: widths[k])
+            if widths[i] <= 8:
+                break
+            widths[i] -= 1
+
+    def cell(text: str, w: int) -> str:
+        return (text if len(text) <= w else text[: w - 1] + "…").ljust(w)
+
+    return "\n".join(
+        "  ".join(cell(r[i], widths[i]) for i in range(len(columns))).rstrip() for r in cells
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:
