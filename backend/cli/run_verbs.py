@@ -189,8 +189,9 @@ def _run_grid(args, preset, resolved, title, options, axes) -> int:
     results = results_of(args)
     gid = new_group_id(set(list_groups(results)))
     axes_json = {a.key: a.values for a in axes}
+    member_options = [_member_launcher(args, preset, m, options) for m in members]
     runs = []
-    for m in members:
+    for m, own in zip(members, member_options, strict=True):
         group = {
             "id": gid,
             "title": title,
@@ -199,15 +200,35 @@ def _run_grid(args, preset, resolved, title, options, axes) -> int:
             "index": m.index,
             "size": len(members),
         }
-        extra = {"group": group, "launcher": options.model_dump(mode="json")}
+        extra = {"group": group, "launcher": own.model_dump(mode="json")}
         runs.append(_new_run(results, preset, m.resolved, m.title(title), extra))
     if not args.quiet:
         say(f"[bold]group {gid}[/]: {len(runs)} runs of {resolved.kind} ({options.name})")
+    # members that ask the same resources go together (one job array, one queue)
+    batches: dict[str, tuple[Any, list[Run]]] = {}
+    for run, opts in zip(runs, member_options, strict=True):
+        batches.setdefault(opts.model_dump_json(), (opts, []))[1].append(run)
+    code = 0
+    for opts, batch in batches.values():
+        code = max(code, launch_runs(args, batch, opts))
     if args.detach or options.name != "local":
-        code = launch_runs(args, runs, options)
         print(gid)
-        return code
-    return launch_runs(args, runs, options)
+    return code
+
+
+def _member_launcher(args: argparse.Namespace, preset, member, options):
+    """The launcher options of one grid member: the run's, with its `launch.*` axes
+    (every member is validated before any run directory exists)."""
+    from ..grid import launcher_sets
+    from ..launchers import parse_options
+
+    extra = launcher_sets(member.coords)
+    if not extra:
+        return options
+    source = f"--grid {member.label()}"
+    return parse_options(
+        getattr(preset, "launcher", None), args.launcher, [*args.launch, *extra], source=source
+    )
 
 
 def _grid_dry_run(args, members, axes) -> int:
