@@ -15,6 +15,7 @@ requeued job resumes from the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -89,8 +90,7 @@ class SlurmRunTask:
             )
         try:
             if processes * nodes > 1:
-                subprocess.run(_torchrun_on_this_node(env, run_dir, processes, nodes), check=False)
-                return run.status()
+                return _run_ranks(run, _torchrun_on_this_node(env, run_dir, processes, nodes))
             status = execute(run)
             return _after_time_limits(run, status)
         except SystemExit:
@@ -136,6 +136,24 @@ def _torchrun_on_this_node(env, run_dir: str, processes: int, nodes: int) -> lis
         master_addr=hosts[0],
         master_port=20000 + job % 20000,
     )
+
+
+def _run_ranks(run: Run, argv: list[str]) -> str:
+    """torchrun on this node, waited for. When submitit gives up after too many time
+    limits (it raises here, in the waiting process), the ranks are told to stop
+    (SIGTERM: they end at a unit boundary, `interrupted`) before the job is killed."""
+    proc = subprocess.Popen(argv)
+    try:
+        proc.wait()
+    except Exception as exc:
+        if "timed-out too many times" not in str(exc):
+            raise
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(1, options_of(run).signal_delay_s - 10))
+        run.write_state(status="failed", last_error=f"{type(exc).__name__}: {exc}")
+        return _after_time_limits(run, "failed")
+    return run.status()
 
 
 def _after_time_limits(run: Run, status: str) -> str:
