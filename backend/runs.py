@@ -197,6 +197,11 @@ class Run:
     def id(self) -> str:
         return self.path.name
 
+    def file(self, name: str) -> str:
+        """The path of a file in the run directory, as text: a listing of a thousand runs
+        joins names several thousand times, and a string join costs a tenth of a Path's."""
+        return os.path.join(self.path, name)
+
     @property
     def short_id(self) -> str:
         return short_id(self.id) or self.id
@@ -205,7 +210,7 @@ class Run:
     def config(self) -> dict[str, Any]:
         if self._config is None:
             try:
-                self._config = read_json(self.path / CONFIG)
+                self._config = read_json(self.file(CONFIG))
             except FileNotFoundError:
                 raise UserError(f"{self.path}: no {CONFIG}; not a labdeck run directory") from None
             except ValueError as exc:
@@ -224,7 +229,7 @@ class Run:
         if self._memo and self._state is not None:
             return dict(self._state)
         try:
-            state = read_json(self.path / STATE)
+            state = read_json(self.file(STATE))
         except FileNotFoundError:
             state = {"status": "queued"}
         except ValueError:
@@ -496,7 +501,10 @@ def list_runs(results: Path) -> list[Run]:
     """Every run directory under `results`, oldest first (run ids start with a timestamp)."""
     if not results.is_dir():
         return []
-    return [Run(p) for p in sorted(results.iterdir()) if (p / CONFIG).is_file()]
+    names = sorted(os.listdir(results))
+    return [
+        Run(results / name) for name in names if os.path.isfile(os.path.join(results, name, CONFIG))
+    ]
 
 
 def resolve_run(results: Path, token: str) -> Run:
