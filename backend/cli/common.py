@@ -108,6 +108,24 @@ def launch_runs(
     return 0 if all(s == "completed" for s in statuses) else 1
 
 
+def launch_by_resources(
+    args: argparse.Namespace, runs: list[Run], detach: bool | None = None
+) -> int:
+    """`launch_runs` for runs that may ask different resources (a grid with `launch.*`
+    axes): each run's recorded launcher options decide; runs asking the same go
+    together (one job array, one queue)."""
+    from ..launchers import options_of
+
+    batches: dict[str, tuple[Any, list[Run]]] = {}
+    for run in runs:
+        options = options_of(run)
+        batches.setdefault(options.model_dump_json(), (options, []))[1].append(run)
+    code = 0
+    for options, batch in batches.values():
+        code = max(code, launch_runs(args, batch, options, detach=detach))
+    return code
+
+
 def model_revision(params: dict[str, Any]) -> dict[str, Any] | None:
     """What the run's `model` parameter resolves to now (kinds without one: None)."""
     from ..model_revision import resolve_revision

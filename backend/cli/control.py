@@ -11,7 +11,7 @@ from ..runs import RESUMABLE, Run
 from .common import (
     execute_foreground,
     inside_torchrun,
-    launch_runs,
+    launch_by_resources,
     results_of,
     run_of,
     say,
@@ -87,7 +87,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         # --detach: a launcher's queue takes them, within the machine's slots
         for r in todo:
             r.write_state(status="queued", pid=None)
-        return launch_runs(args, todo, options, detach=args.detach or len(runs) > 1)
+        return launch_by_resources(args, todo, detach=args.detach or len(runs) > 1)
     return execute_foreground(todo[0], args.quiet)
 
 

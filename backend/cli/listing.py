@@ -240,9 +240,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         return 0
     from ..display import progress_text
+    from ..runs import status_label
 
     say(
-        f"[bold]{run.id}[/]  kind={cfg.get('kind')}  title={cfg.get('title')}  status={run.status()}"
+        f"[bold]{run.id}[/]  kind={cfg.get('kind')}  title={cfg.get('title')}  status={status_label(st)}"
         f"  progress={progress_text(st)}"
     )
     say(

@@ -16,6 +16,7 @@ from ..runs import Run
 from .common import (
     execute_foreground,
     inside_torchrun,
+    launch_by_resources,
     launch_runs,
     model_revision,
     results_of,
@@ -204,13 +205,7 @@ def _run_grid(args, preset, resolved, title, options, axes) -> int:
         runs.append(_new_run(results, preset, m.resolved, m.title(title), extra))
     if not args.quiet:
         say(f"[bold]group {gid}[/]: {len(runs)} runs of {resolved.kind} ({options.name})")
-    # members that ask the same resources go together (one job array, one queue)
-    batches: dict[str, tuple[Any, list[Run]]] = {}
-    for run, opts in zip(runs, member_options, strict=True):
-        batches.setdefault(opts.model_dump_json(), (opts, []))[1].append(run)
-    code = 0
-    for opts, batch in batches.values():
-        code = max(code, launch_runs(args, batch, opts))
+    code = launch_by_resources(args, runs)
     if args.detach or options.name != "local":
         print(gid)
     return code

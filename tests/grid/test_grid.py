@@ -249,3 +249,17 @@ def test_launcher_options_as_grid_axes(results_dir, capsys) -> None:
     got = [(group.coords(r), r.config["launcher"]["concurrency"]) for r in group.members]
     assert [c for _, c in got] == [1, 1, 2, 2]
     assert all(c["launch.concurrency"] == n for c, n in got)
+    # resumed, each member goes back with its own options: one queue per resource request
+    for r in group.members:
+        r.write_state(status="interrupted")
+    assert main(["resume", group.id, "--quiet"]) == 0
+    drivers = {}
+    for r in group.members:
+        drivers.setdefault(r.config["launcher"]["concurrency"], set()).add(
+            r.state()["queue"]["driver"]
+        )
+    assert all(len(d) == 1 for d in drivers.values()) and drivers[1] != drivers[2], drivers
+    deadline = time.time() + 60
+    while time.time() < deadline and group.statuses() != {"completed": 4}:
+        time.sleep(0.1)
+    assert group.statuses() == {"completed": 4}
