@@ -164,6 +164,17 @@ def param_rows(a: dict[str, Any], b: dict[str, Any]) -> list[ParamRow]:
     return out
 
 
+def compared_params(run: Run) -> dict[str, Any]:
+    """The kind's parameters plus what of the launcher changes the numbers: the
+    data-parallel world (processes per node, nodes) splits batches and sums gradients
+    in another order, so two runs that differ there are not the same experiment."""
+    launcher = run.config.get("launcher") or {}
+    world = {"processes": int(launcher.get("processes") or 1)}
+    if int(launcher.get("nodes") or 1) != 1:
+        world["nodes"] = int(launcher["nodes"])
+    return {**run.config.get("params", {}), "launcher": world}
+
+
 def compare_runs(a: Run, b: Run, tol: float | None = None) -> Comparison:
     """`tol=None`: each outcome at the tolerance its kind declares."""
     from .runs import effective_status
@@ -180,7 +191,7 @@ def compare_runs(a: Run, b: Run, tol: float | None = None) -> Comparison:
             metric_roles(a.config.get("kind")),
             pending=bool(pending),
         ),
-        params=param_rows(a.config.get("params", {}), b.config.get("params", {})),
+        params=param_rows(compared_params(a), compared_params(b)),
         pending=pending,
     )
 

@@ -41,6 +41,11 @@ def is_distributed() -> bool:
     return world_size() > 1
 
 
+def under_torchrun() -> bool:
+    """True in a process torchrun started (even a one-process world)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or is_distributed()
+
+
 def is_main() -> bool:
     """True on rank 0 (and in a single process): the one that writes."""
     return rank() == 0
@@ -139,13 +144,34 @@ def any_rank(flag: bool) -> bool:
     return bool(t.item())
 
 
-def torchrun_argv(processes: int, labdeck_args: list[str]) -> list[str]:
-    """`labdeck <args>` under torchrun with `processes` ranks on this node."""
+def torchrun_argv(
+    processes: int,
+    labdeck_args: list[str],
+    nodes: int = 1,
+    node_rank: int = 0,
+    master_addr: str | None = None,
+    master_port: int = 29500,
+) -> list[str]:
+    """`labdeck <args>` under torchrun with `processes` ranks on this node.
+
+    Without `master_addr`: a standalone rendezvous on this machine (the local queue).
+    With it (a Slurm job, one torchrun per node): `nodes` nodes meet at the first node's
+    address, this one being `node_rank`; world size `nodes * processes`.
+    """
+    if master_addr is None:
+        where = ["--standalone"]
+    else:
+        where = [
+            f"--nnodes={nodes}",
+            f"--node-rank={node_rank}",
+            f"--master-addr={master_addr}",
+            f"--master-port={master_port}",
+        ]
     return [
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--standalone",
+        *where,
         f"--nproc-per-node={processes}",
         "-m",
         "labdeck.backend.cli",

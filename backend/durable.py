@@ -60,6 +60,19 @@ def fsync_tree(root: Path) -> None:
         fsync_dir(Path(folder))
 
 
+def remove_entry(path: Path) -> None:
+    """Remove whatever `path` is: a folder tree, a file, or a symlink (only the link).
+
+    A data-parallel rank's checkpoints may be links to rank 0's (see
+    `runner.mirror_checkpoints`); `shutil.rmtree` refuses a link, and with
+    `ignore_errors` it would leave it behind for the next rename to trip over.
+    """
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def recover_swaps(parent: Path) -> list[str]:
     """Finish or undo swaps a kill interrupted; returns the names put back.
 
@@ -73,13 +86,13 @@ def recover_swaps(parent: Path) -> list[str]:
     for entry in sorted(parent.iterdir()):
         if entry.name.startswith(OLD_PREFIX):
             live = parent / entry.name[len(OLD_PREFIX) :]
-            if live.exists():
-                shutil.rmtree(entry, ignore_errors=True)
+            if live.exists() or live.is_symlink():
+                remove_entry(entry)
             else:
                 entry.rename(live)
                 restored.append(live.name)
         elif entry.name.startswith(STAGING_PREFIX):
-            shutil.rmtree(entry, ignore_errors=True)
+            remove_entry(entry)
     if restored:
         fsync_dir(parent)
     return restored
@@ -97,15 +110,15 @@ def swap_dir(staging: Path, final: Path, on_step: Callable[[str], None] | None =
     old = parent / f"{OLD_PREFIX}{final.name}"
     fsync_tree(staging)
     step("staged")
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
+    if final.exists() or final.is_symlink():
+        remove_entry(old)
         final.rename(old)
         fsync_dir(parent)
         step("old_moved_aside")
         staging.rename(final)
         fsync_dir(parent)
         step("new_in_place")
-        shutil.rmtree(old, ignore_errors=True)
+        remove_entry(old)
     else:
         step("old_moved_aside")
         staging.rename(final)

@@ -130,13 +130,29 @@ def merge_axes(from_preset: list[Axis], from_flags: list[Axis]) -> list[Axis]:
     return list(by_key.values())
 
 
+# An axis `launch.<option>` varies a launcher option (`--launch option=value`) instead of
+# a parameter: one sweep may ask different resources per member.
+LAUNCH_PREFIX = "launch."
+
+
+def launcher_sets(coords: dict[str, Any]) -> list[str]:
+    """A member's launcher axes as `--launch` items."""
+    return [
+        f"{k[len(LAUNCH_PREFIX) :]}={toml_value(v)}"
+        for k, v in coords.items()
+        if k.startswith(LAUNCH_PREFIX)
+    ]
+
+
 def expand(kind: str, raw: dict[str, Any], sets: list[str], axes: list[Axis]) -> list[Member]:
     """Every member of the grid, validated; the first bad value stops with a one-line error."""
     if not axes:
         return []
     known = set(_flatten_params(kind))
     for a in axes:
-        if a.key not in known:
+        if a.key.startswith(LAUNCH_PREFIX):
+            pass  # a launcher option: validated by the launcher (`launcher_sets`)
+        elif a.key not in known:
             raise UserError(
                 f"{a.source}: unknown parameter {a.key!r} of kind {kind!r}; "
                 f"expected one of: {', '.join(sorted(known))}"
@@ -146,7 +162,10 @@ def expand(kind: str, raw: dict[str, Any], sets: list[str], axes: list[Axis]) ->
     members: list[Member] = []
     for i, combo in enumerate(itertools.product(*(a.values for a in axes))):
         coords = dict(zip((a.key for a in axes), combo, strict=True))
-        member_sets = [*sets, *(f"{k}={toml_value(v)}" for k, v in coords.items())]
+        member_sets = [
+            *sets,
+            *(f"{k}={toml_value(v)}" for k, v in coords.items() if not k.startswith(LAUNCH_PREFIX)),
+        ]
         try:
             resolved = resolve(kind, raw, member_sets, source="grid")
         except UserError as exc:

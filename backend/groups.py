@@ -49,16 +49,25 @@ class Group:
         return Counter(effective_status(r.state()) for r in self.members)
 
     def progress(self) -> tuple[int, int]:
-        """Units done and total over members that report them (a queued member counts 0)."""
+        """Units done and total over all members. A member that has not started yet
+        reports no total; it counts the mean total of those that do (members of one
+        grid run the same kind), so a group with members still to start never looks
+        finished."""
         done = total = 0
+        unknown = 0
         for r in self.members:
             st = r.state()
             if st.get("status") == "completed":
                 n = int(st.get("records") or st.get("done") or 0)
                 done, total = done + n, total + n
-            else:
+            elif st.get("total"):
                 done += int(st.get("done") or 0)
-                total += int(st.get("total") or 0)
+                total += int(st["total"])
+            else:
+                unknown += 1
+        known = len(self.members) - unknown
+        if unknown and known:
+            total += round(total / known * unknown)
         return done, total
 
     def best(self) -> tuple[Run, str, float] | None:

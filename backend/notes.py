@@ -32,7 +32,7 @@ class Notes:
 def read_notes(run: Run) -> Notes:
     """The run's notes; a missing or unreadable file reads as none (never fatal)."""
     try:
-        data = read_json(run.path / NOTES)
+        data = read_json(run.file(NOTES))
     except (OSError, ValueError):
         return Notes()
     if not isinstance(data, dict):

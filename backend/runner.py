@@ -156,25 +156,20 @@ def _execute(run: Run, listener: Callable[[dict[str, Any]], None] | None, consol
 
 
 def _execute_follower(run: Run) -> str:
-    """A non-zero rank: the same run in a private copy that reads what rank 0 has written
-    (config, records, finished checkpoints) and whose own writes are thrown away."""
+    """A non-zero rank: the same run in a private shadow (see `ranks`) that reads what
+    rank 0 has written and whose own writes are thrown away, except its log and, if it
+    fails, its error."""
     import shutil
-    import tempfile
 
     from . import distributed
-    from .runs import CHECKPOINTS, CONFIG, RECORDS
+    from .ranks import make_shadow, record_rank_end
 
-    shadow = Path(tempfile.mkdtemp(prefix=f"labdeck-rank{distributed.rank()}-"))
+    me = distributed.rank()
+    shadow = make_shadow(run.path, me)
     try:
-        shutil.copy2(run.path / CONFIG, shadow / CONFIG)
-        if run.records_path.is_file():
-            shutil.copy2(run.records_path, shadow / RECORDS)
-        (shadow / CHECKPOINTS).mkdir()
-        (shadow / ARTIFACTS).mkdir()
-        for entry in (run.path / CHECKPOINTS).iterdir():
-            if not entry.name.startswith("."):  # staging leftovers are not checkpoints
-                (shadow / CHECKPOINTS / entry.name).symlink_to(entry.resolve())
-        return _execute_locked(Run(shadow), None, None, False, stop_file=run.path / STOP_FILE)
+        status = _execute_locked(Run(shadow), None, None, False, stop_file=run.path / STOP_FILE)
+        record_rank_end(run.path, me, status, Run(shadow).state().get("last_error"))
+        return status
     finally:
         distributed.shutdown()
         shutil.rmtree(shadow, ignore_errors=True)
@@ -187,6 +182,9 @@ def _execute_locked(
     console: bool,
     stop_file: Path | None = None,
 ) -> str:
+    from . import distributed
+    from .ranks import with_rank_errors
+
     config = run.config
     verify_config_md5(run)
     kind = config["kind"]
@@ -283,6 +281,9 @@ def _execute_locked(
         if in_main:
             for s, h in previous.items():
                 signal.signal(s, h)
+    rank_errors: dict[str, Any] = {}
+    if error and lock is not None and distributed.is_distributed():
+        error, rank_errors = with_rank_errors(run.path, error, distributed.world_size())
     if error:
         events.emit("error", message=error)
         log.error("failed: %s", error)
@@ -296,6 +297,7 @@ def _execute_locked(
         last_error=error,
         records=len(ledger),
         active_seconds=active_before + (ended - now),
+        ranks=rank_errors or None,
     )
     if lock is not None:  # rank 0 only: a data-parallel run notifies once
         from .notify import notify

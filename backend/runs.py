@@ -15,6 +15,7 @@ import random
 import re
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -127,6 +128,8 @@ def effective_status(state: dict[str, Any], now: float | None = None) -> str:
     status = state.get("status", "queued")
     if status in ("running", "queued") and _scheduler_ended(state):
         return "crashed"
+    if status in ("interrupted", "failed") and _scheduler_waiting(state):
+        return "queued"  # the scheduler requeued the job: it continues the run when it starts
     if status not in ("running", "queued") or not state.get("pid"):
         return status
     now = time.time() if now is None else now
@@ -160,16 +163,50 @@ def _scheduler_ended(state: dict[str, Any]) -> bool:
     return (state.get("slurm") or {}).get("state") in SCHEDULER_ENDED
 
 
+# Slurm states of a job waiting to (re)start: a requeued job passes through these.
+SCHEDULER_WAITING = frozenset(["PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"])
+
+
+def _scheduler_waiting(state: dict[str, Any]) -> bool:
+    return (state.get("slurm") or {}).get("state") in SCHEDULER_WAITING
+
+
+def queue_gone(state: dict[str, Any]) -> bool:
+    """A run waiting in a local queue whose process is gone (killed outright, or the
+    machine restarted): nothing will start it until `labdeck resume` queues it again."""
+    queue = state.get("queue") or {}
+    if state.get("status", "queued") != "queued" or state.get("pid") or not queue.get("driver"):
+        return False
+    if queue.get("host", this_host()) != this_host():
+        return False  # another machine's queue: its pid means nothing here
+    return not pid_alive(queue["driver"], queue.get("driver_started"))
+
+
+def status_label(state: dict[str, Any], status: str | None = None) -> str:
+    """The status as `ls` and the dashboard show it: `queued (queue gone)` for a run
+    whose local queue died, else the effective status."""
+    status = status or effective_status(state)
+    return f"{status} (queue gone)" if status == "queued" and queue_gone(state) else status
+
+
 @dataclass
 class Run:
     """A run directory on disk, read lazily; nothing here imports a kind's code."""
 
     path: Path
     _config: dict[str, Any] | None = field(default=None, repr=False)
+    # Set by `snapshot`: state.json as read once for one listing (None: read every time).
+    _state: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _memo: bool = field(default=False, repr=False, compare=False)
 
     @property
     def id(self) -> str:
         return self.path.name
+
+    def file(self, name: str) -> str:
+        """The path of a file in the run directory, as text: a listing of a thousand runs
+        joins names several thousand times, and a string join costs a tenth of a Path's."""
+        return os.path.join(self.path, name)
 
     @property
     def short_id(self) -> str:
@@ -179,7 +216,7 @@ class Run:
     def config(self) -> dict[str, Any]:
         if self._config is None:
             try:
-                self._config = read_json(self.path / CONFIG)
+                self._config = read_json(self.file(CONFIG))
             except FileNotFoundError:
                 raise UserError(f"{self.path}: no {CONFIG}; not a labdeck run directory") from None
             except ValueError as exc:
@@ -195,21 +232,30 @@ class Run:
         return self.config.get("title", "")
 
     def state(self) -> dict[str, Any]:
+        if self._memo and self._state is not None:
+            return dict(self._state)
         try:
-            return read_json(self.path / STATE)
+            state = read_json(self.file(STATE))
         except FileNotFoundError:
-            return {"status": "queued"}
+            state = {"status": "queued"}
         except ValueError:
             # state.json is replaced atomically, so this only happens if edited by hand.
-            return {"status": "failed", "last_error": f"{self.path / STATE}: corrupt JSON"}
+            state = {"status": "failed", "last_error": f"{self.path / STATE}: corrupt JSON"}
+        if self._memo:
+            self._state = state
+            return dict(state)
+        return state
 
     def status(self) -> str:
         return effective_status(self.state())
 
     def write_state(self, **changes: Any) -> dict[str, Any]:
+        self._state = None  # a write always starts from what is on disk now
         state = self.state()
         state.update(changes)
         write_json_atomic(self.path / STATE, state)
+        if self._memo:
+            self._state = dict(state)
         return state
 
     def summary(self) -> dict[str, Any]:
@@ -443,11 +489,28 @@ class RunLock:
 # --------------------------------------------------------------------------- listing
 
 
+@contextlib.contextmanager
+def snapshot(runs: list[Run]) -> Iterator[list[Run]]:
+    """Within: each run reads its state.json once, however many views ask (the listing,
+    its group rows, crash detection). One `ls` or one dashboard refresh is one look at
+    the folder; on NFS each extra read is a round trip to the server."""
+    for r in runs:
+        r._memo, r._state = True, None
+    try:
+        yield runs
+    finally:
+        for r in runs:
+            r._memo, r._state = False, None
+
+
 def list_runs(results: Path) -> list[Run]:
     """Every run directory under `results`, oldest first (run ids start with a timestamp)."""
     if not results.is_dir():
         return []
-    return [Run(p) for p in sorted(results.iterdir()) if (p / CONFIG).is_file()]
+    names = sorted(os.listdir(results))
+    return [
+        Run(results / name) for name in names if os.path.isfile(os.path.join(results, name, CONFIG))
+    ]
 
 
 def resolve_run(results: Path, token: str) -> Run:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ sys.path.insert(0, str(ROOT / "tests"))  # shared test modules such as tiny_mode
 # The protocol-test kind `counter` lives with the tests; it is found the way a lab's own
 # kinds are (LABDECK_KIND_PATH), which this also exercises.
 os.environ["LABDECK_KIND_PATH"] = str(ROOT / "tests" / "core" / "kinds")
+# The machine's run slots (launchers/local.py) are per user; tests keep their own, so a
+# run of the suite neither waits for nor holds up anything else on the machine.
+os.environ["LABDECK_SLOTS_DIR"] = tempfile.mkdtemp(prefix="labdeck-test-slots-")
 
 
 @pytest.fixture
@@ -22,6 +26,7 @@ def results_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "results"
     d.mkdir()
     monkeypatch.setenv("LABDECK_RESULTS", str(d))
+    monkeypatch.setenv("LABDECK_SLOTS_DIR", str(tmp_path / "slots"))
     return d
 
 

@@ -59,6 +59,22 @@ def finish(run: Run, status: str, quiet: bool) -> int:
 
 
 def execute_foreground(run: Run, quiet: bool) -> int:
+    """Execute a local run in this process, in one of the machine's slots (it waits for
+    one while the machine is full; a queue's worker already holds its queue's)."""
+    from ..launchers import options_of
+    from ..launchers.local import foreground_slot
+
+    options = options_of(run)
+    if run.status() == "running" or options.name != "local":
+        return _execute_here(run, quiet)  # the run lock refuses a live runner; a job's
+        # allocation is its own limit
+    with foreground_slot(run, options, (lambda _m: None) if quiet else say) as free:
+        if not free:
+            return finish(run, run.status(), quiet)  # stopped while it waited
+        return _execute_here(run, quiet)
+
+
+def _execute_here(run: Run, quiet: bool) -> int:
     from ..runner import execute
 
     if quiet:
@@ -78,16 +94,18 @@ def targets_of(args: argparse.Namespace, attr: str = "run") -> list[Run]:
 
 
 def inside_torchrun() -> bool:
-    from ..distributed import is_distributed
+    from ..distributed import under_torchrun
 
-    return is_distributed()
+    return under_torchrun()
 
 
-def launch_runs(args: argparse.Namespace, runs: list[Run], options) -> int:
+def launch_runs(
+    args: argparse.Namespace, runs: list[Run], options, detach: bool | None = None
+) -> int:
     """Hand runs to their launcher; in the foreground (local, no --detach) wait for them."""
     from ..launchers import submit
 
-    foreground = options.name == "local" and not args.detach
+    foreground = options.name == "local" and not (args.detach if detach is None else detach)
     if not args.quiet:
         for r in runs:
             print(r.id, file=sys.stderr if foreground else sys.stdout)
@@ -100,6 +118,24 @@ def launch_runs(args: argparse.Namespace, runs: list[Run], options) -> int:
     if len(runs) == 1:
         return finish(runs[0], statuses[0], args.quiet)
     return 0 if all(s == "completed" for s in statuses) else 1
+
+
+def launch_by_resources(
+    args: argparse.Namespace, runs: list[Run], detach: bool | None = None
+) -> int:
+    """`launch_runs` for runs that may ask different resources (a grid with `launch.*`
+    axes): each run's recorded launcher options decide; runs asking the same go
+    together (one job array, one queue)."""
+    from ..launchers import options_of
+
+    batches: dict[str, tuple[Any, list[Run]]] = {}
+    for run in runs:
+        options = options_of(run)
+        batches.setdefault(options.model_dump_json(), (options, []))[1].append(run)
+    code = 0
+    for options, batch in batches.values():
+        code = max(code, launch_runs(args, batch, options, detach=detach))
+    return code
 
 
 def model_revision(params: dict[str, Any]) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from ..runs import RESUMABLE, Run
 from .common import (
     execute_foreground,
     inside_torchrun,
-    launch_runs,
+    launch_by_resources,
     results_of,
     run_of,
     say,
@@ -29,15 +29,38 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _started_elsewhere(run: Run, status: str, in_group: bool) -> str | None:
+    """Why resuming `run` would start a second copy of it: a Slurm job that is waiting
+    to (re)start it, or, within a group, a runner or a live local queue that has it."""
+    from ..runs import SCHEDULER_WAITING, queue_gone
+
+    st = run.state()
+    slurm = st.get("slurm") or {}
+    if status == "queued" and slurm.get("state") in {*SCHEDULER_WAITING, "RUNNING"}:
+        return (
+            f"its Slurm job {slurm.get('job_id')} is {slurm['state']} and continues the run "
+            f"when it starts (`labdeck stop {run.short_id}` cancels it)"
+        )
+    if not in_group:
+        return None  # the run lock refuses a live runner; a queued run may start by hand
+    if status == "running":
+        return "running"
+    queue = st.get("queue") or {}
+    if status == "queued" and queue.get("driver") and not st.get("pid") and not queue_gone(st):
+        return f"waiting in the local queue (pid {queue['driver']})"
+    return None
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
-    from ..launchers import options_of
+    from ..launchers import options_of, refresh
 
     runs = targets_of(args)
+    if args.only_queued or inside_torchrun():
+        return _execute_as_worker(args, runs)
+    refresh(runs)  # the scheduler's latest word: a requeued job may be about to continue
     todo = []
     for run in runs:
         status = run.status()
-        if args.only_queued and status != "queued":
-            return 0  # the queue's worker: stopped or started elsewhere while it waited
         if status == "completed":
             if not args.quiet:
                 say(f"{run.id} is already completed; nothing to do")
@@ -46,6 +69,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
             raise UserError(
                 f"{run.id}: status {status}; only {', '.join(RESUMABLE)} runs can be resumed"
             )
+        coming = _started_elsewhere(run, status, in_group=len(runs) > 1)
+        if coming and len(runs) == 1:
+            raise UserError(f"{run.id}: not resumed: {coming}")
+        if coming:
+            if not args.quiet:
+                say(f"{run.id}: left alone: {coming}", markup=False)
+            continue
         todo.append(run)
     if not todo:
         return 0
@@ -53,21 +83,25 @@ def cmd_resume(args: argparse.Namespace) -> int:
         for run in todo:
             request_job_retry(run)
     options = options_of(todo[0])
-    if (
-        len(runs) > 1
-        or options.name != "local"
-        or (options.processes > 1 and not inside_torchrun())
-    ):
+    if len(runs) == 1 and todo[0].status() == "running":
+        return execute_foreground(todo[0], args.quiet)  # the run lock names its runner
+    if len(runs) > 1 or options.name != "local" or options.processes > 1 or args.detach:
+        # a group (its queue is restarted in the background), a cluster, torchrun, or
+        # --detach: a launcher's queue takes them, within the machine's slots
         for r in todo:
             r.write_state(status="queued", pid=None)
-        return launch_runs(args, todo, options)
-    run = todo[0]
-    if args.detach:
-        from ..launch import launch_run_detached
+        return launch_by_resources(args, todo, detach=args.detach or len(runs) > 1)
+    return execute_foreground(todo[0], args.quiet)
 
-        pid = launch_run_detached(run.path)
-        print(f"{run.id} resumed in the background (pid {pid})")
-        return 0
+
+def _execute_as_worker(args: argparse.Namespace, runs: list[Run]) -> int:
+    """The process a launcher started for one run (the queue's worker, a Slurm job's
+    torchrun ranks): it executes the run here and never hands it to a launcher again."""
+    if len(runs) != 1:
+        raise UserError("a launcher's worker executes exactly one run")
+    run = runs[0]
+    if args.only_queued and run.status() != "queued":
+        return 0  # stopped or started elsewhere while it waited
     return execute_foreground(run, args.quiet)
 
 

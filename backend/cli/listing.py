@@ -46,7 +46,7 @@ def _ls_entry(run: Run, now: float) -> dict[str, Any] | None:
     """One run as `ls` reports it (full values; the table shortens them on a terminal)."""
     from ..display import active_seconds, progress_text
     from ..notes import read_notes
-    from ..runs import effective_status
+    from ..runs import effective_status, status_label
 
     try:
         cfg = run.config
@@ -54,6 +54,7 @@ def _ls_entry(run: Run, now: float) -> dict[str, Any] | None:
         return {"id": run.id, "kind": None, "title": None, "status": "corrupt", "error": str(exc)}
     st = run.state()
     status = effective_status(st)
+    label = status_label(st, status)
     notes = read_notes(run)
     return {
         "id": run.id,
@@ -61,6 +62,7 @@ def _ls_entry(run: Run, now: float) -> dict[str, Any] | None:
         "kind": cfg.get("kind"),
         "title": cfg.get("title"),
         "status": status,
+        "queue_gone": label != status,
         "progress": progress_text(st),
         "started": st.get("started"),
         "seconds": active_seconds(st, status, now),
@@ -85,7 +87,8 @@ def _entry_row(e: dict[str, Any], full: bool, indent: str = "") -> list[str]:
         indent + (e["id"] if full else e["short_id"]),
         e["kind"] or "?",
         e["title"] or "",
-        _status_cell(e["status"], {"slurm": e.get("slurm")}),
+        _status_cell(e["status"], {"slurm": e.get("slurm")})
+        + (" (queue gone)" if e.get("queue_gone") else ""),
         e["progress"],
         fmt_time(started, full=True)
         if full
@@ -115,15 +118,22 @@ def _param_columns(args: argparse.Namespace, entries: list[dict[str, Any]]) -> l
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    from ..runs import list_runs, snapshot
+
+    runs = list_runs(results_of(args))
+    with snapshot(runs):  # one read of each state.json, whatever the rows ask
+        return _ls(args, runs)
+
+
+def _ls(args: argparse.Namespace, runs: list[Run]) -> int:
     from ..display import piped, table
     from ..groups import list_groups
     from ..launchers import refresh
     from ..paramcols import ParamFilter, fmt_param, params_of
-    from ..runs import is_repro_id, list_runs
+    from ..runs import is_repro_id
 
     now = time.time()
     wheres = [ParamFilter.parse(w) for w in args.where or []]
-    runs = list_runs(results_of(args))
     refresh(runs)
     groups = list_groups(results_of(args), [r for r in runs if not is_repro_id(r.id)])
     entries = []
@@ -158,6 +168,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return [*row[:3], *cells, *row[3:]]
 
     rows, seen = [], set()
+    members: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        members.setdefault(e.get("group") or "", []).append(e)
     for e in entries:
         g = e.get("group") if not is_repro_id(e["id"]) else None
         if g and g in groups:
@@ -166,22 +179,56 @@ def cmd_ls(args: argparse.Namespace) -> int:
             seen.add(g)
             rows.append(with_params([*_group_row(groups[g]), ""], None))
             if not args.fold:
-                rows += [
-                    with_params(_entry_row(m, full, "  "), m)
-                    for m in entries
-                    if m.get("group") == g
-                ]
+                rows += [with_params(_entry_row(m, full, "  "), m) for m in members[g]]
             continue
         rows.append(with_params(_entry_row(e, full), e))
-    say(
-        table(
-            None,
-            [*LS_HEAD[:3], *columns, *LS_HEAD[3:]],
-            rows,
-        ),
-        markup=False,
-    )
+    head = [*LS_HEAD[:3], *columns, *LS_HEAD[3:]]
+    if len(rows) > PLAIN_ROWS:
+        print(plain_table(head, rows, None if full else _width()))
+    else:
+        say(table(None, head, rows), markup=False)
+    orphans = [e for e in entries if e.get("queue_gone")]
+    if orphans:
+        targets = sorted({e.get("group") or e["short_id"] for e in orphans})
+        say(
+            f"{len(orphans)} queued run(s) wait for a queue that is gone; restart it with: "
+            + "; ".join(f"labdeck resume {t}" for t in targets),
+            markup=False,
+        )
     return 0
+
+
+# Past this many rows `ls` aligns its columns itself: laying out a table cell by cell
+# costs seconds at a thousand runs, and a listing that long is read by a pager or a
+# script anyway.
+PLAIN_ROWS = 200
+
+
+def _width() -> int:
+    from ..display import console
+
+    return console.width
+
+
+def plain_table(columns: list[str], rows: list[list[str]], width: int | None) -> str:
+    """Left-aligned columns two spaces apart; with `width`, the widest of the id and
+    title columns give up characters (ending in `…`) until each line fits."""
+    cells = [columns, *([str(c) for c in r] for r in rows)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    if width:
+        shrinkable = [columns.index(c) for c in ("title", "id")]
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            i = max(shrinkable, key=lambda k: widths[k])
+            if widths[i] <= 8:
+                break
+            widths[i] -= 1
+
+    def cell(text: str, w: int) -> str:
+        return (text if len(text) <= w else text[: w - 1] + "…").ljust(w)
+
+    return "\n".join(
+        "  ".join(cell(r[i], widths[i]) for i in range(len(columns))).rstrip() for r in cells
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -223,12 +270,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         return 0
     from ..display import labelled, progress_text
+    from ..runs import status_label
 
     # Titles, errors and parameter values are data: printed as Text, never as markup.
     say(
         labelled(
             run.id,
-            f" kind={cfg.get('kind')}  title={cfg.get('title')}  status={run.status()}"
+            f" kind={cfg.get('kind')}  title={cfg.get('title')}  status={status_label(st)}"
             f"  progress={progress_text(st)}",
             "bold",
         )
@@ -251,6 +299,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"slurm job {slurm['job_id']}: {slurm.get('state', '?')} on {slurm.get('node', '-')}",
             markup=False,
         )
+        logs = [str(slurm[k]) for k in ("stdout", "stderr") if slurm.get(k)]
+        if logs:
+            say(f"job logs: {'  '.join(logs)}", markup=False)
     if cfg.get("overrides"):
         say(
             table(

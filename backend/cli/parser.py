@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "resume", parents=[common], help="continue an interrupted, failed or crashed run or group"
     )
-    s.add_argument("run", help="RUN or GROUP")
-    s.add_argument("--detach", action="store_true")
+    s.add_argument("run", help="RUN or GROUP (a group's queue always starts in the background)")
+    s.add_argument("--detach", action="store_true", help="through the queue, in the background")
     s.add_argument("--quiet", action="store_true")
     s.add_argument("--only-queued", action="store_true", help=argparse.SUPPRESS)
     s.add_argument(
@@ -147,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "reproduce", parents=[common], help="rerun a run (or group) from its config.json alone"
     )
-    s.add_argument("run", help="RUN or GROUP")
-    s.add_argument("--detach", action="store_true")
+    s.add_argument("run", help="RUN or GROUP (a group's queue always starts in the background)")
+    s.add_argument("--detach", action="store_true", help="through the queue, in the background")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_reproduce)
 

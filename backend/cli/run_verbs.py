@@ -16,6 +16,7 @@ from ..runs import Run
 from .common import (
     execute_foreground,
     inside_torchrun,
+    launch_by_resources,
     launch_runs,
     model_revision,
     results_of,
@@ -156,19 +157,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = _new_run(
             results_of(args), preset, resolved, title, {"launcher": options.model_dump(mode="json")}
         )
-    if options.name != "local" or (options.processes > 1 and not inside_torchrun()):
+    if options.name != "local":
         return launch_runs(args, [run], options)
     if args.detach:
-        from ..launch import launch_run_detached
+        from ..launchers import submit
 
-        pid = launch_run_detached(run.path)
+        message = submit([run], options, results_of(args), foreground=False)
         print(run.id)
         if not args.quiet:
             print(
-                f"started in the background (pid {pid}); follow with `labdeck` or `labdeck show {run.short_id}`",
+                f"{message}; follow with `labdeck` or `labdeck show {run.short_id}`",
                 file=sys.stderr,
             )
         return 0
+    if options.processes > 1 and not inside_torchrun():
+        return launch_runs(args, [run], options)
     if not args.quiet:
         say(f"[bold]{run.id}[/]  {run.path}")
     return execute_foreground(run, args.quiet)
@@ -187,8 +190,9 @@ def _run_grid(args, preset, resolved, title, options, axes) -> int:
     results = results_of(args)
     gid = new_group_id(set(list_groups(results)))
     axes_json = {a.key: a.values for a in axes}
+    member_options = [_member_launcher(args, preset, m, options) for m in members]
     runs = []
-    for m in members:
+    for m, own in zip(members, member_options, strict=True):
         group = {
             "id": gid,
             "title": title,
@@ -197,15 +201,29 @@ def _run_grid(args, preset, resolved, title, options, axes) -> int:
             "index": m.index,
             "size": len(members),
         }
-        extra = {"group": group, "launcher": options.model_dump(mode="json")}
+        extra = {"group": group, "launcher": own.model_dump(mode="json")}
         runs.append(_new_run(results, preset, m.resolved, m.title(title), extra))
     if not args.quiet:
         say(f"[bold]group {gid}[/]: {len(runs)} runs of {resolved.kind} ({options.name})")
+    code = launch_by_resources(args, runs)
     if args.detach or options.name != "local":
-        code = launch_runs(args, runs, options)
         print(gid)
-        return code
-    return launch_runs(args, runs, options)
+    return code
+
+
+def _member_launcher(args: argparse.Namespace, preset, member, options):
+    """The launcher options of one grid member: the run's, with its `launch.*` axes
+    (every member is validated before any run directory exists)."""
+    from ..grid import launcher_sets
+    from ..launchers import parse_options
+
+    extra = launcher_sets(member.coords)
+    if not extra:
+        return options
+    source = f"--grid {member.label()}"
+    return parse_options(
+        getattr(preset, "launcher", None), args.launcher, [*args.launch, *extra], source=source
+    )
 
 
 def _grid_dry_run(args, members, axes) -> int:

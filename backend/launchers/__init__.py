@@ -25,6 +25,7 @@ The name of the module is the launcher's name; nothing else needs registering.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from functools import cache
 from pathlib import Path
@@ -100,7 +101,38 @@ def options_of(run: Run) -> LauncherOptions:
     return launcher_module(raw.get("name", DEFAULT)).Options.model_validate(raw)
 
 
+# Set in the environment of every process a launcher starts to execute a run (the
+# queue's worker, a Slurm job's task and its torchrun ranks).
+RUNNER_ENV = "LABDECK_RUNNER_OF"
+
+
+def refuse_inside_runner(runs: list[Run]) -> None:
+    """A process that executes a run never submits one: under torchrun, in a process a
+    launcher started, or in the run's own Slurm allocation, a submit would start a
+    second copy of what is already running, and that copy would submit again."""
+    from ..distributed import under_torchrun
+
+    job = os.environ.get("SLURM_JOB_ID")
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    for r in runs:
+        own = str((r.state().get("slurm") or {}).get("job_id") or "")
+        where = None
+        if under_torchrun():
+            where = f"a torchrun rank ({os.environ.get('RANK', '?')})"
+        elif os.environ.get(RUNNER_ENV):
+            where = f"the runner of {Path(os.environ[RUNNER_ENV]).name}"
+        elif own and own.split("_")[0] in (job, array):
+            where = f"its own Slurm job {own}"
+        if where:
+            raise UserError(
+                f"{r.id}: not submitted: this process is {where}; a runner executes runs "
+                "and never submits them (submit from a login shell instead)"
+            )
+
+
 def submit(runs: list[Run], options: LauncherOptions, results: Path, foreground: bool) -> str:
+    """The one place runs are handed to a launcher (see `refuse_inside_runner`)."""
+    refuse_inside_runner(runs)
     return launcher_module(options.name).submit(runs, options, results, foreground)
 
 

@@ -15,6 +15,7 @@ requeued job resumes from the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -26,8 +27,8 @@ from typing import Any
 from pydantic import Field
 
 from ..errors import UserError
-from ..runs import SCHEDULER_ENDED, Run, effective_status
-from . import LauncherOptions
+from ..runs import RESUMABLE, SCHEDULER_ENDED, Run, effective_status
+from . import LauncherOptions, options_of
 
 LOG_DIR = ".slurm"  # submitit's pickles and job logs, inside the results folder
 
@@ -46,48 +47,133 @@ class Options(LauncherOptions):
     array_parallelism: int | None = Field(
         None, ge=1, description="at most this many grid members at once (array %N)"
     )
+    signal_delay_s: int = Field(
+        120, ge=0, description="seconds before the time limit that the job is told to checkpoint"
+    )
+    max_num_timeout: int = Field(
+        3, ge=0, description="times a job that hits its time limit is requeued to continue"
+    )
+    setup: list[str] = Field(
+        default_factory=list, description="shell lines run before the job (module load ...)"
+    )
+    gres: str | None = Field(None, description="generic resources, e.g. gpu:a100:2")
+    mem_per_gpu: str | None = Field(None, description="memory per GPU, e.g. 40G")
+    exclude: str | None = Field(None, description="nodes not to use, e.g. node[7-8]")
+    comment: str | None = Field(None, description="job comment shown by squeue/sacct")
     extra: dict[str, Any] = Field(
-        default_factory=dict, description="further sbatch flags, e.g. {exclude = 'node7'}"
+        default_factory=dict, description="further sbatch flags, e.g. {mail_type = 'END'}"
     )
 
 
 class SlurmRunTask:
-    """What the Slurm job runs: the labdeck runner on one run directory. Checkpointable."""
+    """What the Slurm job runs on each of its nodes: the labdeck runner on one run
+    directory, directly (one process) or as torchrun ranks. Checkpointable."""
 
-    def __call__(self, run_dir: str, processes: int = 1) -> str:
+    def __call__(self, run_dir: str, processes: int = 1, nodes: int = 1) -> str:
+        from .. import launchers
         from ..runner import execute
 
+        os.environ[launchers.RUNNER_ENV] = run_dir  # nothing below may submit again
         run = Run(Path(run_dir))
-        run.write_state(
-            slurm={
-                **(run.state().get("slurm") or {}),
-                "job_id": _job_id_from_env(),
-                "state": "RUNNING",
-                "node": socket.gethostname(),
-            }
-        )
-        if processes > 1:
-            from ..distributed import torchrun_argv
-
-            argv = torchrun_argv(processes, ["resume", run_dir, "--quiet", "--only-queued"])
-            subprocess.run(argv, check=False)
-            return run.status()
+        env = _job_environment()
+        first = env is None or env.global_rank == 0
+        if first:
+            if run.status() in RESUMABLE:  # a job Slurm requeued after the runner stopped
+                run.write_state(status="queued", pid=None)
+            run.write_state(
+                slurm={
+                    **(run.state().get("slurm") or {}),
+                    "job_id": _job_id_from_env(),
+                    "state": "RUNNING",
+                    "node": socket.gethostname(),
+                }
+            )
         try:
-            return execute(run)
+            if processes * nodes > 1:
+                return _run_ranks(run, _torchrun_on_this_node(env, run_dir, processes, nodes))
+            status = execute(run)
+            return _after_time_limits(run, status)
         except SystemExit:
             # submitit's preemption/time-limit handler requeued the job and is exiting:
             # leave the run queued so the requeued job (or a resume) continues it.
-            run.write_state(
-                status="queued",
-                pid=None,
-                slurm={**run.state().get("slurm", {}), "state": "REQUEUED"},
-            )
+            if first:
+                run.write_state(
+                    status="queued",
+                    pid=None,
+                    slurm={**run.state().get("slurm", {}), "state": "REQUEUED"},
+                )
             raise
 
-    def checkpoint(self, run_dir: str, processes: int = 1) -> Any:
+    def checkpoint(self, run_dir: str, processes: int = 1, nodes: int = 1) -> Any:
         import submitit
 
-        return submitit.helpers.DelayedSubmission(SlurmRunTask(), run_dir, processes)
+        return submitit.helpers.DelayedSubmission(SlurmRunTask(), run_dir, processes, nodes)
+
+
+def _job_environment():
+    """submitit's view of this job (node rank, host names); None outside a job."""
+    import submitit
+
+    try:
+        return submitit.JobEnvironment()
+    except RuntimeError:
+        return None
+
+
+def _torchrun_on_this_node(env, run_dir: str, processes: int, nodes: int) -> list[str]:
+    """torchrun for this node's `processes` ranks; the rendezvous is on the job's first
+    node, at a port derived from the job id (the same on every node, unlikely to clash
+    with another job sharing the node)."""
+    from ..distributed import torchrun_argv
+
+    hosts = env.hostnames if env is not None else [socket.gethostname()]
+    job = int(str(env.job_id if env is not None else os.getpid()).split("_")[0])
+    return torchrun_argv(
+        processes,
+        ["resume", run_dir, "--quiet", "--only-queued"],
+        nodes=nodes,
+        node_rank=env.node if env is not None else 0,
+        master_addr=hosts[0],
+        master_port=20000 + job % 20000,
+    )
+
+
+def _run_ranks(run: Run, argv: list[str]) -> str:
+    """torchrun on this node, waited for. When submitit gives up after too many time
+    limits (it raises here, in the waiting process), the ranks are told to stop
+    (SIGTERM: they end at a unit boundary, `interrupted`) before the job is killed."""
+    proc = subprocess.Popen(argv)
+    try:
+        proc.wait()
+    except Exception as exc:
+        if "timed-out too many times" not in str(exc):
+            raise
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(1, options_of(run).signal_delay_s - 10))
+        run.write_state(status="failed", last_error=f"{type(exc).__name__}: {exc}")
+        return _after_time_limits(run, "failed")
+    return run.status()
+
+
+def _after_time_limits(run: Run, status: str) -> str:
+    """submitit ends a job that hit its time limit more than `max_num_timeout` times by
+    raising inside the run; the runner records that as a failure while Slurm reports
+    the job COMPLETED. It is neither: the run stopped at a unit boundary's checkpoint and
+    `labdeck resume` continues it."""
+    error = run.state().get("last_error") or ""
+    if status != "failed" or "timed-out too many times" not in error:
+        return status
+    limit = options_of(run).max_num_timeout
+    run.write_state(
+        status="interrupted",
+        last_error=(
+            f"Slurm time limit reached {limit + 1} time(s) (max_num_timeout={limit}); "
+            f"`labdeck resume {run.short_id}` continues it"
+        ),
+        slurm={**(run.state().get("slurm") or {}), "state": "TIMEOUT_EXHAUSTED"},
+    )
+    return "interrupted"
 
 
 def _job_id_from_env() -> str | None:
@@ -106,20 +192,36 @@ def executor(options: Options, results: Path, name: str):
     import submitit
 
     check(options)
-    ex = submitit.AutoExecutor(folder=results / LOG_DIR / "%j", cluster="slurm")
+    ex = submitit.AutoExecutor(
+        folder=results / LOG_DIR / "%j",
+        cluster="slurm",
+        slurm_max_num_timeout=options.max_num_timeout,
+    )
     params: dict[str, Any] = {
         "name": name,
         "nodes": options.nodes,
         "tasks_per_node": 1,
         "cpus_per_task": options.cpus_per_task,
         "timeout_min": options.time_min,
+        "slurm_signal_delay_s": options.signal_delay_s,
         "slurm_additional_parameters": dict(options.extra),
     }
     if options.gpus_per_node:
         params["gpus_per_node"] = options.gpus_per_node
     if options.mem_gb:
         params["mem_gb"] = options.mem_gb
-    for key in ("partition", "account", "qos", "constraint"):
+    if options.setup:
+        params["slurm_setup"] = list(options.setup)
+    for key in (
+        "partition",
+        "account",
+        "qos",
+        "constraint",
+        "gres",
+        "mem_per_gpu",
+        "exclude",
+        "comment",
+    ):
         value = getattr(options, key)
         if value:
             params[f"slurm_{key}"] = value
@@ -135,11 +237,14 @@ def submit(runs: list[Run], options: Options, results: Path, foreground: bool) -
     for r in runs:
         r.write_state(status="queued", pid=None, slurm={"state": "SUBMITTING"})
     task = SlurmRunTask()
+    n = len(runs)
     try:
-        if len(runs) == 1:
-            jobs = [ex.submit(task, str(runs[0].path), options.processes)]
+        if n == 1:
+            jobs = [ex.submit(task, str(runs[0].path), options.processes, options.nodes)]
         else:
-            jobs = ex.map_array(task, [str(r.path) for r in runs], [options.processes] * len(runs))
+            jobs = ex.map_array(
+                task, [str(r.path) for r in runs], [options.processes] * n, [options.nodes] * n
+            )
     except Exception as exc:  # sbatch refused: nothing runs; say why on one line
         msg = str(exc).strip().splitlines()
         for r in runs:
@@ -150,7 +255,13 @@ def submit(runs: list[Run], options: Options, results: Path, foreground: bool) -
         if st.get("pid"):  # already started and recorded its own job id
             continue
         r.write_state(
-            slurm={"job_id": str(job.job_id), "state": "PENDING", "submitted": time.time()}
+            slurm={
+                "job_id": str(job.job_id),
+                "state": "PENDING",
+                "submitted": time.time(),
+                "stdout": str(job.paths.stdout),
+                "stderr": str(job.paths.stderr),
+            }
         )
     ids = ", ".join(sorted({str(j.job_id).split("_")[0] for j in jobs}))
     return f"submitted {len(runs)} run(s) to Slurm (job {ids})"
@@ -211,8 +322,35 @@ def refresh(runs: list[Run]) -> None:
         new = states.get(job)
         if new and new != st["slurm"].get("state"):
             fresh = r.state()  # re-read: the runner may have written in between
-            if (fresh.get("slurm") or {}).get("job_id") == job:
-                r.write_state(slurm={**fresh["slurm"], "state": new, "checked": time.time()})
+            if (fresh.get("slurm") or {}).get("job_id") != job:
+                continue
+            changes: dict[str, Any] = {
+                "slurm": {**fresh["slurm"], "state": new, "checked": time.time()}
+            }
+            if new in SCHEDULER_ENDED and fresh.get("status") in ("queued", "running"):
+                changes["last_error"] = fresh.get("last_error") or _job_ended_early(fresh, new)
+            r.write_state(**changes)
+
+
+def _job_ended_early(state: dict[str, Any], job_state: str) -> str:
+    """Why a job ended with no word from the runner: the last line of the job's error
+    log (submitit's traceback, a setup line's message) and where the logs are."""
+    slurm = state.get("slurm") or {}
+    started = "while the runner was running" if state.get("pid") else "before the runner started"
+    reason = ""
+    err = Path(str(slurm.get("stderr") or ""))
+    if slurm.get("stderr") and err.is_file():
+        with open(err, "rb") as fh:
+            fh.seek(max(0, err.stat().st_size - 8192))
+            lines = [x.strip() for x in fh.read().decode("utf-8", "replace").splitlines()]
+        lines = [x for x in lines if x and not x.startswith("srun: ")] or lines
+        reason = next((x for x in reversed(lines) if x), "")
+    logs = " and ".join(str(slurm[k]) for k in ("stderr", "stdout") if slurm.get(k))
+    return (
+        f"Slurm job {slurm.get('job_id')} ended {job_state} {started}"
+        + (f": {reason}" if reason else "")
+        + (f" (logs: {logs})" if logs else "")
+    )
 
 
 def stop(run: Run) -> str | None:

@@ -31,7 +31,7 @@ def test_detached_runner_started_from_a_folder_with_a_decoy_backend_package(
         check=False,
     )
     assert started.returncode == 0, started.stderr
-    (run_dir,) = list(results_dir.iterdir())
+    (run_dir,) = [p for p in results_dir.iterdir() if not p.name.startswith(".")]
     deadline = time.time() + 120
     state: dict = {}
     while time.time() < deadline:

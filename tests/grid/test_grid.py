@@ -145,7 +145,10 @@ def test_stop_and_resume_a_group_through_the_detached_queue(results_dir, lab) ->
     lab("stop", gid, "--wait", "20", check=True)
     assert set(group.statuses()) == {"interrupted"}, group.statuses()
     assert len(records(group.members[0])) < 30 and records(group.members[2]) == []
-    lab("resume", gid, "--quiet", check=True)
+    lab("resume", gid, "--quiet", check=True)  # a new queue, in the background
+    deadline = time.time() + 60
+    while time.time() < deadline and set(group.statuses()) != {"completed"}:
+        time.sleep(0.1)
     assert set(group.statuses()) == {"completed"}
     assert (
         main(["run", "--kind", "counter", "--set", "units=30", "--set", "seed=1", "--quiet"]) == 0
@@ -229,3 +232,34 @@ def test_member_titles_keep_their_coordinates_when_the_base_is_long() -> None:
     # many axes: the names go, the values stay
     many = Member(0, {"model.name": "x" * 20, "learning_rate": 0.001, "seed": 7}, None).title(base)
     assert many.endswith("_0.001_7") and len(many) <= TITLE_MAX
+
+
+def test_launcher_options_as_grid_axes(results_dir, capsys) -> None:
+    """`--grid launch.X=...` varies a launcher option per member; a bad one is refused
+    before any run directory exists."""
+    bad = ["run", "--kind", "counter", "--grid", "launch.gpus_per_node=1,2", "--quiet"]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert "--grid launch.gpus_per_node=1" in err and "gpus_per_node" in err
+    assert list_runs(results_dir) == []
+    argv = ["run", "--kind", "counter", "--set", "units=2", "--grid", "launch.concurrency=1,2"]
+    assert main([*argv, "--grid", "seed=1,2", "--quiet"]) == 0
+    (group,) = list_groups(results_dir).values()
+    assert group.statuses() == {"completed": 4}
+    got = [(group.coords(r), r.config["launcher"]["concurrency"]) for r in group.members]
+    assert [c for _, c in got] == [1, 1, 2, 2]
+    assert all(c["launch.concurrency"] == n for c, n in got)
+    # resumed, each member goes back with its own options: one queue per resource request
+    for r in group.members:
+        r.write_state(status="interrupted")
+    assert main(["resume", group.id, "--quiet"]) == 0
+    drivers = {}
+    for r in group.members:
+        drivers.setdefault(r.config["launcher"]["concurrency"], set()).add(
+            r.state()["queue"]["driver"]
+        )
+    assert all(len(d) == 1 for d in drivers.values()) and drivers[1] != drivers[2], drivers
+    deadline = time.time() + 60
+    while time.time() < deadline and group.statuses() != {"completed": 4}:
+        time.sleep(0.1)
+    assert group.statuses() == {"completed": 4}
