@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,42 @@ def dumps_line(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+TEMP_SUFFIX = ".tmp"
+# A temp file's name carries its writer's pid, so a later runner can tell the leftovers of
+# a killed writer (`stale_temp_files`) from a file another live process is writing now.
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[^.]+\.tmp$")
+# Temp files without a pid in their name (older versions) count as stale after this long.
+UNNAMED_TEMP_STALE_SECONDS = 60.0
+
+
+def temp_prefix(name: str) -> str:
+    return f".{name}.{os.getpid()}-"
+
+
+def stale_temp_files(folder: Path, alive: Callable[[int], bool]) -> list[Path]:
+    """Temp files of `write_atomic` in `folder` whose writer is gone (killed mid-write)."""
+    out = []
+    now = time.time()
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+            continue
+        m = _TEMP_NAME.match(entry.name)
+        try:
+            if m is not None:
+                stale = not alive(int(m.group("pid")))
+            else:
+                stale = now - entry.stat().st_mtime > UNNAMED_TEMP_STALE_SECONDS
+        except OSError:
+            continue
+        if stale and entry.is_file():
+            out.append(entry)
+    return out
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` so that a reader sees the old or the new file, never a torn one.
 
@@ -29,7 +68,7 @@ def write_atomic(path: Path, text: str) -> None:
     the folder is fsynced after it so the new name itself survives a crash.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -29,7 +29,17 @@ from .kinds import kind_config, kind_experiment
 from .kinds.base import RunContext, StateKeeper, StopRequested, primary_metric
 from .kinds.spec import with_added_params
 from .ledger import Ledger
-from .runs import ARTIFACTS, HEARTBEAT_SECONDS, LOG, SUMMARY, Run, RunLock, this_host
+from .runs import (
+    ARTIFACTS,
+    HEARTBEAT_SECONDS,
+    LOG,
+    SUMMARY,
+    Run,
+    RunLock,
+    remove_stale_temp_files,
+    settled_active_seconds,
+    this_host,
+)
 from .secrets import RedactingFilter
 
 STOP_FILE = "stop.request"  # lets `labdeck stop` reach a runner on another host via the filesystem
@@ -125,6 +135,29 @@ def verify_config_md5(run: Run) -> None:
         )
 
 
+def verify_inputs(run: Run) -> None:
+    """Refuse to continue a run whose recorded input files changed since it was created.
+
+    A resumed run would otherwise mix records computed from two versions of its data
+    under one config.json. The refusal names each file with its recorded and current
+    sha256 (the plain hash of a file's bytes, as `sha256sum` prints it) and is kept in
+    state.json, so a queued run refused by its worker shows why in `ls` and `show`.
+    """
+    from .inputs import changed_since_recorded
+
+    changes = changed_since_recorded(run.config.get("inputs") or {})
+    if not changes:
+        return
+    message = (
+        f"{run.id}: refused: an input changed since the run was created, so resuming would "
+        "mix records from two versions of it: "
+        + "; ".join(changes)
+        + "; restore the file or start a new run"
+    )
+    run.set_aside("failed", last_error=message)
+    raise UserError(message)
+
+
 def execute(
     run: Run, listener: Callable[[dict[str, Any]], None] | None = None, console: bool = False
 ) -> str:
@@ -181,6 +214,8 @@ def _execute_locked(
 ) -> str:
     config = run.config
     verify_config_md5(run)
+    if lock is not None:  # rank 0 checks for all; a follower's shadow has no inputs of its own
+        verify_inputs(run)
     kind = config["kind"]
     cfg = kind_config(kind)
     try:
@@ -190,7 +225,10 @@ def _execute_locked(
             f"{run.path / 'config.json'}: params no longer valid for kind {kind!r}: {exc}"
         ) from None
     (run.path / STOP_FILE).unlink(missing_ok=True)
+    stale = remove_stale_temp_files(run) if lock is not None else []
     log = _setup_logging(run, console)
+    if stale:
+        log.info("removed temp files left by a killed writer: %s", ", ".join(stale))
     events = EventWriter(run.events_path)
     if listener:
         events.add_listener(listener)
@@ -201,11 +239,7 @@ def _execute_locked(
     now = time.time()
     # Time already spent running in earlier attempts (a crashed attempt counts up to
     # its last heartbeat), so elapsed time never includes the time a run sat stopped.
-    active_before = float(prior.get("active_seconds") or 0.0)
-    if prior.get("status") == "running" and prior.get("attempt_started"):
-        active_before = float(prior.get("active_before") or 0.0) + max(
-            0.0, float(prior.get("heartbeat") or 0.0) - float(prior["attempt_started"])
-        )
+    active_before = settled_active_seconds(prior)
     state.update(
         force=True,
         status="running",

@@ -24,7 +24,7 @@ import psutil
 
 from .durable import fsync_dir
 from .errors import RunLocked, UserError
-from .jsonio import read_json, write_atomic, write_json_atomic
+from .jsonio import read_json, stale_temp_files, write_atomic, write_json_atomic
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -154,6 +154,17 @@ def _scheduler_ended(state: dict[str, Any]) -> bool:
     return (state.get("slurm") or {}).get("state") in SCHEDULER_ENDED
 
 
+def settled_active_seconds(state: dict[str, Any]) -> float:
+    """Time spent running over every attempt that has ended: a crashed attempt (state
+    still `running`) counts up to its last heartbeat. What a new attempt starts from, and
+    what a run set aside (queued again, refused) keeps, so no attempt's time is lost."""
+    started = state.get("attempt_started")
+    if state.get("status") == "running" and started:
+        last = float(state.get("heartbeat") or started)
+        return float(state.get("active_before") or 0.0) + max(0.0, last - float(started))
+    return float(state.get("active_seconds") or 0.0)
+
+
 @dataclass
 class Run:
     """A run directory on disk, read lazily; nothing here imports a kind's code."""
@@ -206,6 +217,18 @@ class Run:
         write_json_atomic(self.path / STATE, state)
         return state
 
+    def set_aside(self, status: str, **changes: Any) -> dict[str, Any]:
+        """Give a run that is not running now a new `status` (queued again, failed before
+        it started), keeping the active time of every earlier attempt."""
+        state = self.state()
+        return self.write_state(
+            status=status,
+            pid=None,
+            active_seconds=settled_active_seconds(state),
+            attempt_started=None,
+            **changes,
+        )
+
     def summary(self) -> dict[str, Any]:
         try:
             return read_json(self.path / ARTIFACTS / SUMMARY)
@@ -236,6 +259,19 @@ def create_run_dir(results: Path, run_id: str, config_text: str) -> Run:
     fsync_dir(path)  # checkpoints/, artifacts/, config.json
     fsync_dir(results)  # the run directory's own name
     return run
+
+
+def remove_stale_temp_files(run: Run) -> list[str]:
+    """Remove what atomic writes of this run left when their writer was killed between
+    creating the temp file and renaming it (`.state.json.<pid>-….tmp`); a runner calls
+    this once it holds the run's lock. Files of a writer still alive are left alone."""
+    removed = []
+    for folder in (run.path, run.path / ARTIFACTS):
+        for tmp in stale_temp_files(folder, pid_alive):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(str(tmp.relative_to(run.path)))
+    return removed
 
 
 # --------------------------------------------------------------------------- lock

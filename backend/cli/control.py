@@ -55,8 +55,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
         or options.name != "local"
         or (options.processes > 1 and not inside_torchrun())
     ):
+        running = [r for r in todo if r.status() == "running"]
+        for r in running:  # its runner carries on; rewriting its state would orphan it
+            if not args.quiet:
+                say(f"{r.id} is running; left as it is")
+        todo = [r for r in todo if r not in running]
         for r in todo:
-            r.write_state(status="queued", pid=None)
+            r.set_aside("queued")  # keeps each earlier attempt's active time
+        if not todo:
+            return 0
         return launch_runs(args, todo, options)
     run = todo[0]
     if args.detach:

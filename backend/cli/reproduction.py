@@ -9,6 +9,8 @@ import json
 import shlex
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ..errors import UserError
 from ..runs import Run, resolve_run
 from .common import model_revision, results_of, run_of, say, targets_of
@@ -37,7 +39,12 @@ def _refuse_changed_inputs(original: Run, results: Path) -> None:
     from ..kinds.spec import with_added_params
 
     cfg = kind_config(original.kind)
-    params = cfg.Params.model_validate(with_added_params(cfg, original.config.get("params", {})))
+    try:
+        params = cfg.Params.model_validate(
+            with_added_params(cfg, original.config.get("params", {}))
+        )
+    except ValidationError as exc:
+        raise UserError(_no_longer_valid(original, exc)) from None
     source = f"{original.path / 'config.json'}"
     changes = changed_inputs(original.config.get("inputs", {}), params, results, source)
     recorded_model = original.config.get("model")
@@ -51,6 +58,19 @@ def _refuse_changed_inputs(original: Run, results: Path) -> None:
             f"{original.id}: inputs changed since the run, a reproduction would differ: "
             + "; ".join(changes)
         )
+
+
+def _no_longer_valid(original: Run, exc: ValidationError) -> str:
+    """One line for recorded parameters that fail validation today: most often an input
+    file a validator reads (a conversations file, a dataset) was edited since the run."""
+    from ..inputs import changed_since_recorded
+
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err.get("loc", ())) or "params"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    changed = changed_since_recorded(original.config.get("inputs") or {})
+    why = "; ".join(changed) if changed else "the parameters no longer validate"
+    return f"{original.id}: cannot reproduce: {why}; params.{loc} is now refused: {msg}"
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
