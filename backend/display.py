@@ -188,7 +188,9 @@ class PlainProgress:
             if (pct // 10 > self._last_pct // 10) or now - self._last_t >= self.every:
                 self._last_pct, self._last_t = pct, now
                 of = f"/{total} ({pct}%)" if total else ""
-                self._line(f"{e.get('phase') or self._phase} {done}{of}")
+                left = e.get("eta_seconds")
+                eta = f" ~{fmt_duration(left)} left" if left and total and done < total else ""
+                self._line(f"{e.get('phase') or self._phase} {done}{of}{eta}")
         elif t == "batch":
             self._line(f"batch size {e.get('size')} ({e.get('reason')})")
         elif t == "metric" and "step" not in e:
