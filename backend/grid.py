@@ -120,14 +120,31 @@ def _flatten_grid(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def merge_axes(from_preset: list[Axis], from_flags: list[Axis]) -> list[Axis]:
-    """Flags replace a preset axis of the same key; order: the preset's, then new flags."""
+    """Flags replace a preset axis of the same key; order: the preset's, then new flags.
+
+    The same key in two `--grid` flags is an error: keeping either would drop values the
+    user typed, and a union would be a guess about what was meant.
+    """
     by_key = {a.key: a for a in from_preset}
+    flagged: dict[str, Axis] = {}
     for a in from_flags:
-        if a.key in by_key and by_key[a.key] is not a:
-            by_key[a.key] = a
-        else:
-            by_key.setdefault(a.key, a)
+        if a.key in flagged:
+            first = ",".join(toml_value(v) for v in flagged[a.key].values)
+            again = ",".join(toml_value(v) for v in a.values)
+            raise UserError(
+                f"--grid {a.key}: given twice ({a.key}={first} and {a.key}={again}); "
+                f"give every value in one flag, e.g. --grid {a.key}={first},{again}"
+            )
+        flagged[a.key] = by_key[a.key] = a
     return list(by_key.values())
+
+
+def grid_size(axes: list[Axis]) -> int:
+    """Members the axes make, counted before any is validated."""
+    n = 1
+    for a in axes:
+        n *= len(a.values)
+    return n
 
 
 def expand(kind: str, raw: dict[str, Any], sets: list[str], axes: list[Axis]) -> list[Member]:

@@ -271,12 +271,13 @@ def list_presets(dirs: list[Path] | None = None) -> list[PresetInfo]:
 # --------------------------------------------------------------------------- --set
 
 
-def parse_value(text: str, key: str | None = None) -> Any:
+def parse_value(text: str, key: str | None = None, flag: str = "--set") -> Any:
     """A value in TOML syntax (`0.1`, `[1, 2]`, `true`, `"x"`); a bare word is a string.
 
-    `key` names the `--set` the value came from, so an error says which one is wrong.
+    `key` names the `--set` (or other `flag`) the value came from, so an error says
+    which one is wrong.
     """
-    where = f"--set {key}={shorten(text, 40)}" if key else f"--set value {clip(text, 40)}"
+    where = f"{flag} {key}={shorten(text, 40)}" if key else f"{flag} value {clip(text, 40)}"
     if text == NULL:
         return None
     if not text.strip():
@@ -303,22 +304,22 @@ def parse_value(text: str, key: str | None = None) -> Any:
     return value
 
 
-def parse_set(item: str) -> tuple[list[str], Any]:
+def parse_set(item: str, flag: str = "--set") -> tuple[list[str], Any]:
     if "=" not in item:
         raise UserError(
-            f"--set {clip(item)}: expected key=value (TOML value syntax, dotted keys for nesting)"
+            f"{flag} {clip(item)}: expected key=value (TOML value syntax, dotted keys for nesting)"
         )
     key, _, raw = item.partition("=")
     parts = [p.strip() for p in key.strip().split(".")]
     if not all(parts):
-        raise UserError(f"--set {clip(item)}: empty key")
-    return parts, parse_value(raw.strip(), ".".join(parts))
+        raise UserError(f"{flag} {clip(item)}: empty key")
+    return parts, parse_value(raw.strip(), ".".join(parts), flag)
 
 
-def apply_sets(params: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+def apply_sets(params: dict[str, Any], sets: list[str], flag: str = "--set") -> dict[str, Any]:
     out = copy.deepcopy(params)
     for item in sets:
-        parts, value = parse_set(item)
+        parts, value = parse_set(item, flag)
         node = out
         for p in parts[:-1]:
             nxt = node.get(p)
@@ -425,7 +426,9 @@ def resolve(
     merged = apply_sets(raw, sets)
     set_keys = {".".join(parse_set(s)[0]) for s in sets}
     try:
-        model = cfg.Params.model_validate(merged)
+        # Strict: a TOML bool is a bool and an int an int; "yes" is no bool, `true` no
+        # epoch count, 3.5 no int. (Ints still pass where a float is expected.)
+        model = cfg.Params.model_validate(merged, strict=True)
     except ValidationError as exc:
         raise UserError(_describe_error(exc.errors()[0], source, set_keys, cfg.Params)) from None
     _refuse_non_finite(model.model_dump(), source, set_keys)

@@ -22,6 +22,9 @@ from .common import (
     say,
 )
 
+# Runs a grid may have before `run` asks for --yes.
+LARGE_GRID = 1000
+
 
 def _resolve_args(args: argparse.Namespace):
     from ..presets import load_preset, resolve
@@ -176,11 +179,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_grid(args, preset, resolved, title, options, axes) -> int:
     """Expand, validate every member, then create them all (queued) and launch them."""
-    from ..grid import expand, new_group_id
+    from ..grid import expand, grid_size, new_group_id
     from ..groups import list_groups
 
     if args.into:
         raise UserError("--grid cannot be combined with a reproduction")
+    size = grid_size(axes)
+    if size > LARGE_GRID and not (args.yes or args.dry_run):
+        raise UserError(
+            f"--grid: {size} runs ({' × '.join(f'{a.key}({len(a.values)})' for a in axes)}); "
+            f"a grid of more than {LARGE_GRID} runs starts only with --yes"
+        )
     members = expand(resolved.kind, getattr(preset, "params", {}) or {}, args.set, axes)
     if args.dry_run:
         return _grid_dry_run(args, members, axes)
