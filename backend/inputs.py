@@ -119,6 +119,11 @@ def _looks_like_path(value: str) -> bool:
     return "/" in value and _exists(Path(head))
 
 
+def looks_like_hub_id(value: str) -> bool:
+    """`org/name` or `name` in the characters a Hugging Face repository id may hold."""
+    return bool(_HUB_ID.match(value))
+
+
 def local_path(value: str) -> Path | None:
     """`value` as a path with `~` expanded; None when it cannot name a local file at all
     (a NUL byte, an unknown `~user`)."""
@@ -180,11 +185,37 @@ def _resolve_run_ref(value: str, spec: Input, results: Path, where: str) -> Reso
     return ResolvedInput(where.rsplit("params.", 1)[-1], value, path, run=ref)
 
 
+def describe_path(path: Path) -> str:
+    """What is at `path`, in words: `a folder`, `a character device`, `no such file`…
+    so a refusal says what the user actually pointed at."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "no such file or folder"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    for test, words in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
 def _check_what(path: Path, spec: Input, where: str, value: str) -> None:
     if spec.what == "file" and not path.is_file():
-        raise UserError(f"{where}: {value}: not a regular file")
+        raise UserError(f"{where}: {value}: {describe_path(path)}, not a regular file")
     if spec.what == "dir" and not path.is_dir():
-        raise UserError(f"{where}: {value}: not a folder")
+        raise UserError(f"{where}: {value}: {describe_path(path)}, not a folder")
+    if spec.what == "any" and not (path.is_file() or path.is_dir()):
+        raise UserError(f"{where}: {value}: {describe_path(path)}, not a file or folder")
 
 
 def _resolve_one(value: str, spec: Input, results: Path, where: str, name: str) -> ResolvedInput:

@@ -24,6 +24,7 @@ Events beyond the common ones (declared as views below, rendered generically):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -244,3 +245,19 @@ class Params(BaseModel):
         if self.start_batch_size > self.max_batch_size:
             raise ValueError("start_batch_size exceeds max_batch_size")
         return self
+
+
+def preflight(params: Params, where: Callable[[str], str]) -> None:
+    """Names that fail only when used, checked at validation: the models loaded here (a
+    judge like `[red]x[/` is no folder, alias or hub id) and the output folder."""
+    from ...models import EMBEDDED
+    from ..model_files import check_local_model_name, check_output_folder
+
+    if params.provider == "local":
+        aliases = tuple(EMBEDDED)
+        if "evaluate" in params.stages:
+            check_local_model_name(params.judge, where("judge"), aliases)
+        if "process" in params.stages:
+            check_local_model_name(params.generation_model, where("generation_model"), aliases)
+    if params.output:
+        check_output_folder(params.output, where("output"))
