@@ -60,6 +60,12 @@ def stale_temp_files(folder: Path, alive: Callable[[int], bool]) -> list[Path]:
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` so that a reader sees the old or the new file, never a torn one.
 
@@ -68,8 +74,14 @@ def write_atomic(path: Path, text: str) -> None:
     the folder is fsynced after it so the new name itself survives a crash.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent
+        )
+    except OSError as exc:  # name the file being written, not its temp twin
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would differ from other files
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -9,6 +9,7 @@ recorded is touched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from .errors import UserError
+from .errors import UserError, describe_os_error
 from .events import EventWriter
 from .jsonio import write_json_atomic
 from .kinds import kind_config, kind_experiment
@@ -36,7 +37,9 @@ from .runs import (
     SUMMARY,
     Run,
     RunLock,
+    release_state_space,
     remove_stale_temp_files,
+    reserve_state_space,
     settled_active_seconds,
     this_host,
 )
@@ -52,6 +55,14 @@ def request_stop_file(run: Run) -> Path:
     return path
 
 
+class _LogFile(logging.FileHandler):
+    """runner.log; a write it cannot make (a full disk) is dropped, not printed as a
+    traceback on the console for every line: the run's end names the disk error."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        return None
+
+
 def _setup_logging(run: Run, console: bool) -> logging.Logger:
     log = logging.getLogger(f"labdeck.run.{run.id}")
     log.setLevel(logging.INFO)
@@ -59,7 +70,7 @@ def _setup_logging(run: Run, console: bool) -> logging.Logger:
     for h in list(log.handlers):
         log.removeHandler(h)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    fh = logging.FileHandler(run.path / LOG, encoding="utf-8")
+    fh = _LogFile(run.path / LOG, encoding="utf-8")
     fh.setFormatter(fmt)
     log.addHandler(fh)
     if console:
@@ -101,15 +112,22 @@ class _Monitor(threading.Thread):
     def run(self) -> None:
         next_mem = time.time() + MEMORY_SECONDS
         while not self._done.wait(HEARTBEAT_SECONDS):
-            self.state.flush(heartbeat=True)
-            self.ledger.sync()  # bounds how long a finished unit waits for its group commit
-            if self.lock is not None:
-                self.lock.heartbeat()
-            if self.stop_file.exists():
-                self.stop.set()
-            if time.time() >= next_mem:
-                next_mem = time.time() + MEMORY_SECONDS
-                self.sample_memory()
+            try:
+                next_mem = self._beat(next_mem)
+            except OSError:
+                pass  # a full disk: the kind's next write fails and ends the run with the reason
+
+    def _beat(self, next_mem: float) -> float:
+        self.state.flush(heartbeat=True)
+        self.ledger.sync()  # bounds how long a finished unit waits for its group commit
+        if self.lock is not None:
+            self.lock.heartbeat()
+        if self.stop_file.exists():
+            self.stop.set()
+        if time.time() >= next_mem:
+            next_mem = time.time() + MEMORY_SECONDS
+            self.sample_memory()
+        return next_mem
 
     def finish(self) -> None:
         self._done.set()
@@ -226,6 +244,7 @@ def _execute_locked(
         ) from None
     (run.path / STOP_FILE).unlink(missing_ok=True)
     stale = remove_stale_temp_files(run) if lock is not None else []
+    reserve_state_space(run)
     log = _setup_logging(run, console)
     if stale:
         log.info("removed temp files left by a killed writer: %s", ", ".join(stale))
@@ -296,31 +315,45 @@ def _execute_locked(
         status, error = "interrupted", "interrupted by a second Ctrl-C"
     except UserError as exc:
         error = str(exc)
+    except OSError as exc:  # a full or read-only disk: the path and the errno, by name
+        where = "" if exc.filename is not None else f"{run.path}: "
+        error = f"{type(exc).__name__}: {where}{describe_os_error(exc)}"
+        with contextlib.suppress(OSError):
+            log.error("%s\n%s", error, traceback.format_exc())
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        log.error("%s\n%s", error, traceback.format_exc())
+        with contextlib.suppress(OSError):
+            log.error("%s\n%s", error, traceback.format_exc())
     finally:
         monitor.finish()
         if in_main:
             for s, h in previous.items():
                 signal.signal(s, h)
-    if error:
-        events.emit("error", message=error)
-        log.error("failed: %s", error)
-    events.emit("status", status=status, records=len(ledger))
-    log.info("run %s %s with %d records", run.id, status, len(ledger))
+    # From here on the disk may be full: the final state.json comes first and, should it
+    # fail, again in the space the reserve held; the rest is best effort.
     ended = time.time()
-    state.update(
-        force=True,
-        status=status,
-        ended=ended,
-        last_error=error,
-        records=len(ledger),
-        active_seconds=active_before + (ended - now),
-    )
-    ctx.close()
-    events.close()
-    ledger.close()
+    final_state = {
+        "status": status,
+        "ended": ended,
+        "last_error": error,
+        "records": len(ledger),
+        "active_seconds": active_before + (ended - now),
+    }
+    try:
+        state.update(force=True, **final_state)
+    except OSError:
+        release_state_space(run)
+        state.update(force=True, **final_state)
+    release_state_space(run)
+    with contextlib.suppress(OSError):
+        if error:
+            events.emit("error", message=error)
+            log.error("failed: %s", error)
+        events.emit("status", status=status, records=len(ledger))
+        log.info("run %s %s with %d records", run.id, status, len(ledger))
+    for close in (ctx.close, events.close, ledger.close):
+        with contextlib.suppress(OSError):
+            close()
     for h in list(log.handlers):
         h.close()
         log.removeHandler(h)

@@ -35,6 +35,10 @@ CHECKPOINTS = "checkpoints"
 ARTIFACTS = "artifacts"
 SUMMARY = "summary.json"  # inside artifacts/: final metrics, written at completion
 LOCK = ".lock"  # flock guard (local filesystems)
+# Space a runner holds while it runs so that, when the disk fills, freeing it lets the
+# final state.json (status failed, the reason) still be written.
+STATE_RESERVE = ".state.reserve"
+STATE_RESERVE_BYTES = 256 << 10
 RUNNER_LOCK = ".runner.lock"  # O_EXCL lock file naming its holder (holds on NFS)
 
 STATUSES = ("queued", "running", "interrupted", "failed", "completed", "crashed")
@@ -244,6 +248,26 @@ class Run:
         return self.path / RECORDS
 
 
+def check_results_writable(results: Path) -> None:
+    """Refuse, before anything is created, a results folder that cannot hold new runs
+    (read-only, full, not a folder): one line with the folder and the errno, exit 2."""
+    import errno
+    import tempfile
+
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".labdeck-probe-", dir=results)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, "")
+        raise UserError(
+            f"results folder {results}: {exc.strerror or exc}"
+            + (f" ({name})" if name else "")
+            + "; no run can be created there (set --results or $LABDECK_RESULTS)"
+        ) from None
+
+
 def create_run_dir(results: Path, run_id: str, config_text: str) -> Run:
     """Create the directory and its write-once config.json (exclusive: never overwrites)."""
     path = results / run_id
@@ -259,6 +283,25 @@ def create_run_dir(results: Path, run_id: str, config_text: str) -> Run:
     fsync_dir(path)  # checkpoints/, artifacts/, config.json
     fsync_dir(results)  # the run directory's own name
     return run
+
+
+def reserve_state_space(run: Run) -> None:
+    """Hold STATE_RESERVE_BYTES in the run directory (best effort: a disk already full
+    gets no reserve, and the run will fail on its first write anyway)."""
+    path = run.path / STATE_RESERVE
+    try:
+        with open(path, "wb") as fh:
+            fh.write(b"\0" * STATE_RESERVE_BYTES)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def release_state_space(run: Run) -> None:
+    with contextlib.suppress(OSError):
+        (run.path / STATE_RESERVE).unlink()
 
 
 def remove_stale_temp_files(run: Run) -> list[str]:

@@ -81,7 +81,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _reproduce_one(args: argparse.Namespace, original: Run) -> int:
     from ..launch import launch_detached
-    from ..runs import CONFIG, LOG, create_run_dir, repro_run_id
+    from ..runs import CONFIG, LOG, check_results_writable, create_run_dir, repro_run_id
     from . import main
 
     results = results_of(args)
@@ -90,6 +90,7 @@ def _reproduce_one(args: argparse.Namespace, original: Run) -> int:
     if not command:
         raise UserError(f"{original.path / CONFIG}: no commands.run_explicit to reproduce from")
     _refuse_changed_inputs(original, results)
+    check_results_writable(results)
     repro = create_run_dir(results, repro_run_id(results, original.id), text)
     repro.write_state(reproduction_of=original.id)
     argv = [*shlex.split(command)[1:], *_added_param_sets(original), "--into", str(repro.path)]

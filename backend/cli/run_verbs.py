@@ -125,9 +125,13 @@ def _md5_as_recorded(run: Run, resolved) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..runs import check_results_writable
+
     preset, resolved, title = _resolve_args(args)
     options = _launcher_options(args, preset)
     axes = _grid_axes(args, preset)
+    if not args.dry_run and not args.into:
+        check_results_writable(results_of(args))
     if axes:
         return _run_grid(args, preset, resolved, title, options, axes)
     if args.dry_run:
