@@ -174,3 +174,26 @@ def test_resume_removes_temp_files_a_killed_writer_left(results_dir: Path, lab) 
     assert not any(f.exists() for f in left)
     assert mine.exists()
     assert "removed temp files left by a killed writer" in (run.path / "runner.log").read_text()
+
+
+def test_a_feedback_run_refuses_to_start_on_an_edited_conversations_file(
+    results_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """The check is the runner's: any kind, any attempt (here a run that waited queued
+    while its conversations file was edited), before the kind reads anything."""
+    from labdeck.backend.cli.run_verbs import _new_run
+    from labdeck.backend.kinds.feedback.conversations import __file__ as conv_module
+    from labdeck.backend.presets import resolve
+
+    bundled = Path(conv_module).parent / "data" / "conversations.jsonl"
+    convs = tmp_path / "convs.jsonl"
+    convs.write_text(bundled.read_text())
+    run = _new_run(results_dir, None, resolve("feedback", {"conversations": str(convs)}), "fb")
+    before = _sha(convs)
+    lines = convs.read_text().splitlines()
+    convs.write_text("\n".join(lines[1:]) + "\n")  # still valid, one conversation fewer
+    assert main(["resume", run.short_id, "--quiet"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "params.conversations" in line and str(convs.resolve()) in line
+    assert f"recorded sha256 {before}" in line and f"now {_sha(convs)}" in line
+    assert not run.records_path.exists() or _records(run) == 0
