@@ -299,8 +299,8 @@ def active_seconds(state: dict[str, Any], status: str, now: float | None = None)
 def progress_text(state: dict[str, Any], now: float | None = None) -> str:
     """`evaluate 3/10 ~1:20 left` / `train 34/80 stopped early` / `-`: for `ls` and tables."""
     name, done, total, stopped = main_phase(state)
-    if done is None and not total:
-        return name or "-"
+    if not done and not total:
+        return name or "-"  # a phase of unknown length (`load`) that has counted nothing
     text = f"{done or 0}/{total}" if total else str(done)
     if name:
         text = f"{name} {text}"

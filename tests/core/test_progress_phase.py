@@ -59,6 +59,12 @@ def test_a_completed_em_run_shows_its_end_not_a_stale_phase() -> None:
     assert progress_text(old) == "summary 1/1"
 
 
+def test_a_phase_of_unknown_length_shows_its_name() -> None:
+    state = {"status": "running", "phase": "load", "done": 0, "total": None}
+    assert progress_text(state) == "load"
+    assert progress_text({}) == "-"
+
+
 def test_time_left_is_shown_for_a_running_phase_and_not_once_it_ended() -> None:
     now = 1000.0
     state = {"status": "running", "phase": "process", "done": 4, "total": 10,
