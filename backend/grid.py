@@ -147,10 +147,14 @@ def grid_size(axes: list[Axis]) -> int:
     return n
 
 
-def expand(kind: str, raw: dict[str, Any], sets: list[str], axes: list[Axis]) -> list[Member]:
-    """Every member of the grid, validated; the first bad value stops with a one-line error."""
+def expand(
+    kind: str, raw: dict[str, Any], sets: list[str], axes: list[Axis], source: str = "grid"
+) -> list[Member]:
+    """Every member of the grid, validated; the first bad value stops with a one-line error
+    blaming the `--grid` flag, the `--set` or the preset (`source`) that gave it."""
     if not axes:
         return []
+    flags = {a.key: "--grid" for a in axes if a.source.startswith("--grid")}
     known = set(_flatten_params(kind))
     for a in axes:
         if a.key not in known:
@@ -165,17 +169,18 @@ def expand(kind: str, raw: dict[str, Any], sets: list[str], axes: list[Axis]) ->
         coords = dict(zip((a.key for a in axes), combo, strict=True))
         member_sets = [*sets, *(f"{k}={toml_value(v)}" for k, v in coords.items())]
         try:
-            resolved = resolve(kind, raw, member_sets, source="grid")
+            resolved = resolve(kind, raw, member_sets, source=source, flags=flags)
         except UserError as exc:
             bad = _axis_of(str(exc), axes)
-            raise UserError(
-                f"{bad.source if bad else 'grid'}: {str(exc).split(': ', 1)[-1]}"
-            ) from None
+            if bad is None or bad.source.startswith("--grid"):
+                raise  # already names the flags (and the preset) that combine badly
+            raise UserError(f"{bad.source}: {str(exc).split(': ', 1)[-1]}") from None
         members.append(Member(i, coords, resolved))
     return members
 
 
 def _axis_of(message: str, axes: list[Axis]) -> Axis | None:
+    """The axis a member's error is about (a preset `[grid]` axis is named by its table)."""
     for a in axes:
         if f"params.{a.key}" in message or f"--set {a.key}" in message:
             return a

@@ -355,25 +355,39 @@ def defaults_of(kind: str) -> dict[str, Any]:
     return kind_config(kind).Params().model_dump(mode="json")
 
 
-def blame(loc: str, source: str, set_keys: set[str]) -> str:
+def blame(loc: str, source: str, set_keys: set[str], flags: Mapping[str, str] | None = None) -> str:
     """Who gave the value at `loc`: a `--set` when it set that key (or one inside it), else `source`.
 
-    A check of a whole table (loc "" or "memory") that a `--set` reached names that `--set`
-    too, with the preset it applied to, since the combination is what fails.
+    `flags` names another flag for some keys (a grid's axes: `--grid`). A check of a
+    whole table (loc "" or "memory") that a flag reached names that flag too, with the
+    preset it applied to, since the combination is what fails.
     """
-    if loc in set_keys or any(loc.startswith(k + ".") for k in set_keys):
-        return f"--set {loc}"
+
+    def flag(key: str) -> str:
+        return (flags or {}).get(key, "--set")
+
+    owner = next((k for k in set_keys if loc == k or loc.startswith(k + ".")), None)
+    if owner is not None:
+        return f"{flag(owner)} {loc}"
     inside = sorted(k for k in set_keys if not loc or k.startswith(loc + "."))
     if inside:
-        return f"--set {', '.join(inside)} (with {source})"
+        by_flag: dict[str, list[str]] = {}
+        for k in inside:
+            by_flag.setdefault(flag(k), []).append(k)
+        named = ", ".join(f"{f} {', '.join(keys)}" for f, keys in by_flag.items())
+        return f"{named} (with {source})"
     return source
 
 
 def _describe_error(
-    err: Mapping[str, Any], source: str, set_keys: set[str], params_cls: type[BaseModel]
+    err: Mapping[str, Any],
+    source: str,
+    set_keys: set[str],
+    params_cls: type[BaseModel],
+    flags: Mapping[str, str] | None = None,
 ) -> str:
     loc = ".".join(str(x) for x in err.get("loc", ()))
-    source = blame(loc, source, set_keys)
+    source = blame(loc, source, set_keys, flags)
     if err.get("type") == "extra_forbidden":
         known = list(flatten(params_cls().model_dump(mode="json")))
         close = difflib.get_close_matches(loc, known, n=1)
@@ -390,7 +404,9 @@ def _describe_error(
     return f"{source}: {name}: {shorten(msg, 300)}{got_txt}"
 
 
-def _refuse_non_finite(values: dict[str, Any], source: str, set_keys: set[str]) -> None:
+def _refuse_non_finite(
+    values: dict[str, Any], source: str, set_keys: set[str], flags: Mapping[str, str] | None
+) -> None:
     """No parameter of any kind is NaN or infinite: config.json (JSON) cannot even hold one,
     and a run would only "complete" with NaN results."""
     for key, value in flatten(values).items():
@@ -403,7 +419,7 @@ def _refuse_non_finite(values: dict[str, Any], source: str, set_keys: set[str]) 
                 stack.extend(v.values())
             elif isinstance(v, float) and not math.isfinite(v):
                 raise UserError(
-                    f"{blame(key, source, set_keys)}: params.{key}: must be a finite number "
+                    f"{blame(key, source, set_keys, flags)}: params.{key}: must be a finite number "
                     f"(got {clip(value)})"
                 )
 
@@ -414,8 +430,12 @@ def resolve(
     sets: list[str] | None = None,
     source: str = "params",
     results: Path | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> Resolved:
     """Validate `raw` (+ `--set` overrides) against the kind's schema: the explicit parameter set.
+
+    `flags` names the flag that set some of the `sets` keys when it was not `--set`
+    (a grid member's coordinates: `--grid`), so an error blames the flag the user typed.
 
     Input files and run references (in `results`) are checked here too, and then the
     kind's own `preflight` (devices, dataset contents), so everything knowable before
@@ -430,8 +450,10 @@ def resolve(
         # epoch count, 3.5 no int. (Ints still pass where a float is expected.)
         model = cfg.Params.model_validate(merged, strict=True)
     except ValidationError as exc:
-        raise UserError(_describe_error(exc.errors()[0], source, set_keys, cfg.Params)) from None
-    _refuse_non_finite(model.model_dump(), source, set_keys)
+        raise UserError(
+            _describe_error(exc.errors()[0], source, set_keys, cfg.Params, flags)
+        ) from None
+    _refuse_non_finite(model.model_dump(), source, set_keys, flags)
     params = model.model_dump(mode="json")
     defaults = defaults_of(kind)
     flat_p, flat_d = flatten(params), flatten(defaults)
@@ -440,11 +462,11 @@ def resolve(
     inputs = check_inputs(
         model,
         results or default_results_dir(),
-        lambda name: f"{blame(name.split('[')[0], source, set_keys)}: params.{name}",
+        lambda name: f"{blame(name.split('[')[0], source, set_keys, flags)}: params.{name}",
     )
     preflight = preflight_hook(cfg)
     if preflight is not None:
-        preflight(model, lambda name: f"{blame(name, source, set_keys)}: params.{name}")
+        preflight(model, lambda name: f"{blame(name, source, set_keys, flags)}: params.{name}")
     return Resolved(kind, model, params, defaults, overrides, inputs)
 
 

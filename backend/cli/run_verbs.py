@@ -194,7 +194,8 @@ def _run_grid(args, preset, resolved, title, options, axes) -> int:
             f"--grid: {size} runs ({' × '.join(f'{a.key}({len(a.values)})' for a in axes)}); "
             f"a grid of more than {LARGE_GRID} runs starts only with --yes"
         )
-    members = expand(resolved.kind, getattr(preset, "params", {}) or {}, args.set, axes)
+    source = str(preset.path) if preset is not None else f"--kind {resolved.kind}"
+    members = expand(resolved.kind, getattr(preset, "params", {}) or {}, args.set, axes, source)
     if args.dry_run:
         return _grid_dry_run(args, members, axes)
     results = results_of(args)

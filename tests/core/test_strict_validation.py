@@ -91,3 +91,12 @@ def test_a_preset_launcher_table_is_blamed_on_the_preset(
     preset.write_text('kind = "counter"\n[launcher]\nconcurrency = "x"\n')
     assert main(["run", str(preset), "--launch", "processes=1", "--dry-run"]) == 2
     assert f"{preset}: launcher.concurrency" in _one_error(capsys)
+
+
+def test_a_grid_point_that_breaks_a_cross_check_blames_the_grid_and_the_set(
+    results_dir: Path, capsys
+) -> None:
+    argv = ["run", "--kind", "kt", "--set", "d_model=32", "--grid", "n_heads=2,5", "--dry-run"]
+    assert main(argv) == 2
+    line = _one_error(capsys)
+    assert "--set d_model, --grid n_heads (with --kind kt): params: n_heads (5) must divide" in line
