@@ -80,6 +80,8 @@ def test_em_dataset_that_is_a_device_says_what_it_is(results_dir: Path, capsys) 
 def test_feedback_judge_that_names_nothing_is_refused(results_dir: Path, capsys) -> None:
     line = _refused(["run", "--kind", "feedback", "--set", 'judge="[red]x[/"'], results_dir, capsys)
     assert "params.judge: '[red]x[/'" in line and "not a hub id" in line
+    line = _refused(["run", "--kind", "em", "--set", 'judge_model="[red]x[/"'], results_dir, capsys)
+    assert "params.judge_model: '[red]x[/'" in line
 
 
 def test_feedback_output_that_is_no_folder_is_refused(results_dir: Path, capsys) -> None:

@@ -343,12 +343,20 @@ def preflight(params: Params, where: Callable[[str], str]) -> None:
     weights): a model path is a transformers folder, a persona path a LoRA adapter, the
     target modules exist in the architecture, the layers in the model."""
     from ...models import EMBEDDED, embedded_dir
-    from ..model_files import adapter_config, check_layers, check_target_modules, model_config
+    from ..model_files import (
+        adapter_config,
+        check_layers,
+        check_local_model_name,
+        check_target_modules,
+        model_config,
+    )
 
     embedded = embedded_dir(params.model) if params.model in EMBEDDED else None
     config = model_config(params.model, where("model"), embedded)
     if params.persona != BASELINE and params.persona not in BUNDLED_PERSONAS:
         adapter_config(params.persona, where("persona"))
+    if params.judge == "local" and params.evaluate:
+        check_local_model_name(params.judge_model, where("judge_model"), tuple(EMBEDDED))
     if config is None:
         return
     check_target_modules(config, params.target_modules, where("target_modules"))
