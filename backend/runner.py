@@ -172,7 +172,10 @@ def verify_inputs(run: Run) -> None:
         + "; ".join(changes)
         + "; restore the file or start a new run"
     )
-    run.set_aside("failed", last_error=message)
+    # A run that cannot start (queued, or crashed while `running`) is failed with the
+    # reason; a stopped or failed run keeps its status and gains the reason.
+    status = run.state().get("status")
+    run.set_aside("failed" if status in ("queued", "running") else str(status), last_error=message)
     raise UserError(message)
 
 

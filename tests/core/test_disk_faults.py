@@ -96,3 +96,8 @@ def test_a_run_that_fills_the_disk_ends_failed_with_the_reason(small_disk: Path,
     assert run.status() == "failed"  # not `crashed`: the runner wrote its end
     assert 0 < st["records"] < 3000
     assert not (run.path / ".state.reserve").exists()
+    # with room again, resume finishes it: nothing recorded is lost or repeated
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    lab("resume", run.id, "--quiet", env={"LABDECK_RESULTS": str(results)}, check=True)
+    keys = [json.loads(x)["key"] for x in run.records_path.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 3000

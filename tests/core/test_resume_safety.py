@@ -63,7 +63,7 @@ def test_resume_refuses_an_input_edited_mid_run_naming_the_file_and_both_hashes(
     assert f"recorded sha256 {recorded}" in line and f"now {now}" in line
     assert _records(run) == n  # nothing computed from the new text
     st = run.state()
-    assert st["status"] == "failed" and st["last_error"] in line
+    assert st["status"] == "interrupted" and st["last_error"] in line  # still as it was
     q = lab("resume", run.short_id, "--quiet")  # quiet still says why
     assert q.returncode == 2 and f"now {now}" in q.stderr
     data.write_text("a\nb\n")  # restored: the run continues where it was
