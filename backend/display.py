@@ -196,7 +196,9 @@ class PlainProgress:
             if (pct // 10 > self._last_pct // 10) or now - self._last_t >= self.every:
                 self._last_pct, self._last_t = pct, now
                 of = f"/{total} ({pct}%)" if total else ""
-                self._line(f"{e.get('phase') or self._phase} {done}{of}")
+                left = e.get("eta_seconds")
+                eta = f" ~{fmt_duration(left)} left" if left and total and done < total else ""
+                self._line(f"{e.get('phase') or self._phase} {done}{of}{eta}")
         elif t == "batch":
             self._line(f"batch size {e.get('size')} ({e.get('reason')})")
         elif t == "metric" and "step" not in e:
@@ -245,22 +247,42 @@ def table(
 
 
 def main_phase(state: dict[str, Any]) -> tuple[str | None, int | None, int | None, str | None]:
-    """(phase, done, total, stop reason) of the phase that measures a run's progress.
+    """(phase, done, total, stop reason) of what a run is doing, or how it ended.
 
-    That is the phase with the most units (a kt run's 80 epochs, not its 1-unit eval
-    phase that follows), so `ls` and the dashboard say `train 34/80` for a run that
-    stopped early at epoch 34, with the reason the kind gave for stopping.
+    A run at work shows the phase it is in now with that phase's counts (a feedback run
+    judging shows `evaluate 3/10`, not the finished `process 10/10` before it). A run
+    whose last phase is over (a completed run) shows its end: that last phase, unless
+    an earlier phase stopped early, which is then how the run ended (`train 34/80
+    stopped early`, not the 1-unit eval phase that follows).
     """
-    phases = state.get("phases")
-    if isinstance(phases, dict) and phases:
-        name, info = max(
-            ((n, i) for n, i in phases.items() if isinstance(i, dict)),
-            key=lambda item: item[1].get("total") or 0,
-            default=(None, {}),
-        )
-        if name is not None:
-            return name, info.get("done"), info.get("total"), info.get("stopped")
-    return state.get("phase"), state.get("done"), state.get("total"), None
+    phases = state.get("phases") if isinstance(state.get("phases"), dict) else {}
+    phases = {n: i for n, i in phases.items() if isinstance(i, dict)}
+    current = state.get("phase") or (list(phases)[-1] if phases else None)
+    if current is None:
+        return None, state.get("done"), state.get("total"), None
+    info = phases.get(current, {})
+    if state.get("phase") == current:
+        done, total = state.get("done"), state.get("total")
+    else:
+        done, total = info.get("done"), info.get("total")
+    over = state.get("status") == "completed" or (
+        total is not None and done is not None and done >= total
+    )
+    stopped = [(n, i) for n, i in phases.items() if i.get("stopped")]
+    if over and stopped and current not in dict(stopped):
+        name, info = stopped[-1]
+        return name, info.get("done"), info.get("total"), info.get("stopped")
+    return current, done, total, info.get("stopped")
+
+
+def eta_seconds(state: dict[str, Any], now: float | None = None) -> float | None:
+    """Seconds the current phase still needs, as the runner last estimated them, less
+    the time since (None when unknown or the run is not running)."""
+    left, at = state.get("eta_seconds"), state.get("eta_at")
+    if state.get("status") != "running" or not isinstance(left, int | float) or not at:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, float(left) - max(0.0, now - float(at)))
 
 
 def active_seconds(state: dict[str, Any], status: str, now: float | None = None) -> float | None:
@@ -284,12 +306,17 @@ def active_seconds(state: dict[str, Any], status: str, now: float | None = None)
     return max(0.0, end - started)
 
 
-def progress_text(state: dict[str, Any]) -> str:
-    """`train 34/80 stopped early` / `sweep 12/32` / `-`: for `ls` and tables."""
+def progress_text(state: dict[str, Any], now: float | None = None) -> str:
+    """`evaluate 3/10 ~1:20 left` / `train 34/80 stopped early` / `-`: for `ls` and tables."""
     name, done, total, stopped = main_phase(state)
-    if done is None and not total:
-        return "-"
+    if not done and not total:
+        return name or "-"  # a phase of unknown length (`load`) that has counted nothing
     text = f"{done or 0}/{total}" if total else str(done)
     if name:
         text = f"{name} {text}"
-    return f"{text} stopped early" if stopped else text
+    if stopped:
+        return f"{text} stopped early"
+    left = eta_seconds(state, now)
+    if left is not None and total and (done or 0) < total:
+        text += f" ~{fmt_duration(left)} left"
+    return text

@@ -46,6 +46,19 @@ def clip(value: Any, limit: int = MAX_QUOTE) -> str:
     return f"{text[: limit - 1]}… ({len(text)} characters)"
 
 
+def describe_os_error(exc: OSError) -> str:
+    """`PATH: Read-only file system (EROFS)`: the path and the errno by name, one line."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    what = exc.strerror or str(exc)
+    where = exc.filename if exc.filename is not None else None
+    text = f"{where}: {what}" if where is not None else what
+    if exc.filename2 is not None:
+        text += f" (to {exc.filename2})"
+    return one_line(f"{text} ({name})" if name else text)
+
+
 class UserError(Exception):
     """Bad input: printed as one line, exit status 2, nothing half-written."""
 

@@ -120,13 +120,22 @@ def _flatten_grid(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def merge_axes(from_preset: list[Axis], from_flags: list[Axis]) -> list[Axis]:
-    """Flags replace a preset axis of the same key; order: the preset's, then new flags."""
+    """Flags replace a preset axis of the same key; order: the preset's, then new flags.
+
+    The same key in two `--grid` flags is an error: keeping either would drop values the
+    user typed, and a union would be a guess about what was meant.
+    """
     by_key = {a.key: a for a in from_preset}
+    flagged: dict[str, Axis] = {}
     for a in from_flags:
-        if a.key in by_key and by_key[a.key] is not a:
-            by_key[a.key] = a
-        else:
-            by_key.setdefault(a.key, a)
+        if a.key in flagged:
+            first = ",".join(toml_value(v) for v in flagged[a.key].values)
+            again = ",".join(toml_value(v) for v in a.values)
+            raise UserError(
+                f"--grid {a.key}: given twice ({a.key}={first} and {a.key}={again}); "
+                f"give every value in one flag, e.g. --grid {a.key}={first},{again}"
+            )
+        flagged[a.key] = by_key[a.key] = a
     return list(by_key.values())
 
 
@@ -144,10 +153,22 @@ def launcher_sets(coords: dict[str, Any]) -> list[str]:
     ]
 
 
-def expand(kind: str, raw: dict[str, Any], sets: list[str], axes: list[Axis]) -> list[Member]:
-    """Every member of the grid, validated; the first bad value stops with a one-line error."""
+def grid_size(axes: list[Axis]) -> int:
+    """Members the axes make, counted before any is validated."""
+    n = 1
+    for a in axes:
+        n *= len(a.values)
+    return n
+
+
+def expand(
+    kind: str, raw: dict[str, Any], sets: list[str], axes: list[Axis], source: str = "grid"
+) -> list[Member]:
+    """Every member of the grid, validated; the first bad value stops with a one-line error
+    blaming the `--grid` flag, the `--set` or the preset (`source`) that gave it."""
     if not axes:
         return []
+    flags = {a.key: "--grid" for a in axes if a.source.startswith("--grid")}
     known = set(_flatten_params(kind))
     for a in axes:
         if a.key.startswith(LAUNCH_PREFIX):
@@ -167,17 +188,18 @@ def expand(kind: str, raw: dict[str, Any], sets: list[str], axes: list[Axis]) ->
             *(f"{k}={toml_value(v)}" for k, v in coords.items() if not k.startswith(LAUNCH_PREFIX)),
         ]
         try:
-            resolved = resolve(kind, raw, member_sets, source="grid")
+            resolved = resolve(kind, raw, member_sets, source=source, flags=flags)
         except UserError as exc:
             bad = _axis_of(str(exc), axes)
-            raise UserError(
-                f"{bad.source if bad else 'grid'}: {str(exc).split(': ', 1)[-1]}"
-            ) from None
+            if bad is None or bad.source.startswith("--grid"):
+                raise  # already names the flags (and the preset) that combine badly
+            raise UserError(f"{bad.source}: {str(exc).split(': ', 1)[-1]}") from None
         members.append(Member(i, coords, resolved))
     return members
 
 
 def _axis_of(message: str, axes: list[Axis]) -> Axis | None:
+    """The axis a member's error is about (a preset `[grid]` axis is named by its table)."""
     for a in axes:
         if f"params.{a.key}" in message or f"--set {a.key}" in message:
             return a

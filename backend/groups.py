@@ -49,26 +49,10 @@ class Group:
         return Counter(effective_status(r.state()) for r in self.members)
 
     def progress(self) -> tuple[int, int]:
-        """Units done and total over all members. A member that has not started yet
-        reports no total; it counts the mean total of those that do (members of one
-        grid run the same kind), so a group with members still to start never looks
-        finished."""
-        done = total = 0
-        unknown = 0
-        for r in self.members:
-            st = r.state()
-            if st.get("status") == "completed":
-                n = int(st.get("records") or st.get("done") or 0)
-                done, total = done + n, total + n
-            elif st.get("total"):
-                done += int(st.get("done") or 0)
-                total += int(st["total"])
-            else:
-                unknown += 1
-        known = len(self.members) - unknown
-        if unknown and known:
-            total += round(total / known * unknown)
-        return done, total
+        """(members completed, members): a group's units are its runs, whatever units
+        each member counts in (a queued member has reported no total yet)."""
+        done = sum(1 for r in self.members if effective_status(r.state()) == "completed")
+        return done, len(self.members)
 
     def best(self) -> tuple[Run, str, float] | None:
         """The member with the best primary metric (higher is better unless the kind says lower)."""

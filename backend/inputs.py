@@ -51,13 +51,15 @@ class ResolvedInput:
     run: dict[str, Any] | None = None
     hub: bool = False
 
-    def as_record(self, fingerprint: str | None) -> dict[str, Any]:
+    def as_record(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": self.value}
         if self.hub:
             out["hub_id"] = self.value
         if self.path is not None:
+            method = hash_method(self.path)
             out["path"] = str(self.path)
-            out["sha256"] = fingerprint
+            out["sha256"] = fingerprint(self.path, method)
+            out["hash"] = method
         if self.run is not None:
             out["run"] = self.run
         return out
@@ -115,6 +117,11 @@ def _looks_like_path(value: str) -> bool:
         return True
     head = value.split("/", 1)[0]
     return "/" in value and _exists(Path(head))
+
+
+def looks_like_hub_id(value: str) -> bool:
+    """`org/name` or `name` in the characters a Hugging Face repository id may hold."""
+    return bool(_HUB_ID.match(value))
 
 
 def local_path(value: str) -> Path | None:
@@ -178,11 +185,37 @@ def _resolve_run_ref(value: str, spec: Input, results: Path, where: str) -> Reso
     return ResolvedInput(where.rsplit("params.", 1)[-1], value, path, run=ref)
 
 
+def describe_path(path: Path) -> str:
+    """What is at `path`, in words: `a folder`, `a character device`, `no such file`…
+    so a refusal says what the user actually pointed at."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "no such file or folder"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    for test, words in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
 def _check_what(path: Path, spec: Input, where: str, value: str) -> None:
     if spec.what == "file" and not path.is_file():
-        raise UserError(f"{where}: {value}: not a regular file")
+        raise UserError(f"{where}: {value}: {describe_path(path)}, not a regular file")
     if spec.what == "dir" and not path.is_dir():
-        raise UserError(f"{where}: {value}: not a folder")
+        raise UserError(f"{where}: {value}: {describe_path(path)}, not a folder")
+    if spec.what == "any" and not (path.is_file() or path.is_dir()):
+        raise UserError(f"{where}: {value}: {describe_path(path)}, not a file or folder")
 
 
 def _resolve_one(value: str, spec: Input, results: Path, where: str, name: str) -> ResolvedInput:
@@ -227,11 +260,27 @@ def check_inputs(
 # --------------------------------------------------------------------------- fingerprints
 
 
-def fingerprint(path: Path) -> str:
-    """sha256 of a file's content, or of a folder's relative names, sizes and contents."""
+# How a recorded `sha256` was computed. A file's is the plain sha256 of its bytes, so
+# `sha256sum FILE` prints the same value; a folder's covers its names and contents.
+# Runs recorded before the methods were named (no `hash` key) used LEGACY for both.
+HASH_FILE = "sha256"
+HASH_TREE = "sha256-tree"
+LEGACY = "legacy"
+
+
+def fingerprint(path: Path, method: str | None = None) -> str:
+    """The content hash of a file or folder by `method` (default: the current one for
+    what `path` is). Old runs are checked in their own method, so their records stay
+    comparable after the file method became plain sha256."""
+    method = method or (HASH_FILE if path.is_file() else HASH_TREE)
     h = hashlib.sha256()
     if path.is_file():
-        _hash_file(path, h)
+        if method == HASH_FILE:
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        else:
+            _hash_file(path, h)
         return h.hexdigest()
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
         rel = f.relative_to(path).as_posix()
@@ -242,7 +291,13 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
+def hash_method(path: Path) -> str:
+    return HASH_FILE if path.is_file() else HASH_TREE
+
+
 def _hash_file(path: Path, h: Any) -> None:
+    """A folder member (or a file of an old run): its size, then its content, or only its
+    first and last chunk when it is larger than FULL_HASH_LIMIT (model weights)."""
     size = path.stat().st_size
     h.update(str(size).encode() + b"\0")
     with open(path, "rb") as fh:
@@ -257,10 +312,34 @@ def _hash_file(path: Path, h: Any) -> None:
 
 def record_inputs(resolved: dict[str, ResolvedInput]) -> dict[str, dict[str, Any]]:
     """config.json's `inputs` table: what each input resolved to, with its fingerprint."""
-    return {
-        name: r.as_record(fingerprint(r.path) if r.path is not None else None)
-        for name, r in resolved.items()
-    }
+    return {name: r.as_record() for name, r in resolved.items()}
+
+
+def recorded_method(entry: dict[str, Any]) -> str:
+    """The hash method of a recorded input (runs older than the `hash` key: LEGACY)."""
+    return str(entry.get("hash") or LEGACY)
+
+
+def _hash_as_recorded(entry: dict[str, Any], path: Path) -> str:
+    return fingerprint(path, recorded_method(entry))
+
+
+def _content_change(name: str, old: dict[str, Any], new_path: Path | None) -> str | None:
+    """A sentence naming the file and both hashes when `new_path` no longer holds what
+    `old` recorded; None when it does."""
+    recorded = old.get("sha256")
+    if not recorded:
+        return None
+    shown = new_path or old.get("path")
+    if new_path is None or not _exists(new_path):
+        return f"params.{name}: {shown}: no longer exists (recorded sha256 {recorded})"
+    try:
+        now = _hash_as_recorded(old, new_path)
+    except OSError as exc:
+        return f"params.{name}: {shown}: cannot be read ({exc.strerror or exc})"
+    if now == recorded:
+        return None
+    return f"params.{name}: {shown}: content changed (recorded sha256 {recorded}, now {now})"
 
 
 def changed_inputs(
@@ -271,18 +350,33 @@ def changed_inputs(
     Each entry is a sentence naming the parameter and the change; an input that no
     longer resolves raises the validation error itself.
     """
-    now = record_inputs(check_inputs(model, results, source))
+    now = check_inputs(model, results, source)
     changes = []
     for name in sorted(set(recorded) | set(now)):
-        old, new = recorded.get(name, {}), now.get(name, {})
-        if old.get("run", {}).get("md5") != new.get("run", {}).get("md5"):
-            changes.append(
-                f"params.{name}: referenced run md5 was {old.get('run', {}).get('md5')}, "
-                f"now {new.get('run', {}).get('md5')}"
-            )
-        elif old.get("sha256") != new.get("sha256"):
-            changes.append(
-                f"params.{name}: {new.get('path') or old.get('path')}: content sha256 was "
-                f"{str(old.get('sha256'))[:12]}…, now {str(new.get('sha256'))[:12]}…"
-            )
+        old, new = recorded.get(name, {}), now.get(name)
+        old_md5 = (old.get("run") or {}).get("md5")
+        new_md5 = ((new.run if new else None) or {}).get("md5")
+        if old_md5 != new_md5:
+            changes.append(f"params.{name}: referenced run md5 was {old_md5}, now {new_md5}")
+            continue
+        new_path = new.path if new else None
+        if new_path is not None and not old.get("sha256"):
+            changes.append(f"params.{name}: {new_path}: read now but not recorded by the run")
+            continue
+        change = _content_change(name, old, new_path)
+        if change:
+            changes.append(change)
+    return changes
+
+
+def changed_since_recorded(recorded: dict[str, dict[str, Any]]) -> list[str]:
+    """What a resume would read differently: every recorded input file or folder hashed
+    again at the path the run resolved it to (what the kind reads, through
+    `RunContext.input_path`), in the method it was recorded with."""
+    changes = []
+    for name, entry in sorted(recorded.items()):
+        if entry.get("path") and entry.get("sha256"):
+            change = _content_change(name, entry, Path(entry["path"]))
+            if change:
+                changes.append(change)
     return changes

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,48 @@ def dumps_line(obj: Any) -> str:
     return redact(json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str))
 
 
+TEMP_SUFFIX = ".tmp"
+# A temp file's name carries its writer's pid, so a later runner can tell the leftovers of
+# a killed writer (`stale_temp_files`) from a file another live process is writing now.
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[^.]+\.tmp$")
+# Temp files without a pid in their name (older versions) count as stale after this long.
+UNNAMED_TEMP_STALE_SECONDS = 60.0
+
+
+def temp_prefix(name: str) -> str:
+    return f".{name}.{os.getpid()}-"
+
+
+def stale_temp_files(folder: Path, alive: Callable[[int], bool]) -> list[Path]:
+    """Temp files of `write_atomic` in `folder` whose writer is gone (killed mid-write)."""
+    out = []
+    now = time.time()
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+            continue
+        m = _TEMP_NAME.match(entry.name)
+        try:
+            if m is not None:
+                stale = not alive(int(m.group("pid")))
+            else:
+                stale = now - entry.stat().st_mtime > UNNAMED_TEMP_STALE_SECONDS
+        except OSError:
+            continue
+        if stale and entry.is_file():
+            out.append(entry)
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` so that a reader sees the old or the new file, never a torn one.
 
@@ -32,8 +77,14 @@ def write_atomic(path: Path, text: str) -> None:
     """
     path = Path(path)
     text = redact(text)  # every JSON file of a run is written here: secrets never reach disk
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent
+        )
+    except OSError as exc:  # name the file being written, not its temp twin
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would differ from other files
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -9,7 +9,6 @@ never depends on today's code defaults to be reproduced.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import json
 import math
@@ -33,6 +32,7 @@ from .kinds import kind_config, kind_names
 from .kinds.base import preflight_hook
 from .runs import default_results_dir
 from .secrets import refuse_secret_values
+from .validation_errors import blame, describe_error, flatten, refuse_non_finite
 
 PRESET_KEYS = ("kind", "title", "description", "extends", "params", "grid", "launcher")
 NULL = "null"  # TOML has no null; `--set key=null` means None
@@ -271,12 +271,13 @@ def list_presets(dirs: list[Path] | None = None) -> list[PresetInfo]:
 # --------------------------------------------------------------------------- --set
 
 
-def parse_value(text: str, key: str | None = None) -> Any:
+def parse_value(text: str, key: str | None = None, flag: str = "--set") -> Any:
     """A value in TOML syntax (`0.1`, `[1, 2]`, `true`, `"x"`); a bare word is a string.
 
-    `key` names the `--set` the value came from, so an error says which one is wrong.
+    `key` names the `--set` (or other `flag`) the value came from, so an error says
+    which one is wrong.
     """
-    where = f"--set {key}={shorten(text, 40)}" if key else f"--set value {clip(text, 40)}"
+    where = f"{flag} {key}={shorten(text, 40)}" if key else f"{flag} value {clip(text, 40)}"
     if text == NULL:
         return None
     if not text.strip():
@@ -303,22 +304,22 @@ def parse_value(text: str, key: str | None = None) -> Any:
     return value
 
 
-def parse_set(item: str) -> tuple[list[str], Any]:
+def parse_set(item: str, flag: str = "--set") -> tuple[list[str], Any]:
     if "=" not in item:
         raise UserError(
-            f"--set {clip(item)}: expected key=value (TOML value syntax, dotted keys for nesting)"
+            f"{flag} {clip(item)}: expected key=value (TOML value syntax, dotted keys for nesting)"
         )
     key, _, raw = item.partition("=")
     parts = [p.strip() for p in key.strip().split(".")]
     if not all(parts):
-        raise UserError(f"--set {clip(item)}: empty key")
-    return parts, parse_value(raw.strip(), ".".join(parts))
+        raise UserError(f"{flag} {clip(item)}: empty key")
+    return parts, parse_value(raw.strip(), ".".join(parts), flag)
 
 
-def apply_sets(params: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+def apply_sets(params: dict[str, Any], sets: list[str], flag: str = "--set") -> dict[str, Any]:
     out = copy.deepcopy(params)
     for item in sets:
-        parts, value = parse_set(item)
+        parts, value = parse_set(item, flag)
         node = out
         for p in parts[:-1]:
             nxt = node.get(p)
@@ -354,67 +355,18 @@ def defaults_of(kind: str) -> dict[str, Any]:
     return kind_config(kind).Params().model_dump(mode="json")
 
 
-def blame(loc: str, source: str, set_keys: set[str]) -> str:
-    """Who gave the value at `loc`: a `--set` when it set that key (or one inside it), else `source`.
-
-    A check of a whole table (loc "" or "memory") that a `--set` reached names that `--set`
-    too, with the preset it applied to, since the combination is what fails.
-    """
-    if loc in set_keys or any(loc.startswith(k + ".") for k in set_keys):
-        return f"--set {loc}"
-    inside = sorted(k for k in set_keys if not loc or k.startswith(loc + "."))
-    if inside:
-        return f"--set {', '.join(inside)} (with {source})"
-    return source
-
-
-def _describe_error(
-    err: Mapping[str, Any], source: str, set_keys: set[str], params_cls: type[BaseModel]
-) -> str:
-    loc = ".".join(str(x) for x in err.get("loc", ()))
-    source = blame(loc, source, set_keys)
-    if err.get("type") == "extra_forbidden":
-        known = list(flatten(params_cls().model_dump(mode="json")))
-        close = difflib.get_close_matches(loc, known, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        listed = ", ".join(known)
-        return (
-            f"{source}: params.{shorten(loc)}: unknown parameter; {hint}expected one of: "
-            f"{shorten(listed, 300)}"
-        )
-    got = err.get("input")
-    got_txt = f" (got {clip(got)})" if not isinstance(got, dict) else ""
-    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-    name = f"params.{loc}" if loc else "params"
-    return f"{source}: {name}: {shorten(msg, 300)}{got_txt}"
-
-
-def _refuse_non_finite(values: dict[str, Any], source: str, set_keys: set[str]) -> None:
-    """No parameter of any kind is NaN or infinite: config.json (JSON) cannot even hold one,
-    and a run would only "complete" with NaN results."""
-    for key, value in flatten(values).items():
-        stack = [value]
-        while stack:
-            v = stack.pop()
-            if isinstance(v, list | tuple):
-                stack.extend(v)
-            elif isinstance(v, dict):
-                stack.extend(v.values())
-            elif isinstance(v, float) and not math.isfinite(v):
-                raise UserError(
-                    f"{blame(key, source, set_keys)}: params.{key}: must be a finite number "
-                    f"(got {clip(value)})"
-                )
-
-
 def resolve(
     kind: str,
     raw: dict[str, Any],
     sets: list[str] | None = None,
     source: str = "params",
     results: Path | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> Resolved:
     """Validate `raw` (+ `--set` overrides) against the kind's schema: the explicit parameter set.
+
+    `flags` names the flag that set some of the `sets` keys when it was not `--set`
+    (a grid member's coordinates: `--grid`), so an error blames the flag the user typed.
 
     Input files and run references (in `results`) are checked here too, and then the
     kind's own `preflight` (devices, dataset contents), so everything knowable before
@@ -425,10 +377,14 @@ def resolve(
     merged = apply_sets(raw, sets)
     set_keys = {".".join(parse_set(s)[0]) for s in sets}
     try:
-        model = cfg.Params.model_validate(merged)
+        # Strict: a TOML bool is a bool and an int an int; "yes" is no bool, `true` no
+        # epoch count, 3.5 no int. (Ints still pass where a float is expected.)
+        model = cfg.Params.model_validate(merged, strict=True)
     except ValidationError as exc:
-        raise UserError(_describe_error(exc.errors()[0], source, set_keys, cfg.Params)) from None
-    _refuse_non_finite(model.model_dump(), source, set_keys)
+        raise UserError(
+            describe_error(exc.errors()[0], source, set_keys, cfg.Params, flags)
+        ) from None
+    refuse_non_finite(model.model_dump(), source, set_keys, flags)
     params = model.model_dump(mode="json")
     defaults = defaults_of(kind)
     flat_p, flat_d = flatten(params), flatten(defaults)
@@ -437,27 +393,15 @@ def resolve(
     inputs = check_inputs(
         model,
         results or default_results_dir(),
-        lambda name: f"{blame(name.split('[')[0], source, set_keys)}: params.{name}",
+        lambda name: f"{blame(name.split('[')[0], source, set_keys, flags)}: params.{name}",
     )
     preflight = preflight_hook(cfg)
     if preflight is not None:
-        preflight(model, lambda name: f"{blame(name, source, set_keys)}: params.{name}")
+        preflight(model, lambda name: f"{blame(name, source, set_keys, flags)}: params.{name}")
     return Resolved(kind, model, params, defaults, overrides, inputs)
 
 
 # --------------------------------------------------------------------------- text forms
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested tables → dotted keys (lists stay whole values)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def toml_value(v: Any) -> str:

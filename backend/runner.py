@@ -9,6 +9,7 @@ recorded is touched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from .errors import UserError
+from .errors import UserError, describe_os_error
 from .events import EventWriter
 from .jsonio import write_json_atomic
 from .kinds import kind_config, kind_experiment
@@ -31,7 +32,19 @@ from .kinds.spec import with_added_params
 from .ledger import Ledger
 from .library_output import library_output_to
 from .providers.ratelimit import reset_shared_limiters
-from .runs import ARTIFACTS, HEARTBEAT_SECONDS, LOG, SUMMARY, Run, RunLock, this_host
+from .runs import (
+    ARTIFACTS,
+    HEARTBEAT_SECONDS,
+    LOG,
+    SUMMARY,
+    Run,
+    RunLock,
+    release_state_space,
+    remove_stale_temp_files,
+    reserve_state_space,
+    settled_active_seconds,
+    this_host,
+)
 from .secrets import RedactingFormatter, redacted_streams
 
 STOP_FILE = "stop.request"  # lets `labdeck stop` reach a runner on another host via the filesystem
@@ -44,6 +57,14 @@ def request_stop_file(run: Run) -> Path:
     return path
 
 
+class _LogFile(logging.FileHandler):
+    """runner.log; a write it cannot make (a full disk) is dropped, not printed as a
+    traceback on the console for every line: the run's end names the disk error."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        return None
+
+
 def _setup_logging(run: Run, console: bool) -> logging.Logger:
     log = logging.getLogger(f"labdeck.run.{run.id}")
     log.setLevel(logging.INFO)
@@ -51,7 +72,7 @@ def _setup_logging(run: Run, console: bool) -> logging.Logger:
     for h in list(log.handlers):
         log.removeHandler(h)
     fmt = RedactingFormatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    fh = logging.FileHandler(run.path / LOG, encoding="utf-8")
+    fh = _LogFile(run.path / LOG, encoding="utf-8")
     fh.setFormatter(fmt)
     log.addHandler(fh)
     if console:
@@ -92,15 +113,22 @@ class _Monitor(threading.Thread):
     def run(self) -> None:
         next_mem = time.time() + MEMORY_SECONDS
         while not self._done.wait(HEARTBEAT_SECONDS):
-            self.state.flush(heartbeat=True)
-            self.ledger.sync()  # bounds how long a finished unit waits for its group commit
-            if self.lock is not None:
-                self.lock.heartbeat()
-            if self.stop_file.exists():
-                self.stop.set()
-            if time.time() >= next_mem:
-                next_mem = time.time() + MEMORY_SECONDS
-                self.sample_memory()
+            try:
+                next_mem = self._beat(next_mem)
+            except OSError:
+                pass  # a full disk: the kind's next write fails and ends the run with the reason
+
+    def _beat(self, next_mem: float) -> float:
+        self.state.flush(heartbeat=True)
+        self.ledger.sync()  # bounds how long a finished unit waits for its group commit
+        if self.lock is not None:
+            self.lock.heartbeat()
+        if self.stop_file.exists():
+            self.stop.set()
+        if time.time() >= next_mem:
+            next_mem = time.time() + MEMORY_SECONDS
+            self.sample_memory()
+        return next_mem
 
     def finish(self) -> None:
         self._done.set()
@@ -124,6 +152,32 @@ def verify_config_md5(run: Run) -> None:
             f"recorded {recorded}); a resumed run would not be the recorded experiment; "
             "start a new run with the changed parameters instead"
         )
+
+
+def verify_inputs(run: Run) -> None:
+    """Refuse to continue a run whose recorded input files changed since it was created.
+
+    A resumed run would otherwise mix records computed from two versions of its data
+    under one config.json. The refusal names each file with its recorded and current
+    sha256 (the plain hash of a file's bytes, as `sha256sum` prints it) and is kept in
+    state.json, so a queued run refused by its worker shows why in `ls` and `show`.
+    """
+    from .inputs import changed_since_recorded
+
+    changes = changed_since_recorded(run.config.get("inputs") or {})
+    if not changes:
+        return
+    message = (
+        f"{run.id}: refused: an input changed since the run was created, so resuming would "
+        "mix records from two versions of it: "
+        + "; ".join(changes)
+        + "; restore the file or start a new run"
+    )
+    # A run that cannot start (queued, or crashed while `running`) is failed with the
+    # reason; a stopped or failed run keeps its status and gains the reason.
+    status = run.state().get("status")
+    run.set_aside("failed" if status in ("queued", "running") else str(status), last_error=message)
+    raise UserError(message)
 
 
 def execute(
@@ -187,6 +241,8 @@ def _execute_locked(
 
     config = run.config
     verify_config_md5(run)
+    if lock is not None:  # rank 0 checks for all; a follower's shadow has no inputs of its own
+        verify_inputs(run)
     kind = config["kind"]
     cfg = kind_config(kind)
     try:
@@ -197,7 +253,11 @@ def _execute_locked(
         ) from None
     (run.path / STOP_FILE).unlink(missing_ok=True)
     reset_shared_limiters()  # API pacing is per run: one limiter per endpoint and key
+    stale = remove_stale_temp_files(run) if lock is not None else []
+    reserve_state_space(run)
     log = _setup_logging(run, console)
+    if stale:
+        log.info("removed temp files left by a killed writer: %s", ", ".join(stale))
     events = EventWriter(run.events_path)
     if listener:
         events.add_listener(listener)
@@ -208,11 +268,7 @@ def _execute_locked(
     now = time.time()
     # Time already spent running in earlier attempts (a crashed attempt counts up to
     # its last heartbeat), so elapsed time never includes the time a run sat stopped.
-    active_before = float(prior.get("active_seconds") or 0.0)
-    if prior.get("status") == "running" and prior.get("attempt_started"):
-        active_before = float(prior.get("active_before") or 0.0) + max(
-            0.0, float(prior.get("heartbeat") or 0.0) - float(prior["attempt_started"])
-        )
+    active_before = settled_active_seconds(prior)
     state.update(
         force=True,
         status="running",
@@ -272,9 +328,15 @@ def _execute_locked(
         status, error = "interrupted", "interrupted by a second Ctrl-C"
     except UserError as exc:
         error = str(exc)
+    except OSError as exc:  # a full or read-only disk: the path and the errno, by name
+        where = "" if exc.filename is not None else f"{run.path}: "
+        error = f"{type(exc).__name__}: {where}{describe_os_error(exc)}"
+        with contextlib.suppress(OSError):
+            log.error("%s\n%s", error, traceback.format_exc())
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        log.error("%s\n%s", error, traceback.format_exc())
+        with contextlib.suppress(OSError):
+            log.error("%s\n%s", error, traceback.format_exc())
     finally:
         routed.__exit__(None, None, None)
         monitor.finish()
@@ -284,28 +346,36 @@ def _execute_locked(
     rank_errors: dict[str, Any] = {}
     if error and lock is not None and distributed.is_distributed():
         error, rank_errors = with_rank_errors(run.path, error, distributed.world_size())
-    if error:
-        events.emit("error", message=error)
-        log.error("failed: %s", error)
-    events.emit("status", status=status, records=len(ledger))
-    log.info("run %s %s with %d records", run.id, status, len(ledger))
+    # From here on the disk may be full: the final state.json comes first and, should it
+    # fail, again in the space the reserve held; the rest is best effort.
     ended = time.time()
-    state.update(
-        force=True,
-        status=status,
-        ended=ended,
-        last_error=error,
-        records=len(ledger),
-        active_seconds=active_before + (ended - now),
-        ranks=rank_errors or None,
-    )
+    final_state = {
+        "status": status,
+        "ended": ended,
+        "last_error": error,
+        "records": len(ledger),
+        "active_seconds": active_before + (ended - now),
+        "ranks": rank_errors or None,
+    }
+    try:
+        state.update(force=True, **final_state)
+    except OSError:
+        release_state_space(run)
+        state.update(force=True, **final_state)
+    release_state_space(run)
+    with contextlib.suppress(OSError):
+        if error:
+            events.emit("error", message=error)
+            log.error("failed: %s", error)
+        events.emit("status", status=status, records=len(ledger))
+        log.info("run %s %s with %d records", run.id, status, len(ledger))
     if lock is not None:  # rank 0 only: a data-parallel run notifies once
         from .notify import notify
 
         notify(run, status, error, log)
-    ctx.close()
-    events.close()
-    ledger.close()
+    for close in (ctx.close, events.close, ledger.close):
+        with contextlib.suppress(OSError):
+            close()
     for h in list(log.handlers):
         h.close()
         log.removeHandler(h)

@@ -25,7 +25,7 @@ import psutil
 
 from .durable import fsync_dir
 from .errors import RunLocked, UserError
-from .jsonio import read_json, write_atomic, write_json_atomic
+from .jsonio import read_json, stale_temp_files, write_atomic, write_json_atomic
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -36,6 +36,10 @@ CHECKPOINTS = "checkpoints"
 ARTIFACTS = "artifacts"
 SUMMARY = "summary.json"  # inside artifacts/: final metrics, written at completion
 LOCK = ".lock"  # flock guard (local filesystems)
+# Space a runner holds while it runs so that, when the disk fills, freeing it lets the
+# final state.json (status failed, the reason) still be written.
+STATE_RESERVE = ".state.reserve"
+STATE_RESERVE_BYTES = 256 << 10
 RUNNER_LOCK = ".runner.lock"  # O_EXCL lock file naming its holder (holds on NFS)
 
 STATUSES = ("queued", "running", "interrupted", "failed", "completed", "crashed")
@@ -189,6 +193,17 @@ def status_label(state: dict[str, Any], status: str | None = None) -> str:
     return f"{status} (queue gone)" if status == "queued" and queue_gone(state) else status
 
 
+def settled_active_seconds(state: dict[str, Any]) -> float:
+    """Time spent running over every attempt that has ended: a crashed attempt (state
+    still `running`) counts up to its last heartbeat. What a new attempt starts from, and
+    what a run set aside (queued again, refused) keeps, so no attempt's time is lost."""
+    started = state.get("attempt_started")
+    if state.get("status") == "running" and started:
+        last = float(state.get("heartbeat") or started)
+        return float(state.get("active_before") or 0.0) + max(0.0, last - float(started))
+    return float(state.get("active_seconds") or 0.0)
+
+
 @dataclass
 class Run:
     """A run directory on disk, read lazily; nothing here imports a kind's code."""
@@ -258,6 +273,18 @@ class Run:
             self._state = dict(state)
         return state
 
+    def set_aside(self, status: str, **changes: Any) -> dict[str, Any]:
+        """Give a run that is not running now a new `status` (queued again, failed before
+        it started), keeping the active time of every earlier attempt."""
+        state = self.state()
+        return self.write_state(
+            status=status,
+            pid=None,
+            active_seconds=settled_active_seconds(state),
+            attempt_started=None,
+            **changes,
+        )
+
     def summary(self) -> dict[str, Any]:
         try:
             return read_json(self.path / ARTIFACTS / SUMMARY)
@@ -271,6 +298,26 @@ class Run:
     @property
     def records_path(self) -> Path:
         return self.path / RECORDS
+
+
+def check_results_writable(results: Path) -> None:
+    """Refuse, before anything is created, a results folder that cannot hold new runs
+    (read-only, full, not a folder): one line with the folder and the errno, exit 2."""
+    import errno
+    import tempfile
+
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".labdeck-probe-", dir=results)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, "")
+        raise UserError(
+            f"results folder {results}: {exc.strerror or exc}"
+            + (f" ({name})" if name else "")
+            + "; no run can be created there (set --results or $LABDECK_RESULTS)"
+        ) from None
 
 
 def create_run_dir(results: Path, run_id: str, config_text: str) -> Run:
@@ -288,6 +335,38 @@ def create_run_dir(results: Path, run_id: str, config_text: str) -> Run:
     fsync_dir(path)  # checkpoints/, artifacts/, config.json
     fsync_dir(results)  # the run directory's own name
     return run
+
+
+def reserve_state_space(run: Run) -> None:
+    """Hold STATE_RESERVE_BYTES in the run directory (best effort: a disk already full
+    gets no reserve, and the run will fail on its first write anyway)."""
+    path = run.path / STATE_RESERVE
+    try:
+        with open(path, "wb") as fh:
+            fh.write(b"\0" * STATE_RESERVE_BYTES)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def release_state_space(run: Run) -> None:
+    with contextlib.suppress(OSError):
+        (run.path / STATE_RESERVE).unlink()
+
+
+def remove_stale_temp_files(run: Run) -> list[str]:
+    """Remove what atomic writes of this run left when their writer was killed between
+    creating the temp file and renaming it (`.state.json.<pid>-….tmp`); a runner calls
+    this once it holds the run's lock. Files of a writer still alive are left alone."""
+    removed = []
+    for folder in (run.path, run.path / ARTIFACTS):
+        for tmp in stale_temp_files(folder, pid_alive):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(str(tmp.relative_to(run.path)))
+    return removed
 
 
 # --------------------------------------------------------------------------- lock

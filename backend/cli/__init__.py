@@ -79,6 +79,11 @@ def _main(argv: list[str]) -> int:
         # Python flushes stdout at exit; point it at /dev/null so that flush cannot fail too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a read-only or full disk, a folder without permission
+        from ..errors import describe_os_error
+
+        print(f"labdeck: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except Exception:
         import traceback
 

@@ -39,7 +39,13 @@ def say(*objs: Any, markup: bool = True) -> None:
 
 
 def finish(run: Run, status: str, quiet: bool) -> int:
-    if not quiet:
+    """The run's end in a few lines; `quiet` keeps only the error of a failed run (one
+    line on stderr): quiet hides progress, never why a run failed."""
+    if quiet:
+        error = run.state().get("last_error") if status == "failed" else None
+        if error:
+            print(f"labdeck: error: {run.id}: {error}", file=sys.stderr)
+    else:
         from ..display import labelled, table
 
         state = run.state()
@@ -117,6 +123,9 @@ def launch_runs(
     statuses = [r.status() for r in runs]
     if len(runs) == 1:
         return finish(runs[0], statuses[0], args.quiet)
+    for r, status in zip(runs, statuses, strict=True):
+        if status == "failed" and args.quiet:
+            finish(r, status, quiet=True)  # the error line of each failed member
     return 0 if all(s == "completed" for s in statuses) else 1
 
 

@@ -89,7 +89,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         # a group (its queue is restarted in the background), a cluster, torchrun, or
         # --detach: a launcher's queue takes them, within the machine's slots
         for r in todo:
-            r.write_state(status="queued", pid=None)
+            r.set_aside("queued")  # keeps each earlier attempt's active time
         return launch_by_resources(args, todo, detach=args.detach or len(runs) > 1)
     return execute_foreground(todo[0], args.quiet)
 

@@ -35,7 +35,7 @@ def _group_row(grp) -> list[str]:
         + " × ".join(f"{k}({len(v)})" for k, v in grp.axes.items())
         + "]",
         " ".join(f"{n} {s}" for s, n in sorted(counts.items())),
-        f"{done}/{total}" if total else "-",
+        f"{done}/{total} runs" if total else "-",
         "-",
         "-",
         f"best {best[1]}={fmt_value(best[2])} ({best[0].short_id})" if best else "-",

@@ -9,7 +9,7 @@ from .control import cmd_kill, cmd_queue, cmd_resume, cmd_stop
 from .listing import cmd_ls, cmd_params, cmd_presets, cmd_show
 from .outputs import cmd_eval, cmd_export, cmd_note, cmd_plot, cmd_tag
 from .reproduction import cmd_compare, cmd_reproduce
-from .run_verbs import cmd_run
+from .run_verbs import LARGE_GRID, cmd_run
 
 
 class _PublicVerbs(dict):
@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=A,B,...",
         help="run every combination of these values (a group); repeatable",
+    )
+    r.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"start a grid of more than {LARGE_GRID} runs (asked for, so a typo cannot queue thousands)",
     )
     r.add_argument("--launcher", help="where runs execute: local (default) or slurm")
     r.add_argument(

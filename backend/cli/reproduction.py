@@ -9,6 +9,7 @@ import json
 import shlex
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.text import Text
 
 from ..errors import UserError
@@ -39,7 +40,12 @@ def _refuse_changed_inputs(original: Run, results: Path) -> None:
     from ..kinds.spec import with_added_params
 
     cfg = kind_config(original.kind)
-    params = cfg.Params.model_validate(with_added_params(cfg, original.config.get("params", {})))
+    try:
+        params = cfg.Params.model_validate(
+            with_added_params(cfg, original.config.get("params", {}))
+        )
+    except ValidationError as exc:
+        raise UserError(_no_longer_valid(original, exc)) from None
     source = f"{original.path / 'config.json'}"
     changes = changed_inputs(original.config.get("inputs", {}), params, results, source)
     recorded_model = original.config.get("model")
@@ -55,6 +61,19 @@ def _refuse_changed_inputs(original: Run, results: Path) -> None:
         )
 
 
+def _no_longer_valid(original: Run, exc: ValidationError) -> str:
+    """One line for recorded parameters that fail validation today: most often an input
+    file a validator reads (a conversations file, a dataset) was edited since the run."""
+    from ..inputs import changed_since_recorded
+
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err.get("loc", ())) or "params"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    changed = changed_since_recorded(original.config.get("inputs") or {})
+    why = "; ".join(changed) if changed else "the parameters no longer validate"
+    return f"{original.id}: cannot reproduce: {why}; params.{loc} is now refused: {msg}"
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     runs = targets_of(args)
     codes = [_reproduce_one(args, r) for r in runs]
@@ -63,7 +82,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _reproduce_one(args: argparse.Namespace, original: Run) -> int:
     from ..launch import launch_detached
-    from ..runs import CONFIG, LOG, create_run_dir, repro_run_id
+    from ..runs import CONFIG, LOG, check_results_writable, create_run_dir, repro_run_id
     from . import main
 
     results = results_of(args)
@@ -72,6 +91,7 @@ def _reproduce_one(args: argparse.Namespace, original: Run) -> int:
     if not command:
         raise UserError(f"{original.path / CONFIG}: no commands.run_explicit to reproduce from")
     _refuse_changed_inputs(original, results)
+    check_results_writable(results)
     repro = create_run_dir(results, repro_run_id(results, original.id), text)
     repro.write_state(reproduction_of=original.id)
     argv = [*shlex.split(command)[1:], *_added_param_sets(original), "--into", str(repro.path)]

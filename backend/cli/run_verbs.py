@@ -23,6 +23,9 @@ from .common import (
     say,
 )
 
+# Runs a grid may have before `run` asks for --yes.
+LARGE_GRID = 1000
+
 
 def _resolve_args(args: argparse.Namespace):
     from ..presets import load_preset, resolve
@@ -123,9 +126,13 @@ def _md5_as_recorded(run: Run, resolved) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..runs import check_results_writable
+
     preset, resolved, title = _resolve_args(args)
     options = _launcher_options(args, preset)
     axes = _grid_axes(args, preset)
+    if not args.dry_run and not args.into:
+        check_results_writable(results_of(args))
     if axes:
         return _run_grid(args, preset, resolved, title, options, axes)
     if args.dry_run:
@@ -179,12 +186,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_grid(args, preset, resolved, title, options, axes) -> int:
     """Expand, validate every member, then create them all (queued) and launch them."""
-    from ..grid import expand, new_group_id
+    from ..grid import expand, grid_size, new_group_id
     from ..groups import list_groups
 
     if args.into:
         raise UserError("--grid cannot be combined with a reproduction")
-    members = expand(resolved.kind, getattr(preset, "params", {}) or {}, args.set, axes)
+    size = grid_size(axes)
+    if size > LARGE_GRID and not (args.yes or args.dry_run):
+        raise UserError(
+            f"--grid: {size} runs ({' × '.join(f'{a.key}({len(a.values)})' for a in axes)}); "
+            f"a grid of more than {LARGE_GRID} runs starts only with --yes"
+        )
+    source = str(preset.path) if preset is not None else f"--kind {resolved.kind}"
+    members = expand(resolved.kind, getattr(preset, "params", {}) or {}, args.set, axes, source)
     if args.dry_run:
         return _grid_dry_run(args, members, axes)
     results = results_of(args)

@@ -32,6 +32,7 @@ from ..durable import STAGING_PREFIX, recover_swaps, swap_dir
 from ..events import EventWriter
 from ..jsonio import write_json_atomic
 from ..ledger import Ledger, unit_key
+from ..phase_clock import PhaseClock
 from ..runs import ARTIFACTS, CHECKPOINTS, STATE, Run
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ class RunContext:
         self._primary = primary_metric
         self._phase: str | None = None
         self._phase_total: int | None = None
+        self._clock: PhaseClock | None = None
         # Called as (checkpoint name, step) at each step of a checkpoint swap
         # (durable.SWAP_STEPS); tests inject kills there.
         self.on_swap_step: Callable[[str, str], None] | None = None
@@ -166,15 +168,30 @@ class RunContext:
 
     def phase(self, name: str, total: int | None) -> None:
         self._phase, self._phase_total = name, total
+        now = time.time()
+        self._clock = PhaseClock(now)
         self.ledger.sync()  # a phase end is a unit boundary: commit its records
         self.events.emit("phase", name=name, total=total)
-        self.state.update(force=True, phase=name, done=0, total=total)
+        self.state.update(
+            force=True, phase=name, done=0, total=total, phase_started=now, eta_seconds=None
+        )
         self.state.update_nested("phases", **{name: {"done": 0, "total": total}})
 
     def progress(self, done: int, total: int | None = None, **extra: Any) -> None:
+        """`done` of `total` units of the current phase; the estimate of the time left
+        (from this attempt's pace) goes with it into the event and state.json."""
         total = self._phase_total if total is None else total
-        self.events.emit("progress", phase=self._phase, done=done, total=total, **extra)
-        self.state.update(phase=self._phase, done=done, total=total)
+        now = time.time()
+        left = self._clock.seconds_left(done, total, now) if self._clock else None
+        eta = {} if left is None else {"eta_seconds": round(left, 1)}
+        self.events.emit("progress", phase=self._phase, done=done, total=total, **eta, **extra)
+        self.state.update(
+            phase=self._phase,
+            done=done,
+            total=total,
+            eta_seconds=eta.get("eta_seconds"),
+            eta_at=now,
+        )
         if self._phase:
             self.state.update_nested("phases", **{self._phase: {"done": done, "total": total}})
 

@@ -75,12 +75,25 @@ def parse_options(
     from ..presets import apply_sets
 
     raw = dict(table or {})
-    if name:
+    if name is not None:
         if raw.get("name") not in (None, name):
             raw = {}  # another launcher's options do not carry over
         raw["name"] = name
-    raw = apply_sets(raw, sets)
-    mod = launcher_module(str(raw.get("name", DEFAULT)))
+    raw = apply_sets(raw, sets, flag="--launch")
+    set_keys = {s.partition("=")[0].strip() for s in sets}
+
+    def where(loc: str) -> str:
+        """The flag or file that gave the value at `loc`."""
+        if loc in set_keys:
+            return f"--launch {loc}"
+        if loc == "name" and name is not None:
+            return "--launcher"
+        return source
+
+    try:
+        mod = launcher_module(str(raw.get("name", DEFAULT)))
+    except UserError as exc:
+        raise UserError(f"{where('name')}: {exc}") from None
     try:
         options = mod.Options.model_validate(raw)
     except ValidationError as exc:
@@ -88,7 +101,7 @@ def parse_options(
         loc = ".".join(str(x) for x in err.get("loc", ()))
         got = err.get("input")
         raise UserError(
-            f"{source}: launcher.{loc}: {err.get('msg')}" + (f" (got {got!r})" if loc else "")
+            f"{where(loc)}: launcher.{loc}: {err.get('msg')}" + (f" (got {got!r})" if loc else "")
         ) from None
     if hasattr(mod, "check"):
         mod.check(options)

@@ -3,6 +3,7 @@ read through the resolved path, and verified by `reproduce`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -39,7 +40,13 @@ def test_input_recorded_with_fingerprint_and_read_through_resolved_path(
     assert p.returncode == 0, p.stderr
     run = _only_run(results_dir)
     entry = json.loads((run / "config.json").read_text())["inputs"]["data"]
-    assert entry == {"value": str(data), "path": str(data.resolve()), "sha256": fingerprint(data)}
+    assert entry == {
+        "value": str(data),
+        "path": str(data.resolve()),
+        "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),  # what `sha256sum` prints
+        "hash": "sha256",
+    }
+    assert entry["sha256"] == fingerprint(data)
     assert all(r["value"] >= 3 for r in _records(run))
 
 
@@ -55,7 +62,7 @@ def test_reproduce_refuses_when_an_input_changed_and_names_it(
     data.write_text("a\nb\n")
     p = lab("reproduce", run.name, "--quiet")
     assert p.returncode == 2
-    assert "params.data" in p.stderr and "content sha256 was" in p.stderr
+    assert "params.data" in p.stderr and "content changed (recorded sha256" in p.stderr
     assert [r.name for r in results_dir.iterdir()] == [run.name]  # nothing created
     data.write_text("a\n")
     assert lab("reproduce", run.name, "--quiet").returncode == 0

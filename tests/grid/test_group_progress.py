@@ -1,5 +1,5 @@
-"""A group's progress counts the members still to start; `compare` counts the
-data-parallel world as a parameter."""
+"""A group's progress counts its runs, those still to start included; `compare` counts
+the data-parallel world as a parameter."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ def test_members_not_started_count_in_the_group_total(results_dir) -> None:
     argv = ["run", "--kind", "counter", "--set", "units=4", "--grid", "seed=1,2,3", "--quiet"]
     assert main(argv) == 0
     (group,) = list_groups(results_dir).values()
-    assert group.progress() == (12, 12)
+    assert group.progress() == (3, 3)
     for r in group.members[1:]:  # as just created: queued, nothing reported yet
         (r.path / "state.json").write_text(json.dumps({"status": "queued", "created": 1.0}))
-    assert group.progress() == (4, 12)
+    assert group.progress() == (1, 3)
     group.members[1].write_state(status="running", done=1, total=4)
-    assert group.progress() == (5, 12)
+    assert group.progress() == (1, 3)
 
 
 def test_compare_shows_a_different_process_count(results_dir, capsys) -> None:

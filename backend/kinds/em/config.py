@@ -23,13 +23,14 @@ This module must not import torch.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ...errors import UserError
-from ...inputs import RUN_PREFIX
+from ...inputs import RUN_PREFIX, describe_path
 from ...training import DEFAULT_TARGETS, read_chat_jsonl
 from ..spec import MEASUREMENT, Curve, Input, Metric, Table
 
@@ -87,6 +88,12 @@ VIEWS = [
 # `labdeck plot RUN RUN ...` styles runs by the parameters that differ: the first listed
 # here gets colours, the second markers and line styles (the seed's four-curve picture).
 STYLE_KEYS = ("with_reflection", "persona")
+
+
+def _not_a_file(path: Path) -> str:
+    """`no such file`, or what is there instead (`a character device, not a regular file`)."""
+    what = describe_path(path)
+    return "no such file" if what.startswith("no such") else f"{what}, not a regular file"
 
 
 def _is_pathlike(value: str) -> bool:
@@ -290,7 +297,9 @@ class Params(BaseModel):
             return value
         path = Path(value).expanduser()
         if not path.is_file():
-            raise ValueError(f"{value}: no such file (bundled: {', '.join(BUNDLED_DATASETS)})")
+            raise ValueError(
+                f"{value}: {_not_a_file(path)} (bundled: {', '.join(BUNDLED_DATASETS)})"
+            )
         try:
             read_chat_jsonl(path)
         except UserError as exc:
@@ -303,7 +312,10 @@ class Params(BaseModel):
         if value in BUNDLED_QUESTIONS or value.startswith(RUN_PREFIX):
             return value
         if not Path(value).expanduser().is_file():
-            raise ValueError(f"{value}: no such file (bundled: {', '.join(BUNDLED_QUESTIONS)})")
+            raise ValueError(
+                f"{value}: {_not_a_file(Path(value).expanduser())} "
+                f"(bundled: {', '.join(BUNDLED_QUESTIONS)})"
+            )
         return value
 
     @model_validator(mode="after")
@@ -324,3 +336,30 @@ class Params(BaseModel):
         if "{assistant}" not in fmt and "{reflection}" not in fmt:
             raise ValueError("reflection_format must use {assistant} and/or {reflection}")
         return self
+
+
+def preflight(params: Params, where: Callable[[str], str]) -> None:
+    """What the model's and adapter's files say, checked at validation (JSON only, no
+    weights): a model path is a transformers folder, a persona path a LoRA adapter, the
+    target modules exist in the architecture, the layers in the model."""
+    from ...models import EMBEDDED, embedded_dir
+    from ..model_files import (
+        adapter_config,
+        check_layers,
+        check_local_model_name,
+        check_target_modules,
+        model_config,
+    )
+
+    embedded = embedded_dir(params.model) if params.model in EMBEDDED else None
+    config = model_config(params.model, where("model"), embedded)
+    if params.persona != BASELINE and params.persona not in BUNDLED_PERSONAS:
+        adapter_config(params.persona, where("persona"))
+    if params.judge == "local" and params.evaluate:
+        check_local_model_name(params.judge_model, where("judge_model"), tuple(EMBEDDED))
+    if config is None:
+        return
+    check_target_modules(config, params.target_modules, where("target_modules"))
+    check_layers(config, params.activation_layers, where("activation_layers"))
+    if params.steering_layer >= 0:
+        check_layers(config, [params.steering_layer], where("steering_layer"))

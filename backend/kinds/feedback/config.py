@@ -25,6 +25,7 @@ Events beyond the common ones (declared as views below, rendered generically):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -295,3 +296,19 @@ class Params(BaseModel):
             )
         if not self.full and self.lora_alpha != int(self.lora_alpha):
             raise ValueError(f"lora_alpha: Together takes a whole number, not {self.lora_alpha:g}")
+
+
+def preflight(params: Params, where: Callable[[str], str]) -> None:
+    """Names that fail only when used, checked at validation: the models loaded here (a
+    judge like `[red]x[/` is no folder, alias or hub id) and the output folder."""
+    from ...models import EMBEDDED
+    from ..model_files import check_local_model_name, check_output_folder
+
+    if params.provider == "local":
+        aliases = tuple(EMBEDDED)
+        if "evaluate" in params.stages:
+            check_local_model_name(params.judge, where("judge"), aliases)
+        if "process" in params.stages:
+            check_local_model_name(params.generation_model, where("generation_model"), aliases)
+    if params.output:
+        check_output_folder(params.output, where("output"))

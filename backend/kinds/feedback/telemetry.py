@@ -15,15 +15,20 @@ from ...providers import ApiStats
 
 
 class StageMeter:
+    """Items done/failed of a stage: every change is reported as progress at once (local
+    generation finishes a whole batch of items in the same instant, and a throttle would
+    show the first of them until the next batch); the metrics over time are throttled."""
+
     def __init__(self, ctx: Any, stats: ApiStats | None, every: float = 1.0) -> None:
         self.ctx, self.stats, self.every = ctx, stats, every
         self.done = 0
         self.failed = 0
         self._last = 0.0
+        self._shown: tuple[int, int, int] | None = None
 
     def start(self, name: str, total: int, done: int) -> None:
         self.ctx.phase(name, total=total)
-        self.done, self.failed = done, 0
+        self.done, self.failed, self._shown = done, 0, None
         self.tick(force=True)
 
     def retrying(self) -> int:
@@ -31,11 +36,15 @@ class StageMeter:
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last < self.every:
+        retrying = self.retrying()
+        due = force or now - self._last >= self.every
+        counts = (self.done, self.failed, retrying)
+        if counts[:2] != (self._shown or (None, None))[:2] or (due and counts != self._shown):
+            self._shown = counts
+            self.ctx.progress(self.done, failed=self.failed, retrying=retrying)
+        if not due:
             return
         self._last = now
-        retrying = self.retrying()
-        self.ctx.progress(self.done, failed=self.failed, retrying=retrying)
         self.ctx.metric("items_done", self.done, step=self.done)
         self.ctx.metric("failed", self.failed, step=self.done)
         self.ctx.metric("retrying", retrying, step=self.done)

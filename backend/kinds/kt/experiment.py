@@ -16,6 +16,7 @@ uninterrupted run's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,22 @@ def _write_results(
     write_json_atomic(ctx.artifacts_dir / f"repro_results_{stamp}.json", results)
 
 
+def _prefit_progress(ctx: RunContext) -> Callable[[int, int], None]:
+    """The skip-term prefit as a phase of its own, one unit per L-BFGS iteration (a
+    long fit shows its pace and the time left instead of a silent minute)."""
+    last = -1
+
+    def report(done: int, most: int) -> None:
+        nonlocal last
+        if last < 0:
+            ctx.phase("prefit", most)
+        if done != last:
+            last = done
+            ctx.progress(done)
+
+    return report
+
+
 def run(ctx: RunContext) -> dict[str, float]:
     from .train import Trainer, configure_determinism
 
@@ -108,7 +125,7 @@ def run(ctx: RunContext) -> dict[str, float]:
         ctx.info(
             f"resuming after epoch {trainer.state.epoch} (best val AUC {trainer.state.best_val_auc:.4f})"
         )
-    elif trainer.fit_skips() is not None:
+    elif trainer.fit_skips(_prefit_progress(ctx)) is not None:
         ctx.info(trainer.prefit.describe())
     for entry in trainer.state.history:
         if not ctx.is_done(unit_key("epoch", entry["epoch"])):

@@ -17,6 +17,7 @@ PFA's count features are built once: only the BKT filter depends on the weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,8 @@ CHUNK = 512  # sequences per forward pass: bounds memory on large data sets
 # stop when an iteration moves the mean log loss by less than this: far below what moves AUC
 TOLERANCE = 1e-6
 CANDIDATES = {"BKT": (0.0, 1.0), "PFA": (1.0, 0.0), "PFA+BKT": (1.0, 1.0)}  # fitted in this order
+# Called as (iterations done, iterations at most) over all candidates' fits.
+OnIteration = Callable[[int, int], None]
 
 
 @dataclass
@@ -65,8 +68,15 @@ def _chunks(model: KTTransformer, seqs: Sequences, device: torch.device) -> list
     return out
 
 
-def _fit(model: KTTransformer, train: list[Chunk], iterations: int, device: torch.device) -> None:
-    """Full-batch L-BFGS on the mean next-answer log loss of the skip terms alone."""
+def _fit(
+    model: KTTransformer,
+    train: list[Chunk],
+    iterations: int,
+    device: torch.device,
+    on_iteration: Callable[[int], None] | None = None,
+) -> None:
+    """Full-batch L-BFGS on the mean next-answer log loss of the skip terms alone;
+    `on_iteration(n)` hears of each iteration reached (a long fit shows its pace)."""
     params = skip_parameters(model)
     targets = sum(int(b.target_mask.sum()) for b, _ in train)
     opt = torch.optim.LBFGS(
@@ -79,6 +89,8 @@ def _fit(model: KTTransformer, train: list[Chunk], iterations: int, device: torc
     )
 
     def closure() -> torch.Tensor:
+        if on_iteration is not None:
+            on_iteration(int(opt.state[params[0]].get("n_iter", 0)))
         opt.zero_grad()
         total = torch.zeros((), device=device)
         for b, feats in train:
@@ -118,9 +130,14 @@ def _set_skips(model: KTTransformer, state: dict[str, torch.Tensor], name: str) 
 
 
 def fit_skip_terms(
-    model: KTTransformer, data: KTData, p: Params, device: torch.device
+    model: KTTransformer,
+    data: KTData,
+    p: Params,
+    device: torch.device,
+    on_iteration: OnIteration | None = None,
 ) -> PrefitResult | None:
-    """Fit, choose and freeze the skip terms; None when the model has none."""
+    """Fit, choose and freeze the skip terms; None when the model has none.
+    `on_iteration` hears the L-BFGS iterations done of all candidates' fits."""
     params = skip_parameters(model)
     if not params:
         return None
@@ -139,8 +156,16 @@ def fit_skip_terms(
             _set_skips(model, {**start, **single} if name == "PFA+BKT" else start, name)
             for w in params:
                 w.requires_grad_(True)
+            most = p.skip_prefit_iterations
+            offset = names.index(name) * most
+
+            def report(n: int, offset: int = offset, most: int = most) -> None:
+                if on_iteration is not None:
+                    on_iteration(offset + min(n, most), most * len(names))
+
             with torch.enable_grad():
-                _fit(model, train, p.skip_prefit_iterations, device)
+                _fit(model, train, most, device, report)
+            report(most)  # a fit that converged early is done all the same
             state = _skip_state(model)
             if name in ("PFA", "BKT"):
                 own = "practice" if name == "PFA" else "bkt"

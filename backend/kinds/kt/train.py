@@ -27,7 +27,7 @@ from .data import KTData, Sequences
 from .losses import COMPONENTS, Batch, Weights, compute, loss_shares
 from .metrics import mean_or_none
 from .model import SKIP_PARAMS, KTTransformer
-from .prefit import PrefitResult, fit_skip_terms, skip_parameters
+from .prefit import OnIteration, PrefitResult, fit_skip_terms, skip_parameters
 from .semantics import (
     collect,
     lag_correlations,
@@ -126,14 +126,15 @@ class Trainer:
         order = np.random.default_rng(p.seed).permutation(len(data.train))
         self.global_rows = np.sort(order[: min(p.alignment_global_students, len(data.train))])
 
-    def fit_skips(self) -> PrefitResult | None:
+    def fit_skips(self, on_iteration: OnIteration | None = None) -> PrefitResult | None:
         """Fit the skip terms before the first epoch (once; a resumed run has them in
-        its checkpoint). Returns what was fitted, or None when there is nothing to do."""
+        its checkpoint). Returns what was fitted, or None when there is nothing to do.
+        `on_iteration(done, most)` follows the L-BFGS iterations."""
         if not self._prefit_pending:
             return None
         self._prefit_pending = False
         if self.state.epoch == 0:
-            self.prefit = fit_skip_terms(self.model, self.data, self.p, self.device)
+            self.prefit = fit_skip_terms(self.model, self.data, self.p, self.device, on_iteration)
         return self.prefit
 
     # ------------------------------------------------------------------ schedule
