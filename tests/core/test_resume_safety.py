@@ -145,7 +145,10 @@ def test_resume_group_leaves_running_and_completed_members_alone_and_keeps_attem
         )  # fmt: skip
         assert live.status() == "running"
         before_done, before_live = done.state(), live.state()
-        main(["resume", group.id, "--quiet"])
+        main(["resume", group.id, "--quiet"])  # restarts the queue in the background
+        deadline = time.time() + 90
+        while dead.status() != "completed" and time.time() < deadline:
+            time.sleep(0.2)
         assert done.state() == before_done  # completed: untouched
         assert live.state() == before_live  # running: untouched (no queued, pid kept)
         st = dead.state()
