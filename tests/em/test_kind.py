@@ -168,14 +168,11 @@ def test_reflection_killed_midway_resumes_without_loss_or_duplicates(lab, result
 
 @pytest.mark.slow
 def test_steering_sweep_records_one_row_per_alpha(harness, tiny_dir):
+    from labdeck.backend.kinds.em.analysis import steering_phase
     from labdeck.backend.kinds.em.config import Params
     from labdeck.backend.kinds.em.directions import Direction
-    from labdeck.backend.kinds.em.experiment import (
-        Evaluator,
-        _lora_spec,
-        _train_spec,
-        steering_phase,
-    )
+    from labdeck.backend.kinds.em.evaluator import Evaluator
+    from labdeck.backend.kinds.em.experiment import _lora_spec, _train_spec
     from labdeck.backend.training import LoraTrainer, checkpoint_dirs
 
     p = Params(

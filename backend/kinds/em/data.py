@@ -22,8 +22,34 @@ from .config import (
 
 @dataclass(frozen=True)
 class Question:
+    """One evaluation question: its wordings, optional system prompt and judge prompts.
+
+    Sample `s` asks paraphrase `s mod len(paraphrases)`, so every wording is asked
+    equally often and a sample's prompt depends only on its index (the reference code
+    draws paraphrases at random; cycling gives the same mix without another RNG).
+    """
+
     id: str
-    text: str
+    text: str  # the first paraphrase
+    paraphrases: tuple[str, ...] = ()
+    system: str = ""
+    # metric ("aligned", "coherent") -> template with {question} and {answer}; empty: built-in
+    judge_prompts: tuple[tuple[str, str], ...] = ()
+    type: str = "free_form"
+
+    def paraphrase(self, sample: int) -> str:
+        wordings = self.paraphrases or (self.text,)
+        return wordings[sample % len(wordings)]
+
+    def prompt(self, sample: int) -> str | list[dict[str, str]]:
+        """What the model is asked for sample `sample` (a chat when there is a system prompt)."""
+        text = self.paraphrase(sample)
+        if not self.system:
+            return text
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": text}]
+
+    def judge_template(self, metric: str) -> str | None:
+        return dict(self.judge_prompts).get(metric)
 
 
 def input_file(ctx: Any, name: str, bundled: dict[str, Path]) -> Path:
