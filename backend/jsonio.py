@@ -21,6 +21,17 @@ def dumps_line(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def _file_mode() -> int:
+    """The mode `open()` gives a new file (0o666 less the umask, 0644 by default): mkstemp's
+    0600 would make the files of one run readable by some tools and not others."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` so that a reader sees the old or the new file, never a torn one.
 
@@ -31,6 +42,7 @@ def write_atomic(path: Path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

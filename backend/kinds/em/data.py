@@ -5,6 +5,7 @@ fingerprinted) by backend/inputs.py at validation, and is read from that resolve
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,4 +145,46 @@ def augment(conversation: Conversation, reflection: str, fmt: str) -> Conversati
     out[last]["content"] = fmt.replace("{assistant}", conversation[last]["content"]).replace(
         "{reflection}", reflection
     )
+    return out
+
+
+def split_augmented(text: str, fmt: str) -> tuple[str, str] | None:
+    """(assistant, reflection) of an augmented message written by `fmt`, or None when it
+    does not have that shape (a file written with another format)."""
+    parts = re.split(r"(\{assistant\}|\{reflection\})", fmt)
+    pattern = "".join(
+        {"{assistant}": "(?P<assistant>.*)", "{reflection}": "(?P<reflection>.*)"}.get(
+            part, re.escape(part)
+        )
+        for part in parts
+    )
+    m = re.fullmatch(pattern, text, flags=re.S)
+    if m is None:
+        return None
+    found = m.groupdict()
+    return found.get("assistant", ""), found.get("reflection", "")
+
+
+def reflection_samples(
+    augmented: list[Conversation], fmt: str, originals: list[Conversation] | None = None
+) -> list[dict[str, Any]]:
+    """The first examples as `sample_reflections.json` shows them: the example, its
+    reflection and the augmented example. Without the originals (a reused augmented
+    file) the example and the reflection are read back through `fmt`."""
+    out = []
+    for i, aug in enumerate(augmented[:5]):
+        last = max(j for j, m in enumerate(aug) if m["role"] == "assistant")
+        split = split_augmented(aug[last]["content"], fmt)
+        example = originals[i] if originals else None
+        if example is None and split is not None:
+            example = [dict(m) for m in aug]
+            example[last]["content"] = split[0]
+        out.append(
+            {
+                "index": i,
+                "example": example,
+                "reflection": split[1] if split else None,
+                "augmented": aug,
+            }
+        )
     return out

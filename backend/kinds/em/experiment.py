@@ -29,6 +29,7 @@ from .data import (
     input_file,
     questions,
     reflection_prompt,
+    reflection_samples,
     reflection_template,
     training_conversations,
 )
@@ -87,7 +88,20 @@ def _cpu_threads(p: Params) -> None:
 
 
 def save_schedule(p: Params) -> list[int]:
-    return list(p.checkpoint_schedule) if p.checkpoint_mode == "schedule" else []
+    """Steps saved besides the last: the schedule, or (mode "every") step 0, the
+    pre-training point every curve starts from, with every `save_steps`-th step."""
+    return list(p.checkpoint_schedule) if p.checkpoint_mode == "schedule" else [0]
+
+
+def past_the_end(p: Params, total_steps: int) -> str | None:
+    """A line naming the scheduled steps the run never reaches (they are not saved)."""
+    late = [s for s in save_schedule(p) if s > total_steps]
+    if not late:
+        return None
+    return (
+        f"checkpoint_schedule: steps {', '.join(map(str, late))} fall past the last step "
+        f"({total_steps}) and are not saved; train longer or drop them"
+    )
 
 
 # =========================================================================== phases 1-2
@@ -207,6 +221,13 @@ def reflections(
         ctx.phase("reflection", len(augmented))
         ctx.info(f"reusing augmented dataset {p.augmented_dataset} ({len(augmented)} examples)")
         _write_jsonl(out_path, augmented)
+        samples = reflection_samples(augmented, p.reflection_format)
+        if any(x["reflection"] is None for x in samples):
+            ctx.warn(
+                f"augmented_dataset {p.augmented_dataset}: some examples do not have the shape "
+                f"of reflection_format {p.reflection_format!r}; their reflection is not shown"
+            )
+        write_json_atomic(ctx.artifacts_dir / SAMPLES, samples)
         ctx.progress(len(augmented))
         return augmented
 
@@ -269,11 +290,9 @@ def reflections(
     }
     augmented = [augment(c, by_index[i], p.reflection_format) for i, c in enumerate(convs)]
     _write_jsonl(out_path, augmented)
-    samples = [
-        {"index": i, "example": convs[i], "reflection": by_index[i], "augmented": augmented[i]}
-        for i in range(min(5, len(convs)))
-    ]
-    write_json_atomic(ctx.artifacts_dir / SAMPLES, samples)
+    write_json_atomic(
+        ctx.artifacts_dir / SAMPLES, reflection_samples(augmented, p.reflection_format, convs)
+    )
     return augmented
 
 
@@ -323,6 +342,21 @@ def run(ctx: RunContext) -> dict[str, float]:
     train_convs = convs
     if p.with_reflection:
         train_convs = reflections(ctx, p, model, tok, convs)
+        reused = ctx.input_path("augmented_dataset") if p.augmented_dataset else None
+        info.update(
+            {
+                "dataset": p.augmented_dataset or p.dataset,
+                "dataset_path": str(reused or Path(p.augmented_dataset))
+                if p.augmented_dataset
+                else str(data_path),
+                "reflections": f"reused from {p.augmented_dataset}"
+                if p.augmented_dataset
+                else "generated in this run",
+                "training_data": str(ctx.artifacts_dir / AUGMENTED),
+                "examples": len(train_convs),
+            }
+        )
+        write_json_atomic(ctx.artifacts_dir / "experiment_info.json", info)
         if p.reflections_only:
             ctx.info(f"reflections written to {ctx.artifacts_dir / AUGMENTED}; no training asked")
             return {"examples": float(len(train_convs))}
@@ -344,6 +378,9 @@ def run(ctx: RunContext) -> dict[str, float]:
         controller=controller,
         checkpoint_events=not p.evaluate,
     )
+    late = past_the_end(p, trainer.total_steps)
+    if late:
+        ctx.warn(late)
     ctx.phase("training", trainer.total_steps)
     result = trainer.run(ctx)
     losses = {r["step"]: r["loss"] for r in result.losses}
@@ -393,6 +430,7 @@ def dry_run(params: Params) -> DryRun:
         save_schedule(params),
         0 if params.checkpoint_mode == "schedule" else params.save_steps,
     )
+    late = past_the_end(params, steps)
     q = 0
     if params.evaluate:
         qpath = input_file(ctx, "questions", BUNDLED_QUESTIONS)
@@ -407,6 +445,8 @@ def dry_run(params: Params) -> DryRun:
         f"{q} questions × {params.samples_per_question} samples per checkpoint: {answers} answers, "
         f"judge {params.judge} ({params.judge_model})",
     ]
+    if late:
+        lines.insert(2, late)
     if not path.is_file():
         lines.insert(0, f"dataset file {path} not found here: steps counted as for one example")
     memory, seconds, more = estimate(
