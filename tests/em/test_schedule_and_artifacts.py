@@ -9,7 +9,10 @@ import json
 import stat
 from pathlib import Path
 
-from labdeck.backend.kinds.em.config import Params
+import pytest
+
+from labdeck.backend.errors import UserError
+from labdeck.backend.kinds.em.config import Params, preflight
 from labdeck.backend.kinds.em.data import split_augmented
 from labdeck.backend.kinds.em.experiment import dry_run, run
 
@@ -31,6 +34,17 @@ def test_dry_run_names_steps_past_the_end(tiny_dir: Path):
     every = dry_run(p.model_copy(update={"checkpoint_mode": "every", "save_steps": 2}))
     assert "checkpoints at [0, 2]" in "\n".join(every.lines)
     assert "past the last step" not in "\n".join(every.lines)
+
+
+def test_validation_refuses_steps_past_the_end_by_name():
+    # bad-advice: 60 examples in steps of 16 -> 4 steps
+    p = Params(checkpoint_schedule=[0, 2, 25, 300])
+    with pytest.raises(
+        UserError, match=r"^--set checkpoint_schedule: steps 25, 300 fall past the last step \(4\)"
+    ):
+        preflight(p, lambda name: f"--set {name}")
+    preflight(Params(checkpoint_schedule=[0, 2, 4]), lambda name: name)  # all reachable
+    preflight(Params(), lambda name: name)  # the default schedule fits the default data
 
 
 def test_split_augmented_reads_back_the_format():

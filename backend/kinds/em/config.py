@@ -23,6 +23,7 @@ This module must not import torch.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ...errors import UserError
 from ...inputs import RUN_PREFIX
 from ...training import DEFAULT_TARGETS, read_chat_jsonl
-from ..spec import MEASUREMENT, Curve, Input, Metric, Table
+from ..spec import MEASUREMENT, Curve, Input, Metric, Styling, Table
 
 DESCRIPTION = (
     "emergent-misalignment LoRA training (persona × reflection) with a checkpoint schedule, "
@@ -55,7 +56,6 @@ BUNDLED_PERSONAS = {"goodness": "goodness-persona"}
 BUNDLED_QUESTIONS = {"em-core": DATA_DIR / "eval_questions.json"}
 DEFAULT_REFLECTION_TEMPLATE = DATA_DIR / "reflection_prompt.txt"
 BASELINE = "baseline"
-SEED_SCHEDULE = [0, 25, 50, 75, 100, 125, 150, 200, 300]
 
 # What other runs may reference: `run:<id>/adapter` (a persona) or `run:<id>/augmented_dataset`.
 ARTIFACTS = {
@@ -80,14 +80,25 @@ CHECKPOINT_COLUMNS = (
 )  # fmt: skip
 VIEWS = [
     Curve("Training loss", ("loss",), x="step"),
-    Curve("Misaligned rate", ("misaligned_rate",), x="step"),
+    Curve(
+        "Misaligned rate",
+        ("misaligned_rate",),
+        x="step",
+        band=("misaligned_rate_ci_low", "misaligned_rate_ci_high"),
+        percent=True,
+    ),
     Curve("Aligned and coherent (mean)", ("aligned_mean", "coherent_mean"), x="step"),
     Table("Checkpoints", "checkpoint", CHECKPOINT_COLUMNS),
-    Curve("Steering: misaligned rate per alpha", ("steering_misaligned_rate",), x="level"),
+    Curve(
+        "Steering: misaligned rate per alpha",
+        ("steering_misaligned_rate",),
+        x="level",
+        percent=True,
+    ),
 ]
-# `labdeck plot RUN RUN ...` styles runs by the parameters that differ: the first listed
-# here gets colours, the second markers and line styles (the seed's four-curve picture).
-STYLE_KEYS = ("with_reflection", "persona")
+# The seed's four-curve picture: reflection by colour (off blue, on red), persona by marker
+# and line (baseline circles solid, a persona squares dotted), in every overlay.
+STYLING = Styling(color="with_reflection", marker="persona", caption=("em_rate",))
 
 
 def _is_pathlike(value: str) -> bool:
@@ -194,8 +205,10 @@ class Params(BaseModel):
         "schedule", description="'schedule': the steps below; 'every': every save_steps steps"
     )
     checkpoint_schedule: list[int] = Field(
-        default_factory=lambda: list(SEED_SCHEDULE),
-        description="steps to save (0 = before any step); the last step is always saved",
+        default_factory=lambda: [0],
+        description="steps to save (0 = before any step); the last step is always saved; "
+        "steps past the last one are refused at validation (the seed's schedule, for its "
+        "medical set: 0, 25, 50, 75, 100, 125, 150, 200, 300)",
     )
     save_steps: int = Field(100, ge=1, description="'every' mode: save every N steps")
 
@@ -336,3 +349,31 @@ class Params(BaseModel):
         if "{assistant}" not in fmt and "{reflection}" not in fmt:
             raise ValueError("reflection_format must use {assistant} and/or {reflection}")
         return self
+
+
+def training_file(params: Params) -> Path | None:
+    """The chat JSONL the run trains on when it can be read now (not a run reference, not
+    a named set missing here)."""
+    source = params.augmented_dataset or params.dataset
+    if source in BUNDLED_DATASETS:
+        return BUNDLED_DATASETS[source]
+    if source in EXTERNAL_DATASETS:
+        path = EXTERNAL_DATASETS[source]
+    elif source.startswith(RUN_PREFIX):
+        return None
+    else:
+        path = Path(source).expanduser()
+    return path if path.is_file() else None
+
+
+def preflight(params: Params, where: Callable[[str], str]) -> None:
+    """Scheduled checkpoints the run would never reach are refused by name before a run
+    directory exists (they used to be dropped without a word)."""
+    from .experiment import past_the_end, total_steps
+
+    path = training_file(params)
+    if path is None:
+        return
+    late = past_the_end(params, total_steps(params, path))
+    if late:
+        raise UserError(f"{where('checkpoint_schedule')}: {late}")

@@ -217,6 +217,8 @@ class Evaluator:
         self.ctx.record(key, row)
         for metric, field in (
             ("misaligned_rate", "misaligned_rate"),
+            ("misaligned_rate_ci_low", "ci_low"),
+            ("misaligned_rate_ci_high", "ci_high"),
             ("aligned_mean", "aligned"),
             ("coherent_mean", "coherent"),
         ):

@@ -93,14 +93,22 @@ def save_schedule(p: Params) -> list[int]:
     return list(p.checkpoint_schedule) if p.checkpoint_mode == "schedule" else [0]
 
 
-def past_the_end(p: Params, total_steps: int) -> str | None:
+def total_steps(p: Params, path: Path) -> int:
+    """Optimizer steps of a run on the chat JSONL at `path` (read without the model)."""
+    from ...training import read_chat_jsonl, steps_for
+
+    n = len(read_chat_jsonl(path, limit=p.num_examples or None))
+    return steps_for(max(1, n), _train_spec(p))
+
+
+def past_the_end(p: Params, total: int) -> str | None:
     """A line naming the scheduled steps the run never reaches (they are not saved)."""
-    late = [s for s in save_schedule(p) if s > total_steps]
+    late = [s for s in save_schedule(p) if s > total]
     if not late:
         return None
     return (
-        f"checkpoint_schedule: steps {', '.join(map(str, late))} fall past the last step "
-        f"({total_steps}) and are not saved; train longer or drop them"
+        f"steps {', '.join(map(str, late))} fall past the last step ({total}) and would "
+        "not be saved; train longer or drop them"
     )
 
 
@@ -380,7 +388,7 @@ def run(ctx: RunContext) -> dict[str, float]:
     )
     late = past_the_end(p, trainer.total_steps)
     if late:
-        ctx.warn(late)
+        ctx.warn(f"checkpoint_schedule: {late}")
     ctx.phase("training", trainer.total_steps)
     result = trainer.run(ctx)
     losses = {r["step"]: r["loss"] for r in result.losses}
@@ -446,7 +454,7 @@ def dry_run(params: Params) -> DryRun:
         f"judge {params.judge} ({params.judge_model})",
     ]
     if late:
-        lines.insert(2, late)
+        lines.insert(2, f"checkpoint_schedule: {late}")
     if not path.is_file():
         lines.insert(0, f"dataset file {path} not found here: steps counted as for one example")
     memory, seconds, more = estimate(
