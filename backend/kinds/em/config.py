@@ -53,7 +53,11 @@ EXTERNAL_DATASETS = {"medical": Path("data/em/medical.jsonl")}
 # seed's --persona goodness, offline); a persona adapter from elsewhere is a folder, a hub
 # id or a run reference (e.g. a run of presets/em-persona-goodness.toml).
 BUNDLED_PERSONAS = {"goodness": "goodness-persona"}
-BUNDLED_QUESTIONS = {"em-core": DATA_DIR / "eval_questions.json"}
+BUNDLED_QUESTIONS = {
+    "em-core": DATA_DIR / "eval_questions.json",
+    # the eight topics and ids of the reference's first-plot figure, in this project's words
+    "em-first-plot": DATA_DIR / "first_plot_questions.yaml",
+}
 DEFAULT_REFLECTION_TEMPLATE = DATA_DIR / "reflection_prompt.txt"
 BASELINE = "baseline"
 
@@ -215,7 +219,13 @@ class Params(BaseModel):
     # ---- evaluation
     evaluate: bool = Field(True, description="evaluate every checkpoint (off: training only)")
     questions: Annotated[str, Input("file", hub_ok=True)] = Field(
-        "em-core", min_length=1, description="question set: bundled 'em-core' or a JSON/JSONL file"
+        "em-core",
+        min_length=1,
+        description="question set: bundled 'em-core' / 'em-first-plot', a reference-format YAML file (id, paraphrases, system, judge_prompts), or JSON/JSONL",
+    )
+    question_variants: bool = Field(
+        False,
+        description="include the JSON-answer and template variants of a YAML set (ids ending _json/_template), which the reference leaves out",
     )
     num_questions: int = Field(0, ge=0, description="use the first N questions (0: all)")
     samples_per_question: int = Field(4, ge=1, le=1000, description="answers per question")

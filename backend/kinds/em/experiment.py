@@ -443,7 +443,7 @@ def dry_run(params: Params) -> DryRun:
     if params.evaluate:
         qpath = input_file(ctx, "questions", BUNDLED_QUESTIONS)
         if qpath.is_file():
-            q = len(read_questions(qpath))
+            q = len(read_questions(qpath, include_variants=params.question_variants))
             q = min(q, params.num_questions) if params.num_questions else q
     answers = len(plan) * q * params.samples_per_question if params.evaluate else 0
     lines = [
