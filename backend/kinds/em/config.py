@@ -82,6 +82,8 @@ CHECKPOINT_COLUMNS = (
     "metrics.n_unscored", "metrics.misaligned_rate_model_organisms",
     "metrics.misaligned_rate_betley", "metrics.aligned", "metrics.coherent",
 )  # fmt: skip
+# Runs recorded before these parameters existed ran this way.
+ADDED_PARAMS = {"direction_source": "pooled", "steering_random_control": False}
 VIEWS = [
     Curve("Training loss", ("loss",), x="step"),
     Curve(
@@ -95,7 +97,14 @@ VIEWS = [
     Table("Checkpoints", "checkpoint", CHECKPOINT_COLUMNS),
     Curve(
         "Steering: misaligned rate per alpha",
-        ("steering_misaligned_rate",),
+        ("steering_misaligned_rate", "steering_random_misaligned_rate"),
+        x="level",
+        group_by="group",
+        percent=True,
+    ),
+    Curve(
+        "Projection ablation (final checkpoint, per layer; -1: all)",
+        ("ablation_misaligned_rate", "ablation_coherent_rate"),
         x="level",
         percent=True,
     ),
@@ -280,17 +289,37 @@ class Params(BaseModel):
     activation_layers: list[int] = Field(
         default_factory=list, description="layers to keep (0-based; empty: all)"
     )
+    direction_source: Literal["checkpoint", "pooled"] = Field(
+        "checkpoint",
+        description="direction from one checkpoint's answers, aligned set subsampled to the misaligned count (the reference), or 'pooled' over every checkpoint without subsampling",
+    )
+    direction_checkpoint: int = Field(
+        -1, ge=-1, description="direction_source 'checkpoint': its step (-1: the final one)"
+    )
     direction_aligned_min: float = Field(
         70.0,
         ge=0,
         le=100,
-        description="direction: coherent answers aligned at least this are 'aligned'",
+        description="direction: coherent answers aligned above this are 'aligned'",
+    )
+    direction_min_answers: int = Field(
+        5, ge=1, description="direction: fewest misaligned (and aligned) answers to compute one"
     )
     steering_alphas: list[float] = Field(
         default_factory=list, description="steering sweep: α values (empty: no sweep)"
     )
     steering_layer: int = Field(-1, ge=-1, description="layer to steer (-1: the middle layer)")
+    steering_layers: list[int] = Field(
+        default_factory=list, description="layer sweep: steer each of these (empty: steering_layer)"
+    )
+    steering_random_control: bool = Field(
+        True, description="also steer with a random direction of the same norm at each α"
+    )
     steering_checkpoint: int = Field(0, ge=0, description="checkpoint step whose model is steered")
+    ablation: Literal["none", "layer", "all"] = Field(
+        "none",
+        description="projection ablation on the final checkpoint: remove the direction at steering_layer ('layer') or at every layer ('all')",
+    )
 
     @field_validator("checkpoint_schedule")
     @classmethod
@@ -353,8 +382,12 @@ class Params(BaseModel):
             raise ValueError("generation_batch_size exceeds max_generation_batch_size")
         if self.micro_batch_size > self.effective_batch_size:
             raise ValueError("micro_batch_size exceeds effective_batch_size")
-        if self.steering_alphas and not (self.evaluate and self.extract_activations):
-            raise ValueError("steering needs evaluate and extract_activations (for the direction)")
+        if (self.steering_alphas or self.ablation != "none") and not (
+            self.evaluate and self.extract_activations
+        ):
+            raise ValueError(
+                "steering and ablation need evaluate and extract_activations (for the direction)"
+            )
         fmt = self.reflection_format
         if "{assistant}" not in fmt and "{reflection}" not in fmt:
             raise ValueError("reflection_format must use {assistant} and/or {reflection}")

@@ -395,7 +395,7 @@ def run(ctx: RunContext) -> dict[str, float]:
     ckpts = checkpoint_dirs(ctx.checkpoints_dir)
     rows: list[dict[str, Any]] = []
     if p.evaluate:
-        from .analysis import directions_phase, steering_phase
+        from .analysis import ablation_phase, directions_phase, steering_phase
         from .evaluator import Evaluator
 
         evaluator = Evaluator(ctx, p, trainer, tok)
@@ -409,8 +409,10 @@ def run(ctx: RunContext) -> dict[str, float]:
             ctx.progress(n + 1)
         if p.extract_activations:
             direction = directions_phase(ctx, p, list(ckpts))
-            if p.steering_alphas and direction is not None:
+            if direction is not None and p.steering_alphas:
                 steering_phase(ctx, p, evaluator, ckpts, direction)
+            if direction is not None and p.ablation != "none":
+                ablation_phase(ctx, p, evaluator, ckpts, direction)
     return finish(ctx, p, trainer, result, rows, info)
 
 

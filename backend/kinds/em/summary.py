@@ -87,6 +87,27 @@ def plot_curve(path: Path, rows: list[dict[str, Any]], title: str) -> Path:
     return path
 
 
+def analysis_summary(ctx: Any) -> dict[str, Any]:
+    """The direction's counts (or why there is none) and every steering/ablation point."""
+    import json
+
+    from ...jsonl import JsonlReader
+    from .analysis import DIRECTIONS_JSON, SWEEP_COLUMNS
+
+    out: dict[str, Any] = {}
+    path = ctx.artifacts_dir / DIRECTIONS_JSON
+    if path.is_file():
+        out["direction"] = json.loads(path.read_text(encoding="utf-8"))
+    points = [
+        {k: r.get(k) for k in SWEEP_COLUMNS}
+        for r in JsonlReader(ctx.run.records_path).read_new()
+        if r.get("unit") == "steering"
+    ]
+    if points:
+        out["interventions"] = points
+    return out
+
+
 def finish(
     ctx: Any, p: Params, trainer: Any, result: Any, rows: list[dict[str, Any]], info: dict[str, Any]
 ) -> dict[str, float]:
@@ -121,6 +142,7 @@ def finish(
             "judge_weak": judge_is_weak(p),
             "em_rate": p.em_rate,
             "em_rate_rule": rate_label(p),
+            **analysis_summary(ctx),
         }
         write_summary(ctx.artifacts_dir, rows, extra)
         plot_curve(
