@@ -196,6 +196,10 @@ class Params(BaseModel):
         description="modules that get adapters ('all-linear' for every linear layer)",
     )
     use_rslora: bool = Field(True, description="rank-stabilised LoRA scaling alpha/sqrt(r)")
+    lora_layers: list[int] = Field(
+        default_factory=list,
+        description="decoder layers that get adapters (0-based, peft layers_to_transform; empty: all)",
+    )
     learning_rate: float = Field(1e-5, gt=0, le=1.0, description="peak learning rate (AdamW)")
     lr_scheduler: Literal[
         "linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts"

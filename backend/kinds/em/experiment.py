@@ -75,6 +75,7 @@ def _lora_spec(p: Params) -> Any:
         dropout=p.lora_dropout,
         target_modules=p.target_modules,
         use_rslora=p.use_rslora,
+        layers=p.lora_layers,
     )
 
 
