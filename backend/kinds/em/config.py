@@ -94,6 +94,14 @@ VIEWS = [
         percent=True,
     ),
     Curve("Aligned and coherent (mean)", ("aligned_mean", "coherent_mean"), x="step"),
+    Curve(
+        "Misaligned rate per question",
+        ("question_misaligned_rate",),
+        x="step",
+        group_by="group",
+        percent=True,
+    ),
+    Curve("Scored answers per question", ("question_n_scored",), x="step", group_by="group"),
     Table("Checkpoints", "checkpoint", CHECKPOINT_COLUMNS),
     Curve(
         "Steering: misaligned rate per alpha",

@@ -223,5 +223,8 @@ class Evaluator:
             ("coherent_mean", "coherent"),
         ):
             self.ctx.metric(metric, metrics[field], step=step)
+        for qid, q in metrics["per_question"].items():  # the per-question view
+            self.ctx.metric("question_misaligned_rate", q["misaligned_rate"], step=step, group=qid)
+            self.ctx.metric("question_n_scored", q["n_scored"], step=step, group=qid)
         self.ctx.checkpoint(step, Path(CHECKPOINTS) / folder.name, {**metrics, "loss": loss})
         return row
