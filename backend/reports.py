@@ -129,34 +129,69 @@ def _grid(n: int) -> tuple[int, int]:
     return (n + cols - 1) // cols, cols
 
 
+def curve_view(kind: str | None, name: str) -> Any:
+    """The kind's Curve view that draws metric `name`, if any (for its band and unit)."""
+    import fnmatch
+
+    from .kinds import kind_config
+    from .kinds.spec import Curve, views
+
+    if not kind:
+        return None
+    try:
+        declared = views(kind_config(kind))
+    except UserError:
+        return None
+    return next(
+        (
+            v
+            for v in declared
+            if isinstance(v, Curve) and any(fnmatch.fnmatchcase(name, m) for m in v.metrics)
+        ),
+        None,
+    )
+
+
 def _draw(
     series_by_panel: dict[str, dict[str, list[tuple[float, float]]]],
     title: str,
     dest: Path,
     xlabel: str,
+    kind: str | None = None,
 ) -> Path:
+    """One panel per metric. A metric the kind draws as a share is drawn in percent, and
+    the metrics of its interval become a band in its panel rather than panels of their own."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, cols = _grid(len(series_by_panel))
+    views = {name: curve_view(kind, name) for name in series_by_panel}
+    bands = {b for v in views.values() if v is not None and v.band for b in v.band}
+    panels = {k: v for k, v in series_by_panel.items() if k not in bands}
+    rows, cols = _grid(len(panels))
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
-    for ax, (name, groups) in zip(axes.flat, series_by_panel.items(), strict=False):
+    for ax, (name, groups) in zip(axes.flat, panels.items(), strict=False):
+        view = views[name]
+        scale = 100.0 if view is not None and view.percent else 1.0
         for group, pts in sorted(groups.items()):
-            pts = sorted(pts)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=group or None)
-        ax.set_title(name, fontsize=10)
+            band = None
+            if view is not None and view.band:
+                lo, hi = (series_by_panel.get(b, {}).get(group, []) for b in view.band)
+                band = (lo, hi) if lo and hi else None
+            style = {"marker": "o", "label": group or None}
+            draw_series(ax, pts, style, band, scale)
+        ax.set_title(f"{name} (%)" if scale != 1.0 else name, fontsize=10)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.grid(alpha=0.3)
         if any(groups):
             ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(series_by_panel) :]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(dest, dpi=110)
+    fig.savefig(dest, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return dest
 
@@ -194,9 +229,10 @@ def plot(run: Run, out_dir: Path | None = None) -> list[Path]:
             written.append(
                 _draw(
                     part,
-                    f"{run.id}: {what}",
+                    figure_title(f"{run.id}: {what}", [run]),
                     out_dir / f"{name}.png",
                     "/".join(sorted(xs)) or "order",
+                    run.kind,
                 )
             )
     traj = trajectory_series(events)
