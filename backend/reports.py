@@ -451,7 +451,18 @@ def plot_runs(runs: list[Run], out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # drawn (and listed in the legend) in style order, so the picture is the same for
+    # any order of the arguments
     styles = run_styles(runs, style_keys(runs))
+    order = sorted(
+        range(len(runs)),
+        key=lambda i: (
+            COLORS.index(styles[i]["color"]),
+            MARKERS.index(styles[i]["marker"]),
+            styles[i]["label"],
+        ),
+    )
+    runs, styles = [runs[i] for i in order], [styles[i] for i in order]
     series = [metric_series(EventReader(r.events_path).read_new()) for r in runs]
     figures = _curve_metrics(runs)
     if not figures:
@@ -563,7 +574,11 @@ def plot_group(
     view = next((v for v, names in _curve_metrics(group.members) if name in names), None)
     scale = 100.0 if view is not None and view.percent else 1.0
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    for run, c, st, pts in zip(group.members, coords, styles, points, strict=True):
+    drawn = sorted(
+        zip(group.members, coords, styles, points, strict=True),
+        key=lambda m: (COLORS.index(m[2]["color"]), MARKERS.index(m[2]["marker"]), m[0].id),
+    )
+    for run, c, st, pts in drawn:
         if not pts:
             continue
         label = ", ".join(f"{k}={v}" for k, v in c.items()) or run.short_id
