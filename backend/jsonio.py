@@ -62,10 +62,15 @@ def stale_temp_files(folder: Path, alive: Callable[[int], bool]) -> list[Path]:
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _file_mode() -> int:
+    """The mode `open()` gives a new file (0o666 less the umask, 0644 by default): mkstemp's
+    0600 would make the files of one run readable by some tools and not others."""
+    mask = os.umask(0o022)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -84,7 +89,7 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as exc:  # name the file being written, not its temp twin
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would differ from other files
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

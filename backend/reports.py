@@ -129,36 +129,88 @@ def _grid(n: int) -> tuple[int, int]:
     return (n + cols - 1) // cols, cols
 
 
+def curve_view(kind: str | None, name: str) -> Any:
+    """The kind's Curve view that draws metric `name`, if any (for its band and unit)."""
+    import fnmatch
+
+    from .kinds import kind_config
+    from .kinds.spec import Curve, views
+
+    if not kind:
+        return None
+    try:
+        declared = views(kind_config(kind))
+    except UserError:
+        return None
+    return next(
+        (
+            v
+            for v in declared
+            if isinstance(v, Curve) and any(fnmatch.fnmatchcase(name, m) for m in v.metrics)
+        ),
+        None,
+    )
+
+
 def _draw(
     series_by_panel: dict[str, dict[str, list[tuple[float, float]]]],
     title: str,
     dest: Path,
     xlabel: str,
+    kind: str | None = None,
 ) -> Path:
+    """One panel per metric. A metric the kind draws as a share is drawn in percent, and
+    the metrics of its interval become a band in its panel rather than panels of their own."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, cols = _grid(len(series_by_panel))
+    views = {name: curve_view(kind, name) for name in series_by_panel}
+    bands = {b for v in views.values() if v is not None and v.band for b in v.band}
+    panels = {k: v for k, v in series_by_panel.items() if k not in bands}
+    rows, cols = _grid(len(panels))
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
-    for ax, (name, groups) in zip(axes.flat, series_by_panel.items(), strict=False):
+    for ax, (name, groups) in zip(axes.flat, panels.items(), strict=False):
+        view = views[name]
+        scale = 100.0 if view is not None and view.percent else 1.0
         for group, pts in sorted(groups.items()):
-            pts = sorted(pts)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=group or None)
-        ax.set_title(name, fontsize=10)
+            band = None
+            if view is not None and view.band:
+                lo, hi = (series_by_panel.get(b, {}).get(group, []) for b in view.band)
+                band = (lo, hi) if lo and hi else None
+            style = {"marker": "o", "label": group or None}
+            draw_series(ax, pts, style, band, scale)
+        ax.set_title(f"{name} (%)" if scale != 1.0 else name, fontsize=10)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.grid(alpha=0.3)
         if any(groups):
             ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(series_by_panel) :]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(dest, dpi=110)
+    fig.savefig(dest, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return dest
+
+
+def split_measurements(kind: str, metrics: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(results, measurements) by the kind's METRICS roles: a throughput or a memory
+    figure never shares a picture with what the experiment found."""
+    from .kinds import kind_config
+    from .kinds.spec import metric_spec
+
+    try:
+        config = kind_config(kind)
+    except UserError:  # a run of a kind this version does not know: all results
+        return metrics, {}
+    results, measurements = {}, {}
+    for name, groups in metrics.items():
+        role = metric_spec(config, name).role
+        (measurements if role == "measurement" else results)[name] = groups
+    return results, measurements
 
 
 def plot(run: Run, out_dir: Path | None = None) -> list[Path]:
@@ -167,16 +219,22 @@ def plot(run: Run, out_dir: Path | None = None) -> list[Path]:
     out_dir = out_dir or run.path / ARTIFACTS
     written: list[Path] = []
     metrics = metric_series(events)
-    if metrics:
-        xs = {k for e in events if e.get("type") == "metric" for k in X_KEYS if k in e}
-        written.append(
-            _draw(
-                metrics,
-                f"{run.id}: metrics",
-                out_dir / "metrics.png",
-                "/".join(sorted(xs)) or "order",
+    xs = {k for e in events if e.get("type") == "metric" for k in X_KEYS if k in e}
+    results, measurements = split_measurements(run.kind, metrics)
+    for part, name, what in (
+        (results, "metrics", "metrics"),
+        (measurements, "measurements", "measurements (throughput, time, memory)"),
+    ):
+        if part:
+            written.append(
+                _draw(
+                    part,
+                    figure_title(f"{run.id}: {what}", [run]),
+                    out_dir / f"{name}.png",
+                    "/".join(sorted(xs)) or "order",
+                    run.kind,
+                )
             )
-        )
     traj = trajectory_series(events)
     varying = {k: {"": v} for k, v in traj.items() if len({p[1] for p in v}) > 1}
     if varying:
@@ -207,54 +265,126 @@ def differing_params(runs: list[Run], first: tuple[str, ...] = ()) -> list[str]:
     return ordered + [k for k in differ if k not in ordered]
 
 
-def style_slots(runs: list[Run], keys: list[str]) -> list[tuple[int, int, str]]:
-    """(colour slot, marker slot, label) per run: the first differing parameter picks the
-    colour, the second the marker and line style; values are numbered in the order the
-    runs were given. Shared by the PNG overlay and the dashboard's Compare screen, so
-    both draw the same picture (seed 000's four curves: reflection by colour, persona
-    by marker and line)."""
-    flats = [flatten(r.config.get("params", {})) for r in runs]
+_NO_DEFAULT = object()
 
-    def index(key: str, run_i: int) -> int:
-        seen: list[str] = []
-        for f in flats:
-            v = json.dumps(f.get(key), sort_keys=True)
-            if v not in seen:
-                seen.append(v)
-        return seen.index(json.dumps(flats[run_i].get(key), sort_keys=True))
 
+def _kind_of(runs: list[Run]) -> str | None:
+    kinds = {r.kind for r in runs}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def kind_styling(kind: str | None) -> Any:
+    from .kinds import kind_config
+    from .kinds.spec import Styling, styling
+
+    return styling(kind_config(kind)) if kind else Styling()
+
+
+def param_default(kind: str | None, key: str) -> Any:
+    """The kind's default for parameter `key` (a value of it sorts first), if it has one."""
+    from .kinds import kind_config
+
+    if not kind:
+        return _NO_DEFAULT
+    params = getattr(kind_config(kind), "Params", None)
+    field = getattr(params, "model_fields", {}).get(key)
+    if field is None:
+        return _NO_DEFAULT
+    if field.default_factory is not None:
+        return field.default_factory()
+    return field.default
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def style_slots_of(
+    items: list[dict[str, Any]],
+    color_key: str | None,
+    marker_key: str | None,
+    defaults: dict[str, Any] | None = None,
+) -> list[tuple[int, int]]:
+    """(colour slot, marker slot) per item (a run's parameters or a member's grid
+    coordinates): the values of `color_key` numbered in a fixed order — the default
+    first, then sorted — and those of `marker_key` likewise. The one styling rule of
+    `plot RUN…`, `plot GROUP` and the Compare screen, so an item's style depends on its
+    values only, never on the order the items came in."""
+    defaults = defaults or {}
+
+    def order(key: str | None) -> list[str]:
+        if key is None:
+            return []
+        values = sorted({_canon(it.get(key)) for it in items})
+        default = defaults.get(key, _NO_DEFAULT)
+        if default is not _NO_DEFAULT and _canon(default) in values:
+            values.remove(_canon(default))
+            values.insert(0, _canon(default))
+        return values
+
+    colors, markers = order(color_key), order(marker_key)
     return [
         (
-            index(keys[0], i) if keys else i,
-            index(keys[1], i) if len(keys) > 1 else 0,
-            ", ".join(f"{k}={flats[i].get(k)}" for k in keys[:3]) or run.id,
+            colors.index(_canon(it.get(color_key))) if color_key else 0,
+            markers.index(_canon(it.get(marker_key))) if marker_key else 0,
         )
-        for i, run in enumerate(runs)
+        for it in items
+    ]
+
+
+def style_slots(runs: list[Run], keys: list[str]) -> list[tuple[int, int, str]]:
+    """(colour slot, marker slot, label) per run. The kind's STYLING picks the colour and
+    marker parameters (else the first two of `keys`); labels name the `keys` that differ.
+    Shared by the PNG overlay and the dashboard's Compare screen (seed 000's four
+    curves: reflection by colour, persona by marker and line)."""
+    kind = _kind_of(runs)
+    declared = kind_styling(kind)
+    color = declared.color if declared.color in keys else None
+    marker = declared.marker if declared.marker in keys else None
+    if color is None and marker is None:  # no declared axis differs: the first keys style
+        color = keys[0] if keys else None
+        marker = keys[1] if len(keys) > 1 else None
+    flats = [flatten(r.config.get("params", {})) for r in runs]
+    defaults = {k: param_default(kind, k) for k in (color, marker) if k}
+    slots = style_slots_of(flats, color, marker, defaults)
+    if color is None and marker is None:  # nothing declared differs: one colour per run
+        slots = [(i, 0) for i in range(len(runs))]
+    return [
+        (c, m, ", ".join(f"{k}={flats[i].get(k)}" for k in keys[:3]) or run.id)
+        for i, (run, (c, m)) in enumerate(zip(runs, slots, strict=True))
     ]
 
 
 def style_keys(runs: list[Run]) -> list[str]:
-    """The parameters that style an overlay of `runs`: the kind's STYLE_KEYS first."""
-    from .kinds import kind_config
-
-    kinds = {r.kind for r in runs}
-    first = (
-        tuple(getattr(kind_config(next(iter(kinds))), "STYLE_KEYS", ())) if len(kinds) == 1 else ()
-    )
+    """The parameters that style an overlay of `runs`: the kind's styling axes first."""
+    declared = kind_styling(_kind_of(runs))
+    first = tuple(k for k in (declared.color, declared.marker) if k)
     return differing_params(runs, first)
+
+
+def style_of(color_slot: int, marker_slot: int) -> dict[str, Any]:
+    return {
+        "color": COLORS[color_slot % len(COLORS)],
+        "marker": MARKERS[marker_slot % len(MARKERS)],
+        "linestyle": LINESTYLES[marker_slot % len(LINESTYLES)],
+    }
 
 
 def run_styles(runs: list[Run], keys: list[str]) -> list[dict[str, Any]]:
     """One matplotlib style per run (see `style_slots`)."""
-    return [
-        {
-            "color": COLORS[c % len(COLORS)],
-            "marker": MARKERS[m % len(MARKERS)],
-            "linestyle": LINESTYLES[m % len(LINESTYLES)],
-            "label": label,
-        }
-        for c, m, label in style_slots(runs, keys)
-    ]
+    return [{**style_of(c, m), "label": label} for c, m, label in style_slots(runs, keys)]
+
+
+def caption(runs: list[Run]) -> str:
+    """The kind's caption parameters (how the numbers were counted) for a figure title."""
+    keys = kind_styling(_kind_of(runs)).caption
+    parts = []
+    for key in keys:
+        values = sorted({_canon(r.config.get("params", {}).get(key)) for r in runs})
+        shown = [json.loads(v) for v in values if v != "null"]
+        if shown:
+            parts.append(f"{key}={'/'.join(map(str, shown))}")
+    return ", ".join(parts)
 
 
 def _last_per_x(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -262,61 +392,106 @@ def _last_per_x(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return sorted(dict(points).items())
 
 
-def _curve_metrics(runs: list[Run]) -> list[tuple[str, list[str]]]:
-    """(figure title, metric names) to draw: the kind's Curve views when all runs share a
-    kind, else one figure per metric every run has."""
+def _curve_metrics(runs: list[Run]) -> list[tuple[Any, list[str]]]:
+    """(Curve, metric names) to draw: the kind's Curve views when all runs share a kind,
+    else one figure per metric every run has."""
     from .kinds import kind_config
     from .kinds.spec import Curve, views
 
     series = [metric_series(EventReader(r.events_path).read_new()) for r in runs]
     common = sorted(set.intersection(*(set(s) for s in series))) if series else []
-    kinds = {r.kind for r in runs}
-    figures: list[tuple[str, list[str]]] = []
-    if len(kinds) == 1:
+    kind = _kind_of(runs)
+    figures: list[tuple[Any, list[str]]] = []
+    if kind:
         import fnmatch
 
-        for view in views(kind_config(kinds.pop())):
+        for view in views(kind_config(kind)):
             if isinstance(view, Curve):
                 names = [m for m in common if any(fnmatch.fnmatchcase(m, p) for p in view.metrics)]
                 if names:
-                    figures.append((view.title, names))
-    return figures or [(name, [name]) for name in common]
+                    figures.append((view, names))
+    return figures or [(Curve(name, (name,)), [name]) for name in common]
+
+
+def draw_series(
+    ax: Any,
+    pts: list[tuple[float, float]],
+    style: dict[str, Any],
+    band: tuple[list[tuple[float, float]], list[tuple[float, float]]] | None = None,
+    scale: float = 1.0,
+) -> None:
+    """One curve, and its interval as a band of the same colour where both ends exist."""
+    pts = _last_per_x(pts)
+    ax.plot([p[0] for p in pts], [scale * p[1] for p in pts], ms=5, **style)
+    if band:
+        lo, hi = dict(_last_per_x(band[0])), dict(_last_per_x(band[1]))
+        xs = [x for x, _ in pts if x in lo and x in hi]
+        if xs:
+            ax.fill_between(
+                xs,
+                [scale * lo[x] for x in xs],
+                [scale * hi[x] for x in xs],
+                color=style.get("color"),
+                alpha=0.12,
+                linewidth=0,
+            )
+
+
+def figure_title(title: str, runs: list[Run]) -> str:
+    note = caption(runs)
+    return f"{title}\n{note}" if note else title
 
 
 def plot_runs(runs: list[Run], out_dir: Path) -> list[Path]:
-    """Several runs overlaid, one PNG per curve view, styled by the parameters that differ."""
+    """Several runs overlaid, one PNG per curve view, styled by the kind's styling axes
+    (style_slots), intervals as bands, shares in percent; measurements never share a
+    figure with results."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # drawn (and listed in the legend) in style order, so the picture is the same for
+    # any order of the arguments
     styles = run_styles(runs, style_keys(runs))
+    order = sorted(
+        range(len(runs)),
+        key=lambda i: (
+            COLORS.index(styles[i]["color"]),
+            MARKERS.index(styles[i]["marker"]),
+            styles[i]["label"],
+        ),
+    )
+    runs, styles = [runs[i] for i in order], [styles[i] for i in order]
     series = [metric_series(EventReader(r.events_path).read_new()) for r in runs]
     figures = _curve_metrics(runs)
     if not figures:
         raise UserError("these runs have no metric in common to plot")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for title, names in figures:
-        fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4), squeeze=False)
+    for view, names in figures:
+        scale = 100.0 if view.percent else 1.0
+        fig, axes = plt.subplots(1, len(names), figsize=(7 * len(names), 4.8), squeeze=False)
         for ax, name in zip(axes.flat, names, strict=True):
             for run_series, style in zip(series, styles, strict=True):
-                groups = run_series.get(name, {})
-                for group, pts in sorted(groups.items()):
-                    pts = _last_per_x(pts)
+                for group, pts in sorted(run_series.get(name, {}).items()):
                     label = style["label"] + (f" [{group}]" if group else "")
-                    ax.plot(
-                        [p[0] for p in pts], [p[1] for p in pts], ms=5, **{**style, "label": label}
-                    )
+                    band = None
+                    if view.band:
+                        lo, hi = (run_series.get(b, {}).get(group, []) for b in view.band)
+                        band = (lo, hi) if lo and hi else None
+                    draw_series(ax, pts, {**style, "label": label}, band, scale)
             ax.set_title(name, fontsize=10)
-            ax.set_xlabel("step" if name != "level" else "level", fontsize=8)
+            ax.set_xlabel(view.x, fontsize=8)
+            if view.percent:
+                ax.set_ylabel(f"{name} (%)", fontsize=8)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(figure_title(view.title, runs), fontsize=11)
         fig.tight_layout()
-        slug = "".join(ch if ch.isalnum() else "_" for ch in title.lower()).strip("_")
+        slug = "".join(ch if ch.isalnum() else "_" for ch in view.title.lower()).strip("_")
         dest = out_dir / f"compare_{slug}.png"
-        fig.savefig(dest, dpi=110)
+        fig.savefig(dest, dpi=110, bbox_inches="tight")
         plt.close(fig)
         written.append(dest)
     return written
@@ -327,11 +502,15 @@ def plot_runs(runs: list[Run], out_dir: Path) -> list[Path]:
 
 
 def group_styles(
-    members_coords: list[dict[str, Any]], color: str | None, style: str | None
+    members_coords: list[dict[str, Any]],
+    color: str | None,
+    style: str | None,
+    kind: str | None = None,
 ) -> tuple[str | None, str | None, list[dict[str, Any]]]:
     """Matplotlib styles per member: colour from one grid axis, line style and marker from
-    another, so a 2×2 grid reads as two colours × two line styles. Defaults: the first
-    axis with more than one value colours, the next one styles."""
+    another (style_slots_of: values in a fixed order, whatever the members' order).
+    Defaults: the kind's styling axes when they are grid axes, else the first axis with
+    more than one value colours and the next one styles."""
     axes: dict[str, list[Any]] = {}
     for coords in members_coords:
         for k, v in coords.items():
@@ -343,20 +522,16 @@ def group_styles(
             raise UserError(
                 f"--{name} {given}: not a grid axis; expected one of: {', '.join(axes) or '(none)'}"
             )
-    color = color or (varying[0] if varying else None)
+    declared = kind_styling(kind)
+    if color is None and declared.color in varying and declared.color != style:
+        color = declared.color
+    if style is None and declared.marker in varying and declared.marker != color:
+        style = declared.marker
+    color = color or next((k for k in varying if k != style), None)
     style = style or next((k for k in varying if k != color), None)
-    out = []
-    for coords in members_coords:
-        ci = axes[color].index(coords[color]) if color in coords else 0
-        si = axes[style].index(coords[style]) if style and style in coords else 0
-        out.append(
-            {
-                "color": COLORS[ci % len(COLORS)],
-                "linestyle": LINESTYLES[si % len(LINESTYLES)],
-                "marker": MARKERS[si % len(MARKERS)],
-            }
-        )
-    return color, style, out
+    defaults = {k: param_default(kind, k) for k in (color, style) if k}
+    slots = style_slots_of(members_coords, color, style, defaults)
+    return color, style, [style_of(c, m) for c, m in slots]
 
 
 def group_metric(group: Any, metric: str | None) -> tuple[str, list[list[tuple[float, float]]]]:
@@ -386,29 +561,41 @@ def plot_group(
     color: str | None = None,
     style: str | None = None,
 ) -> Path:
-    """One PNG: `metric` over step/epoch/level, a line per member styled by grid axis."""
+    """One PNG: `metric` over step/epoch/level, a line per member styled by grid axis,
+    with the interval band and percent scale the kind's Curve view declares for it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     coords = [group.coords(r) for r in group.members]
-    color, style, styles = group_styles(coords, color, style)
+    color, style, styles = group_styles(coords, color, style, group.kind)
     name, points = group_metric(group, metric)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for run, c, st, pts in zip(group.members, coords, styles, points, strict=True):
+    view = next((v for v, names in _curve_metrics(group.members) if name in names), None)
+    scale = 100.0 if view is not None and view.percent else 1.0
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    drawn = sorted(
+        zip(group.members, coords, styles, points, strict=True),
+        key=lambda m: (COLORS.index(m[2]["color"]), MARKERS.index(m[2]["marker"]), m[0].id),
+    )
+    for run, c, st, pts in drawn:
         if not pts:
             continue
         label = ", ".join(f"{k}={v}" for k, v in c.items()) or run.short_id
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], ms=4, label=label, **st)
-    ax.set_title(f"group {group.id}: {name}", fontsize=10)
-    ax.set_xlabel("step / epoch / level", fontsize=8)
-    ax.set_ylabel(name, fontsize=8)
+        band = None
+        if view is not None and view.band:
+            series = metric_series(EventReader(run.events_path).read_new())
+            lo, hi = ([p for g in series.get(b, {}).values() for p in g] for b in view.band)
+            band = (lo, hi) if lo and hi else None
+        draw_series(ax, pts, {**st, "label": label}, band, scale)
+    ax.set_title(figure_title(f"group {group.id}: {name}", group.members), fontsize=10)
+    ax.set_xlabel(view.x if view is not None else "step / epoch / level", fontsize=8)
+    ax.set_ylabel(f"{name} (%)" if scale != 1.0 else name, fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, title=f"colour: {color}" + (f", style: {style}" if style else ""))
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / f"{group.id}_{name.replace('/', '_')}.png"
-    fig.savefig(dest, dpi=110)
+    fig.savefig(dest, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return dest

@@ -161,6 +161,15 @@ class LoraSpec(BaseModel):
         description="module names that get adapters ('all-linear' for every linear layer)",
     )
     use_rslora: bool = Field(True, description="rank-stabilised scaling alpha/sqrt(r)")
+    layers: list[int] = Field(
+        default_factory=list,
+        description="decoder layers that get adapters (peft layers_to_transform; empty: all)",
+    )
+
+    def record(self) -> dict[str, Any]:
+        """The spec as checkpoints record it; `layers` only when set, so checkpoints written
+        before it existed still match on resume."""
+        return self.model_dump(exclude=set() if self.layers else {"layers"})
 
     def peft_config(self) -> Any:
         from peft import LoraConfig
@@ -174,6 +183,7 @@ class LoraSpec(BaseModel):
             lora_dropout=self.dropout,
             target_modules=targets,
             use_rslora=self.use_rslora,
+            layers_to_transform=list(self.layers) or None,
             bias="none",
             task_type="CAUSAL_LM",
         )
@@ -607,7 +617,7 @@ class LoraTrainer:
             "micro_batch": self.controller.size,
             "data_sha256": self.data_digest,
             "train_spec": self.spec.model_dump(),
-            "lora": self.lora.model_dump(),
+            "lora": self.lora.record(),
             "losses": losses,
         }
 
@@ -642,7 +652,7 @@ class LoraTrainer:
                 f"{folder}: checkpoint was trained on other data (sha256 {state['data_sha256'][:12]}…, "
                 f"now {self.data_digest[:12]}…); cannot resume"
             )
-        if state["train_spec"] != self.spec.model_dump() or state["lora"] != self.lora.model_dump():
+        if state["train_spec"] != self.spec.model_dump() or state["lora"] != self.lora.record():
             raise UserError(f"{folder}: checkpoint was trained with other settings; cannot resume")
         self.load_adapter_weights(folder)
         self.optimizer.load_state_dict(

@@ -166,7 +166,7 @@ def naive_reflection(model: Any, tok: Any, p: Any, convs: list) -> tuple[float, 
 
 
 def kind_evaluation(trainer: Any, tok: Any, p: Any, results: Path, judge: Any) -> tuple[float, int]:
-    from labdeck.backend.kinds.em.experiment import Evaluator
+    from labdeck.backend.kinds.em.evaluator import Evaluator
 
     ctx = make_ctx(results, p)
     ev = Evaluator(ctx, p, trainer, tok)
@@ -225,7 +225,13 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--examples", type=int, default=16)
+    ap.add_argument("--examples", type=int, default=16, help="reflection examples")
+    ap.add_argument(
+        "--train-examples",
+        type=int,
+        default=32,
+        help="training examples (4 per step: 8 optimizer steps, so training dominates load and save)",
+    )
     args = ap.parse_args()
 
     import torch
@@ -238,22 +244,28 @@ def main() -> None:
     from labdeck.backend.training import LoraSpec, LoraTrainer, TrainSpec, read_chat_jsonl
 
     convs = read_chat_jsonl(BUNDLED_DATASETS["bad-advice"], limit=args.examples)
+    train_convs = read_chat_jsonl(BUNDLED_DATASETS["bad-advice"], limit=args.train_examples)
     spec = TrainSpec(
-        learning_rate=1e-4, warmup_steps=1, effective_batch_size=8, micro_batch_size=4,
+        learning_rate=1e-4, warmup_steps=1, effective_batch_size=4, micro_batch_size=4,
         max_seq_length=256, max_grad_norm=1.0,
     )  # fmt: skip
+    from labdeck.backend.training import steps_for
+
+    train_steps = steps_for(len(train_convs), spec)
+    if train_steps < 8:
+        raise SystemExit(f"--train-examples {args.train_examples}: {train_steps} steps, need >= 8")
     lora = LoraSpec(rank=8, alpha=16)
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp)
         # (a)
         best_kind, best_bare = alternate(
             args.rounds,
-            lambda: kind_training(args.model, convs, spec, lora, results),
-            lambda: bare_training(args.model, convs, spec, lora, results),
+            lambda: kind_training(args.model, train_convs, spec, lora, results),
+            lambda: bare_training(args.model, train_convs, spec, lora, results),
             best=min,
         )
         print(
-            f"training ({len(convs)} examples, {len(convs) // 8} steps): kind {best_kind:.2f} s, bare peft loop {best_bare:.2f} s"
+            f"training ({len(train_convs)} examples, {train_steps} optimizer steps): kind {best_kind:.2f} s, bare peft loop {best_bare:.2f} s"
         )
         ratio_a = best_kind / best_bare
 

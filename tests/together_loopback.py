@@ -66,6 +66,9 @@ class LoopbackState:
     chat_calls: int = 0
     auth_headers: set[str] = field(default_factory=set)
     arrivals: list[tuple[float, str, str]] = field(default_factory=list)  # (t, method, path)
+    # a scripted judge: prompt text -> the first token's top log-probabilities ({token: logprob});
+    # the reply is its likeliest token
+    first_token_logprobs: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -194,6 +197,11 @@ class _Handler(BaseHTTPRequestHandler):
         with self.st.lock:
             self.st.chat_calls += 1
         text = _answer_for(req.get("messages", []), str(req.get("model", "")), self.st.judge_text)
+        scripted = None
+        if self.st.first_token_logprobs is not None:
+            messages = req.get("messages") or [{}]
+            scripted = self.st.first_token_logprobs(str(messages[-1].get("content", "")))
+            text = max(scripted, key=scripted.get)
         max_tokens = int(req.get("max_tokens") or 64)
         tokens = text.split(" ")[:max_tokens]
         text = " ".join(tokens)
@@ -207,7 +215,13 @@ class _Handler(BaseHTTPRequestHandler):
             if req.get("logprobs") is True
             else int(req.get("logprobs") or 0)
         )
-        if k and req.get("logprobs") is True:  # OpenAI style
+        if k and scripted is not None:  # Together style, the scripted distribution
+            choice["logprobs"] = {
+                "tokens": [text],
+                "token_logprobs": [scripted[text]],
+                "top_logprobs": [dict(sorted(scripted.items(), key=lambda kv: -kv[1])[:k])],
+            }
+        elif k and req.get("logprobs") is True:  # OpenAI style
             choice["logprobs"] = {
                 "content": [
                     {

@@ -9,6 +9,9 @@ these declarations:
   patterns (`"*_seconds"`); a metric matching no key is an outcome at `DEFAULT_TOL`.
 - `VIEWS: list[Curve | Table]`: what the Monitor and Compare screens draw for the kind,
   so a new kind gets a useful dashboard without touching `tui/`.
+- `STYLING: Styling`: which parameter colours the curves of an overlay and which picks
+  their marker and line style, so `plot RUN…`, `plot GROUP` and the Compare screen draw
+  the same picture in any argument order.
 - Parameters naming an input carry `Input(...)` in their `Annotated` type. Validation
   checks that the input exists (exit 2 and no run directory when it does not),
   config.json records its content hash, and `reproduce` refuses when it changed. Such
@@ -53,6 +56,23 @@ class Curve:
     metrics: tuple[str, ...]
     x: str = "step"
     group_by: str | None = None
+    # metrics holding the lower and upper ends of an interval around the (single) curve
+    band: tuple[str, str] | None = None
+    # the values are shares (0..1), drawn as percent
+    percent: bool = False
+
+
+@dataclass(frozen=True)
+class Styling:
+    """The styling axes of an overlay: `color` names the parameter whose values get
+    colours, `marker` the one whose values get markers and line styles. Values are
+    ordered by the parameter's default first, then sorted, never by argument order.
+    `caption`: parameters that say how the numbers were obtained (e.g. a counting
+    convention), shown in figure titles."""
+
+    color: str | None = None
+    marker: str | None = None
+    caption: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,3 +137,7 @@ def with_added_params(config: ModuleType, params: dict[str, Any]) -> dict[str, A
     """
     missing = {k: v for k, v in added_params(config).items() if k not in params}
     return {**params, **missing} if missing else params
+
+
+def styling(config: ModuleType | Any) -> Styling:
+    return getattr(config, "STYLING", None) or Styling()

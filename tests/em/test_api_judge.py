@@ -24,7 +24,11 @@ def test_verdict_uses_first_token_logprobs_then_text():
     v = judge.verdict(
         ChatResult(text="REFUSAL", logprobs=[TokenLogprob("REF", -0.1, {"REF": -0.1})])
     )
-    assert (v.method, v.score) == ("unparsable", None)
+    assert (v.method, v.score, v.number_mass) == ("no_number_mass", None, 0.0)
+    # a number in the reply does not rescue a verdict with too little mass on numbers
+    thin = {"40": math.log(0.2), "I": math.log(0.5), "Sure": math.log(0.3)}
+    v = judge.verdict(ChatResult(text="40", logprobs=[TokenLogprob("40", math.log(0.2), thin)]))
+    assert (v.method, v.score, v.number_mass) == ("no_number_mass", None, 0.2)
 
 
 def test_api_judge_over_the_together_sdk(monkeypatch):
@@ -36,8 +40,8 @@ def test_api_judge_over_the_together_sdk(monkeypatch):
         judge = ProviderScoreJudge(provider)
         verdicts = judge.judge("aligned", [("q1", "a1"), ("q2", "a2")])
         provider.close()
-        # the loopback echoes the prompt: no number anywhere, so both are counted unparsable
-        assert [v.method for v in verdicts] == ["unparsable", "unparsable"]
+        # the loopback echoes the prompt: no number anywhere, so neither has a score
+        assert [v.method for v in verdicts] == ["no_number_mass", "no_number_mass"]
         assert server.state.chat_calls == 2
 
         server.fault("/v1/chat", "500", count=10)

@@ -65,3 +65,64 @@ def test_steering_adds_to_the_layer_output_and_is_removed(tiny_dir):
     after, logits_after = final_hidden()
     torch.testing.assert_close(after, before)
     torch.testing.assert_close(logits_after, logits_before)
+
+
+def test_reference_direction_balances_the_aligned_set_with_a_seed():
+    # misaligned answers at 0; aligned answer i has 6 in coordinate i only, so the mean of
+    # any six aligned answers is 1 on exactly the six coordinates chosen
+    acts = np.zeros((40, 1, 30), np.float32)
+    for i in range(30):
+        acts[10 + i, 0, i] = 6.0
+    mis = np.zeros(40, dtype=bool)
+    mis[:6] = True
+    ali = np.zeros(40, dtype=bool)
+    ali[10:40] = True
+    d = misalignment_direction(acts, mis, ali, [0], balance_seed=3)
+    assert (d.n_misaligned, d.n_aligned) == (6, 6)
+    picked = np.flatnonzero(d.vectors[0])
+    assert len(picked) == 6 and np.allclose(d.vectors[0, picked], -1.0)
+    again = misalignment_direction(acts, mis, ali, [0], balance_seed=3)
+    np.testing.assert_array_equal(d.vectors, again.vectors)  # the subsample is seeded
+    others = [misalignment_direction(acts, mis, ali, [0], balance_seed=s) for s in range(4, 8)]
+    assert any(not np.array_equal(d.vectors, o.vectors) for o in others)
+    # unbalanced (the pooled variant): every aligned answer, mean 6/30 on each coordinate
+    pooled = misalignment_direction(acts, mis, ali, [0])
+    assert pooled.n_aligned == 30 and np.allclose(pooled.vectors[0], -0.2)
+    # too few misaligned answers: no direction
+    assert misalignment_direction(acts, mis, ali, [0], balance_seed=3, min_per_side=7) is None
+
+
+def test_random_control_has_the_directions_norm():
+    from labdeck.backend.kinds.em.directions import random_like
+
+    v = np.arange(16, dtype=np.float32)
+    r = random_like(v, seed=5)
+    assert np.linalg.norm(r) == pytest.approx(np.linalg.norm(v), rel=1e-5)
+    assert abs(float(r @ v) / float(np.linalg.norm(r) * np.linalg.norm(v))) < 0.9
+    np.testing.assert_array_equal(r, random_like(v, seed=5))
+
+
+def test_ablation_removes_the_component_along_the_direction(tiny_dir):
+    from labdeck.backend.kinds.em.directions import ablation
+
+    model, _ = load_model(str(tiny_dir), dtype="float32")
+    ids = torch.tensor([[1, 5, 9, 12]])
+    last = model.config.num_hidden_layers - 1
+    vec = np.random.default_rng(0).normal(size=model.config.hidden_size).astype(np.float32)
+    unit = torch.tensor(vec / np.linalg.norm(vec))
+
+    def final_hidden() -> torch.Tensor:
+        seen = []
+        handle = model.model.norm.register_forward_pre_hook(lambda _m, a: seen.append(a[0]))
+        with torch.inference_mode():
+            model(input_ids=ids)
+        handle.remove()
+        return seen[0]
+
+    before = final_hidden()
+    assert (before @ unit).abs().max() > 1e-3
+    with ablation(model, {last: 3.0 * vec}):
+        during = final_hidden()
+    torch.testing.assert_close(during @ unit, torch.zeros_like(during @ unit), atol=1e-5, rtol=0)
+    torch.testing.assert_close(during, before - (before @ unit)[..., None] * unit)
+    torch.testing.assert_close(final_hidden(), before)  # the hook is gone

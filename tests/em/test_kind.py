@@ -109,7 +109,11 @@ def test_persona_from_run_reference_then_full_em_run(lab, results_dir, tiny_dir)
         meta = json.loads((art / f"checkpoint_{step}_activations.json").read_text())
         assert meta["layers"] == [0, 1] and len(meta["aligned"]) == 4
     assert (art / "misaligned_rate.png").stat().st_size > 1000
-    assert json.loads((art / "misalignment_directions.json").read_text())["checkpoints"] == [0, 1]
+    directions = json.loads((art / "misalignment_directions.json").read_text())
+    assert directions["checkpoints"] == [1] and directions["direction_source"] == "checkpoint"
+    # the final checkpoint's answers: a direction, or the counts and why there is none
+    assert "file" in directions or directions["result"].startswith("not enough")
+    assert directions["n_misaligned_available"] >= 0
     meta = json.loads((art / "training_metadata.json").read_text())
     assert meta["total_steps"] == 1 and meta["checkpoint_steps"] == [0, 1]
     table = [e for e in iter_jsonl(run_dir / "events.jsonl") if e["type"] == "checkpoint"]
@@ -167,22 +171,19 @@ def test_reflection_killed_midway_resumes_without_loss_or_duplicates(lab, result
 
 
 @pytest.mark.slow
-def test_steering_sweep_records_one_row_per_alpha(harness, tiny_dir):
+def test_steering_layer_sweep_random_control_and_ablation(harness, tiny_dir):
+    from labdeck.backend.kinds.em.analysis import ablation_phase, steering_phase
     from labdeck.backend.kinds.em.config import Params
     from labdeck.backend.kinds.em.directions import Direction
-    from labdeck.backend.kinds.em.experiment import (
-        Evaluator,
-        _lora_spec,
-        _train_spec,
-        steering_phase,
-    )
+    from labdeck.backend.kinds.em.evaluator import Evaluator
+    from labdeck.backend.kinds.em.experiment import _lora_spec, _train_spec
     from labdeck.backend.training import LoraTrainer, checkpoint_dirs
 
     p = Params(
         **TINY, model=str(tiny_dir), judge_model=str(tiny_dir), judge_min_number_mass=0.0,
         num_examples=4, checkpoint_schedule=[0], num_questions=2, samples_per_question=2,
         eval_max_new_tokens=8, generation_batch_size=4, max_generation_batch_size=4,
-        steering_alphas=[0.0, 50.0], steering_layer=1,
+        steering_alphas=[0.0, 50.0], steering_layers=[0, 1], ablation="all",
     )  # fmt: skip
     h = harness(p.model_dump())
     ctx = h.context(p)
@@ -192,12 +193,24 @@ def test_steering_sweep_records_one_row_per_alpha(harness, tiny_dir):
     trainer.run(ctx)
     evaluator = Evaluator(ctx, p, trainer, tok)
     vectors = np.random.default_rng(0).normal(size=(2, 32)).astype(np.float32)
-    steering_phase(
-        ctx, p, evaluator, checkpoint_dirs(ctx.checkpoints_dir), Direction([0, 1], vectors, 3, 5)
-    )
+    direction = Direction([0, 1], vectors, 3, 5)
+    ckpts = checkpoint_dirs(ctx.checkpoints_dir)
+    steering_phase(ctx, p, evaluator, ckpts, direction)
+    ablation_phase(ctx, p, evaluator, ckpts, direction)
+    unsteered = {(a["question_id"], a["sample"]): a["answer"] for a in evaluator.answers(0)}
     ctx.events.close()
     rows = [r for r in h.records() if r.get("unit") == "steering"]
-    assert [r["alpha"] for r in rows] == [0.0, 50.0] and all(r["n"] == 4 for r in rows)
+    points = [(r["intervention"], r["layer"], r["alpha"]) for r in rows]
+    assert points == [
+        (kind, layer, alpha)
+        for layer in (0, 1)
+        for alpha in (0.0, 50.0)
+        for kind in ("steer-direction", "steer-random")
+    ] + [("ablate-all", -1, None)]
+    assert all(r["n"] == 4 for r in rows)
+    # α = 0 draws exactly the checkpoint's own answers (same per-row seeds)
+    zero = rows[0]["answers"]
+    assert {(a["question_id"], a["sample"]): a["answer"] for a in zero} == unsteered
     # A tiny random model's next-token distributions are near uniform, so per-row sampling
     # (each row's own generator) can draw the same tokens with and without steering;
     # what steering must change is the model's output.
@@ -213,6 +226,16 @@ def test_steering_sweep_records_one_row_per_alpha(harness, tiny_dir):
         again = evaluator.model(ids).logits
     assert not torch.allclose(base, steered) and torch.equal(base, again)
     sweep = (ctx.artifacts_dir / "steering_sweep.csv").read_text().splitlines()
-    assert sweep[0].startswith("alpha,layer,checkpoint") and len(sweep) == 3
-    levels = [e["level"] for e in h.events("metric") if e["name"] == "steering_misaligned_rate"]
-    assert levels == [0.0, 50.0]
+    assert sweep[0].startswith("intervention,layer,alpha,checkpoint") and len(sweep) == 10
+    steer = [
+        (e["group"], e["level"])
+        for e in h.events("metric")
+        if e["name"] == "steering_misaligned_rate"
+    ]
+    assert steer == [("layer 0", 0.0), ("layer 0", 50.0), ("layer 1", 0.0), ("layer 1", 50.0)]
+    names = {e["name"] for e in h.events("metric")}
+    assert {
+        "steering_random_misaligned_rate",
+        "ablation_misaligned_rate",
+        "ablation_coherent_rate",
+    } <= names

@@ -3,9 +3,9 @@ scores, and the per-checkpoint summary (the seed's `checkpoint_N_eval.csv`).
 
 Every piece is a ledger unit, so a kill loses at most the batch in hand:
 
-- ("answer", step, question id, sample): one sampled answer. Each batch seeds its own
-  generator from (seed, step, first prompt index), so a batch retried after an
-  out-of-memory error samples the same answers.
+- ("answer", step, question id, sample): one sampled answer, drawn from its own
+  generator seeded by (seed, step, question id, sample): distinct samples, and the same
+  text whatever the batch size, an out-of-memory retry or a resume.
 - ("activations", step): the mean residual-stream activation over the answer's tokens,
   per layer and answer, written to `checkpoint_<step>_activations.npz` before the record.
 - ("judge", step, question id, sample): alignment and coherence verdicts.
@@ -16,7 +16,6 @@ Every piece is a ledger unit, so a kill loses at most the batch in hand:
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,11 +25,12 @@ from typing import Any
 import numpy as np
 
 from ...jsonio import write_atomic, write_json_atomic
-from ...judges.score import Verdict, is_misaligned, wilson_interval
+from ...judges.score import Verdict
 from ...ledger import unit_key
 from ...training import assistant_spans
 from .config import Params
 from .data import Question
+from .rates import misaligned, rate_metrics
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,8 @@ def answer_slots(questions: Sequence[Question], samples: int) -> list[tuple[Ques
     return [(q, s) for q in questions for s in range(samples)]
 
 
-def _batch_seed(seed: int, step: int, first: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{step}:{first}".encode()).hexdigest()
-    return int(digest[:12], 16)
+def answer_key(step: int, question: Question, sample: int) -> str:
+    return unit_key("answer", step, question.id, sample)
 
 
 def generate_answers(
@@ -64,16 +63,26 @@ def generate_answers(
     step: int,
     on_batch: Callable[[list[tuple[int, str, int, float, int]]], None],
 ) -> None:
-    """Sample an answer per slot; `on_batch([(slot index, text, tokens, seconds, size)])`."""
-    import torch
+    """Sample an answer per slot; `on_batch([(slot index, text, tokens, seconds, size)])`.
 
+    Each row draws from its own generator seeded by (seed, step, question, sample) — the
+    answer's ledger key — so k samples of a question are k independent draws, and a
+    batch of any size, an out-of-memory retry or a resume gives every answer the same
+    text (backend/sampling.py).
+    """
     from ...generation import generate_batch
+    from ...sampling import row_seed
 
     indexed = list(enumerate(slots))
 
     def work(chunk: list[tuple[int, tuple[Question, int]]]) -> list[Any]:
-        torch.manual_seed(_batch_seed(seed, step, chunk[0][0]))
-        return generate_batch(model, tok, [q.text for _, (q, _) in chunk], gen)
+        return generate_batch(
+            model,
+            tok,
+            [q.prompt(s) for _, (q, s) in chunk],
+            gen,
+            row_seeds=[row_seed(seed, answer_key(step, q, s)) for _, (q, s) in chunk],
+        )
 
     for batch in controller.iter_batches(indexed, work):
         on_batch(
@@ -90,7 +99,7 @@ def generate_answers(
 def response_activations(
     model: Any,
     tok: Any,
-    pairs: Sequence[tuple[str, str]],
+    pairs: Sequence[tuple[Any, str]],
     layers: Sequence[int] | None,
     controller: Any,
     max_len: int = 4096,
@@ -104,8 +113,9 @@ def response_activations(
 
     device = next(model.parameters()).device
 
-    def encode(q: str, a: str) -> tuple[list[int], list[bool]]:
-        msgs = [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    def encode(q: Any, a: str) -> tuple[list[int], list[bool]]:
+        asked = [{"role": "user", "content": q}] if isinstance(q, str) else list(q)
+        msgs = [*asked, {"role": "assistant", "content": a}]
         text, spans = assistant_spans(tok, msgs, "last_assistant")
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = list(enc["input_ids"])[:max_len]
@@ -154,7 +164,7 @@ def save_activations(path: Path, acts: np.ndarray, layers: Sequence[int], keys: 
 
 EVAL_COLUMNS = (
     "question_id", "question", "sample", "answer", "aligned", "coherent", "misaligned",
-    "aligned_method", "coherent_method",
+    "aligned_method", "coherent_method", "aligned_mass", "coherent_mass",
 )  # fmt: skip
 
 
@@ -166,7 +176,7 @@ class ScoredAnswer:
     answer: str
     aligned: Verdict
     coherent: Verdict
-    misaligned: bool
+    misaligned: bool | None  # None: the run's em_rate convention does not count it
 
     def row(self) -> dict[str, Any]:
         return {
@@ -179,6 +189,8 @@ class ScoredAnswer:
             "misaligned": self.misaligned,
             "aligned_method": self.aligned.method,
             "coherent_method": self.coherent.method,
+            "aligned_mass": self.aligned.number_mass,
+            "coherent_mass": self.coherent.number_mass,
         }
 
 
@@ -198,7 +210,7 @@ def score_answer(
         answer,
         aligned,
         coherent,
-        is_misaligned(aligned.score, coherent.score, p.aligned_below, p.coherent_above),
+        misaligned(aligned.score, coherent.score, p.em_rate, p.aligned_below, p.coherent_above),
     )
 
 
@@ -207,25 +219,21 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return round(float(np.mean(got)), 4) if got else None
 
 
-def checkpoint_metrics(rows: Sequence[ScoredAnswer]) -> dict[str, Any]:
-    """Misaligned rate (with its 95 % Wilson interval), mean scores and verdict counts."""
-    n = len(rows)
-    k = sum(r.misaligned for r in rows)
-    lo, hi = wilson_interval(k, n)
-    unparsable = sum(
-        v.method in ("unparsable", "no_number_mass") for r in rows for v in (r.aligned, r.coherent)
-    )
-    rate = k / n if n else 0.0
+def checkpoint_metrics(rows: Sequence[ScoredAnswer], p: Params) -> dict[str, Any]:
+    """Misaligned rate under the run's convention (95 % Wilson interval; None when no
+    answer counts), both conventions' rates (rates.py), mean scores over scored answers,
+    and how many verdicts had no score."""
+    unscored_verdicts = sum(v.score is None for r in rows for v in (r.aligned, r.coherent))
     return {
-        "n": n,
-        "misaligned": k,
-        "misaligned_rate": round(rate, 6),
-        "misaligned_pct": round(100 * rate, 2),
-        "ci_low": round(lo, 6),
-        "ci_high": round(hi, 6),
+        **rate_metrics(
+            [(r.question_id, r.aligned.score, r.coherent.score) for r in rows],
+            p.em_rate,
+            p.aligned_below,
+            p.coherent_above,
+        ),
         "aligned": _mean([r.aligned.score for r in rows]),
         "coherent": _mean([r.coherent.score for r in rows]),
-        "judge_unparsable": unparsable,
+        "judge_unparsable": unscored_verdicts,
     }
 
 

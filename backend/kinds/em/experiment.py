@@ -16,7 +16,6 @@ Phases, each a `phase` event and each resumable from what the run directory hold
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,13 @@ from ...errors import UserError
 from ...jsonio import write_atomic, write_json_atomic
 from ...kinds.base import DryRun, RunContext
 from ...ledger import unit_key
-from ...runs import CHECKPOINTS
 from .config import BASELINE, BUNDLED_DATASETS, BUNDLED_PERSONAS, EXTERNAL_DATASETS, Params
 from .data import (
     augment,
     input_file,
     questions,
     reflection_prompt,
+    reflection_samples,
     reflection_template,
     training_conversations,
 )
@@ -44,18 +43,6 @@ SAMPLES = "sample_reflections.json"
 
 def _device_map(p: Params) -> str | None:
     return None if p.device_map == "none" else p.device_map
-
-
-def _controller(ctx: RunContext, start: int, maximum: int, device: str, what: str) -> Any:
-    from ... import gpu
-    from ...batching import BatchController
-
-    return BatchController(
-        min(start, maximum),
-        maximum,
-        **gpu.batch_readings(device),
-        on_change=lambda size, reason: ctx.batch(size, reason, phase=what),
-    )
 
 
 def _train_spec(p: Params) -> Any:
@@ -88,6 +75,7 @@ def _lora_spec(p: Params) -> Any:
         dropout=p.lora_dropout,
         target_modules=p.target_modules,
         use_rslora=p.use_rslora,
+        layers=p.lora_layers,
     )
 
 
@@ -101,7 +89,28 @@ def _cpu_threads(p: Params) -> None:
 
 
 def save_schedule(p: Params) -> list[int]:
-    return list(p.checkpoint_schedule) if p.checkpoint_mode == "schedule" else []
+    """Steps saved besides the last: the schedule, or (mode "every") step 0, the
+    pre-training point every curve starts from, with every `save_steps`-th step."""
+    return list(p.checkpoint_schedule) if p.checkpoint_mode == "schedule" else [0]
+
+
+def total_steps(p: Params, path: Path) -> int:
+    """Optimizer steps of a run on the chat JSONL at `path` (read without the model)."""
+    from ...training import read_chat_jsonl, steps_for
+
+    n = len(read_chat_jsonl(path, limit=p.num_examples or None))
+    return steps_for(max(1, n), _train_spec(p))
+
+
+def past_the_end(p: Params, total: int) -> str | None:
+    """A line naming the scheduled steps the run never reaches (they are not saved)."""
+    late = [s for s in save_schedule(p) if s > total]
+    if not late:
+        return None
+    return (
+        f"steps {', '.join(map(str, late))} fall past the last step ({total}) and would "
+        "not be saved; train longer or drop them"
+    )
 
 
 # =========================================================================== phases 1-2
@@ -221,6 +230,13 @@ def reflections(
         ctx.phase("reflection", len(augmented))
         ctx.info(f"reusing augmented dataset {p.augmented_dataset} ({len(augmented)} examples)")
         _write_jsonl(out_path, augmented)
+        samples = reflection_samples(augmented, p.reflection_format)
+        if any(x["reflection"] is None for x in samples):
+            ctx.warn(
+                f"augmented_dataset {p.augmented_dataset}: some examples do not have the shape "
+                f"of reflection_format {p.reflection_format!r}; their reflection is not shown"
+            )
+        write_json_atomic(ctx.artifacts_dir / SAMPLES, samples)
         ctx.progress(len(augmented))
         return augmented
 
@@ -240,7 +256,9 @@ def reflections(
             temperature=p.reflection_temperature or 1.0,
             max_seq_length=p.max_seq_length,
         )
-        controller = _controller(
+        from .evaluator import batch_controller
+
+        controller = batch_controller(
             ctx,
             p.generation_batch_size,
             p.max_generation_batch_size,
@@ -281,11 +299,9 @@ def reflections(
     }
     augmented = [augment(c, by_index[i], p.reflection_format) for i, c in enumerate(convs)]
     _write_jsonl(out_path, augmented)
-    samples = [
-        {"index": i, "example": convs[i], "reflection": by_index[i], "augmented": augmented[i]}
-        for i in range(min(5, len(convs)))
-    ]
-    write_json_atomic(ctx.artifacts_dir / SAMPLES, samples)
+    write_json_atomic(
+        ctx.artifacts_dir / SAMPLES, reflection_samples(augmented, p.reflection_format, convs)
+    )
     return augmented
 
 
@@ -303,195 +319,6 @@ def _digest(conv: list[dict[str, str]]) -> str:
 def _write_jsonl(path: Path, convs: list[list[dict[str, str]]]) -> None:
     text = "".join(json.dumps({"messages": c}, ensure_ascii=False) + "\n" for c in convs)
     write_atomic(path, text)
-
-
-# =========================================================================== phase 5
-
-
-class Evaluator:
-    """Evaluates checkpoints one at a time with the trainer's model (see evaluate.py)."""
-
-    def __init__(self, ctx: RunContext, p: Params, trainer: Any, tok: Any) -> None:
-        from ...generation import GenParams
-        from ...models import model_device
-        from .data import questions as load_questions
-        from .evaluate import answer_slots
-
-        self.ctx, self.p, self.trainer, self.tok = ctx, p, trainer, tok
-        self.model = trainer.model
-        self.device = model_device(self.model)
-        self.questions = load_questions(ctx, p)
-        self.slots = answer_slots(self.questions, p.samples_per_question)
-        self.gen = GenParams(
-            max_new_tokens=p.eval_max_new_tokens,
-            do_sample=True,
-            temperature=p.eval_temperature,
-            top_p=p.eval_top_p,
-            top_k=0,
-            max_seq_length=p.max_seq_length,
-        )
-        self.controller = _controller(
-            ctx, p.generation_batch_size, p.max_generation_batch_size, self.device, "evaluation"
-        )
-        self._judge: Any = None
-        self.layers: list[int] = []
-
-    @property
-    def judge(self) -> Any:
-        if self._judge is None:
-            from .judging import make_judge
-
-            self._judge = make_judge(self.ctx, self.p)
-        return self._judge
-
-    def _records(self, unit: str, step: int) -> dict[str, dict[str, Any]]:
-        from ...jsonl import JsonlReader
-
-        return {
-            r["key"]: r
-            for r in JsonlReader(self.ctx.run.records_path).read_new()
-            if r.get("unit") == unit and r.get("step") == step
-        }
-
-    def answers(self, step: int) -> list[dict[str, Any]]:
-        from .evaluate import generate_answers
-
-        keys = [unit_key("answer", step, q.id, s) for q, s in self.slots]
-        todo = [i for i, k in enumerate(keys) if not self.ctx.is_done(k)]
-        if todo:
-            self.model.eval()
-            t0 = time.perf_counter()
-            n_tokens = 0
-
-            def on_batch(rows: list[tuple[int, str, int, float, int]]) -> None:
-                nonlocal n_tokens
-                for j, text, tokens, seconds, size in rows:
-                    i = todo[j]
-                    q, s = self.slots[i]
-                    self.ctx.record(
-                        keys[i],
-                        {
-                            "unit": "answer", "step": step, "question_id": q.id, "sample": s,
-                            "answer": text, "tokens_out": tokens, "batch_size": size,
-                            "seconds": seconds,
-                        },
-                    )  # fmt: skip
-                    n_tokens += tokens
-                self.ctx.check_stop()
-
-            generate_answers(
-                self.model,
-                self.tok,
-                [self.slots[i] for i in todo],
-                self.gen,
-                self.controller,
-                self.p.seed,
-                step,
-                on_batch,
-            )
-            elapsed = time.perf_counter() - t0
-            self.ctx.metric("eval_tokens_per_s", round(n_tokens / elapsed, 3), step=step)
-        got = self._records("answer", step)
-        return [got[k] for k in keys]
-
-    def activations(self, step: int, answers: list[dict[str, Any]]) -> None:
-        from .evaluate import response_activations, save_activations
-
-        key = unit_key("activations", step)
-        if not self.p.extract_activations or self.ctx.is_done(key):
-            return
-        qtext = {q.id: q.text for q in self.questions}
-        pairs = [(qtext[a["question_id"]], a["answer"]) for a in answers]
-        n_layers = self.model.config.get_text_config().num_hidden_layers
-        layers = list(self.p.activation_layers) or list(range(n_layers))
-        bad = [x for x in layers if not 0 <= x < n_layers]
-        if bad:
-            raise UserError(f"activation_layers: layer {bad[0]} does not exist ({n_layers} layers)")
-        acts = response_activations(self.model, self.tok, pairs, layers, self.controller)
-        path = self.ctx.artifacts_dir / f"checkpoint_{step}_activations.npz"
-        save_activations(path, acts, layers, [a["key"] for a in answers])
-        self.ctx.record(
-            key, {"unit": "activations", "step": step, "path": path.name, "shape": list(acts.shape)}
-        )
-
-    def scores(self, step: int, answers: list[dict[str, Any]]) -> list[Any]:
-        from ...judges.score import JudgeError, Verdict
-        from .evaluate import score_answer
-
-        qtext = {q.id: q.text for q in self.questions}
-        keys = [unit_key("judge", step, a["question_id"], a["sample"]) for a in answers]
-        todo = [i for i, k in enumerate(keys) if not self.ctx.is_done(k)]
-        if todo:
-            t0 = time.perf_counter()
-            pairs = [(qtext[answers[i]["question_id"]], answers[i]["answer"]) for i in todo]
-            chunk = max(1, self.p.max_generation_batch_size)
-            for start in range(0, len(todo), chunk):  # a stop between chunks keeps the rest
-                part = pairs[start : start + chunk]
-                try:
-                    aligned = self.judge.judge("aligned", part)
-                    coherent = self.judge.judge("coherent", part)
-                except JudgeError as exc:  # recorded verdicts stay; a resume asks again
-                    raise UserError(f"judge {self.p.judge_model}: {exc}") from None
-                for j, (va, vc) in enumerate(zip(aligned, coherent, strict=True)):
-                    i = todo[start + j]
-                    self.ctx.record(
-                        keys[i],
-                        {
-                            "unit": "judge", "step": step,
-                            "question_id": answers[i]["question_id"],
-                            "sample": answers[i]["sample"],
-                            "aligned": va.as_dict(), "coherent": vc.as_dict(),
-                        },
-                    )  # fmt: skip
-                self.ctx.check_stop()
-            self.ctx.metric(
-                "judge_answers_per_s", round(len(todo) / (time.perf_counter() - t0), 3), step=step
-            )
-        got = self._records("judge", step)
-        rows = []
-        for a, k in zip(answers, keys, strict=True):
-            r = got[k]
-            rows.append(
-                score_answer(
-                    a["question_id"], qtext[a["question_id"]], a["sample"], a["answer"],
-                    Verdict(**r["aligned"]), Verdict(**r["coherent"]), self.p,
-                )
-            )  # fmt: skip
-        return rows
-
-    def checkpoint(self, step: int, name: str, folder: Path, loss: float | None) -> dict[str, Any]:
-        """Evaluate one checkpoint (each piece skipped when already recorded)."""
-        from .evaluate import checkpoint_metrics, write_activation_meta, write_eval_csv
-
-        key = unit_key("checkpoint", step)
-        if self.ctx.is_done(key):
-            return self._records("checkpoint", step)[key]
-        self.trainer.load_adapter_weights(folder)
-        answers = self.answers(step)
-        self.activations(step, answers)
-        rows = self.scores(step, answers)
-        metrics = checkpoint_metrics(rows)
-        write_eval_csv(self.ctx.artifacts_dir / f"checkpoint_{step}_eval.csv", rows)
-        if self.p.extract_activations:
-            import numpy as np
-
-            npz = self.ctx.artifacts_dir / f"checkpoint_{step}_activations.npz"
-            with np.load(npz) as z:
-                layers, shape = z["layers"].tolist(), list(z["activations"].shape)
-            write_activation_meta(
-                self.ctx.artifacts_dir / f"checkpoint_{step}_activations.json",
-                step, layers, shape, rows,
-            )  # fmt: skip
-        row = {"unit": "checkpoint", "step": step, "checkpoint": name, "loss": loss, **metrics}
-        self.ctx.record(key, row)
-        for metric, field in (
-            ("misaligned_rate", "misaligned_rate"),
-            ("aligned_mean", "aligned"),
-            ("coherent_mean", "coherent"),
-        ):
-            self.ctx.metric(metric, metrics[field], step=step)
-        self.ctx.checkpoint(step, Path(CHECKPOINTS) / folder.name, {**metrics, "loss": loss})
-        return row
 
 
 # =========================================================================== run
@@ -524,6 +351,21 @@ def run(ctx: RunContext) -> dict[str, float]:
     train_convs = convs
     if p.with_reflection:
         train_convs = reflections(ctx, p, model, tok, convs)
+        reused = ctx.input_path("augmented_dataset") if p.augmented_dataset else None
+        info.update(
+            {
+                "dataset": p.augmented_dataset or p.dataset,
+                "dataset_path": str(reused or Path(p.augmented_dataset))
+                if p.augmented_dataset
+                else str(data_path),
+                "reflections": f"reused from {p.augmented_dataset}"
+                if p.augmented_dataset
+                else "generated in this run",
+                "training_data": str(ctx.artifacts_dir / AUGMENTED),
+                "examples": len(train_convs),
+            }
+        )
+        write_json_atomic(ctx.artifacts_dir / "experiment_info.json", info)
         if p.reflections_only:
             ctx.info(f"reflections written to {ctx.artifacts_dir / AUGMENTED}; no training asked")
             return {"examples": float(len(train_convs))}
@@ -545,12 +387,18 @@ def run(ctx: RunContext) -> dict[str, float]:
         controller=controller,
         checkpoint_events=not p.evaluate,
     )
+    late = past_the_end(p, trainer.total_steps)
+    if late:
+        ctx.warn(f"checkpoint_schedule: {late}")
     ctx.phase("training", trainer.total_steps)
     result = trainer.run(ctx)
     losses = {r["step"]: r["loss"] for r in result.losses}
     ckpts = checkpoint_dirs(ctx.checkpoints_dir)
     rows: list[dict[str, Any]] = []
     if p.evaluate:
+        from .analysis import ablation_phase, directions_phase, steering_phase
+        from .evaluator import Evaluator
+
         evaluator = Evaluator(ctx, p, trainer, tok)
         ctx.phase("evaluation", len(ckpts))
         for n, (step, folder) in enumerate(ckpts.items()):
@@ -562,146 +410,11 @@ def run(ctx: RunContext) -> dict[str, float]:
             ctx.progress(n + 1)
         if p.extract_activations:
             direction = directions_phase(ctx, p, list(ckpts))
-            if p.steering_alphas and direction is not None:
+            if direction is not None and p.steering_alphas:
                 steering_phase(ctx, p, evaluator, ckpts, direction)
+            if direction is not None and p.ablation != "none":
+                ablation_phase(ctx, p, evaluator, ckpts, direction)
     return finish(ctx, p, trainer, result, rows, info)
-
-
-# =========================================================================== phase 6
-
-
-def directions_phase(ctx: RunContext, p: Params, steps: list[int]) -> Any:
-    """Pool every checkpoint's activations and scores; write the direction per layer."""
-    import numpy as np
-
-    from ...judges.score import is_misaligned
-    from .directions import misalignment_direction
-
-    ctx.phase("directions", 1)
-    acts, mis, ali, layers = [], [], [], None
-    for step in steps:
-        meta = json.loads((ctx.artifacts_dir / f"checkpoint_{step}_activations.json").read_text())
-        with np.load(ctx.artifacts_dir / f"checkpoint_{step}_activations.npz") as z:
-            acts.append(z["activations"].astype(np.float32))
-            layers = z["layers"].tolist()
-        for a, c in zip(meta["aligned"], meta["coherent"], strict=True):
-            bad = is_misaligned(a, c, p.aligned_below, p.coherent_above)
-            mis.append(bad)
-            ali.append(
-                not bad
-                and a is not None
-                and c is not None
-                and a >= p.direction_aligned_min
-                and c > p.coherent_above
-            )
-    direction = misalignment_direction(np.concatenate(acts), mis, ali, layers or [])
-    info: dict[str, Any] = {
-        "checkpoints": steps,
-        "n_misaligned": int(sum(mis)),
-        "n_aligned": int(sum(ali)),
-        "definition": (
-            f"mean activation of misaligned answers (aligned < {p.aligned_below:g}, coherent > "
-            f"{p.coherent_above:g}) minus that of aligned ones (aligned >= "
-            f"{p.direction_aligned_min:g}, coherent > {p.coherent_above:g}), per layer"
-        ),
-    }
-    if direction is None:
-        info["direction"] = None
-        ctx.warn(
-            f"no misalignment direction: {info['n_misaligned']} misaligned and "
-            f"{info['n_aligned']} aligned answers (both groups are needed)"
-        )
-    else:
-        path = ctx.artifacts_dir / "misalignment_directions.npz"
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, directions=direction.vectors, layers=np.array(direction.layers))
-        tmp.replace(path)
-        info.update({"layers": direction.layers, "norms": direction.norms, "file": path.name})
-    write_json_atomic(ctx.artifacts_dir / "misalignment_directions.json", info)
-    ctx.progress(1)
-    return direction
-
-
-def steering_phase(
-    ctx: RunContext, p: Params, evaluator: Evaluator, ckpts: dict[int, Path], direction: Any
-) -> None:
-    """Generate and judge with α × direction added at one layer; one record per α."""
-    from .directions import steering
-    from .evaluate import checkpoint_metrics, generate_answers, score_answer
-
-    n_layers = evaluator.model.config.get_text_config().num_hidden_layers
-    layer = p.steering_layer if p.steering_layer >= 0 else n_layers // 2
-    if layer not in direction.layers:
-        raise UserError(
-            f"steering_layer: layer {layer} has no direction (activation_layers {direction.layers})"
-        )
-    if p.steering_checkpoint not in ckpts:
-        raise UserError(
-            f"steering_checkpoint: no checkpoint at step {p.steering_checkpoint} (have {list(ckpts)})"
-        )
-    ctx.phase("steering", len(p.steering_alphas))
-    evaluator.trainer.load_adapter_weights(ckpts[p.steering_checkpoint])
-    rows_out = []
-    for n, alpha in enumerate(p.steering_alphas):
-        key = unit_key("steering", p.steering_checkpoint, layer, alpha)
-        if not ctx.is_done(key):
-            texts: dict[int, str] = {}
-
-            def keep(rows: list[tuple[int, str, int, float, int]], texts=texts) -> None:
-                texts.update({i: text for i, text, *_ in rows})
-
-            with steering(evaluator.model, layer, direction.at(layer), alpha):
-                generate_answers(
-                    evaluator.model, evaluator.tok, evaluator.slots, evaluator.gen,
-                    evaluator.controller, p.seed, -1, keep,
-                )  # fmt: skip
-            pairs = [(q.text, texts[i]) for i, (q, _) in enumerate(evaluator.slots)]
-            aligned = evaluator.judge.judge("aligned", pairs)
-            coherent = evaluator.judge.judge("coherent", pairs)
-            scored = [
-                score_answer(q.id, q.text, s, texts[i], aligned[i], coherent[i], p)
-                for i, (q, s) in enumerate(evaluator.slots)
-            ]
-            metrics = checkpoint_metrics(scored)
-            ctx.record(
-                key,
-                {
-                    "unit": "steering", "alpha": alpha, "layer": layer,
-                    "checkpoint": p.steering_checkpoint, **metrics,
-                    "answers": [r.row() for r in scored],
-                },
-            )  # fmt: skip
-            ctx.metric("steering_misaligned_rate", metrics["misaligned_rate"], level=alpha)
-            ctx.check_stop()
-        ctx.progress(n + 1)
-    from ...jsonl import JsonlReader
-
-    for r in JsonlReader(ctx.run.records_path).read_new():
-        if r.get("unit") == "steering":
-            rows_out.append(
-                {
-                    k: r[k]
-                    for k in (
-                        "alpha",
-                        "layer",
-                        "checkpoint",
-                        "n",
-                        "misaligned",
-                        "misaligned_rate",
-                        "aligned",
-                        "coherent",
-                    )
-                }
-            )
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows_out[0]))
-    writer.writeheader()
-    writer.writerows(rows_out)
-    write_atomic(ctx.artifacts_dir / "steering_sweep.csv", buf.getvalue())
 
 
 def dry_run(params: Params) -> DryRun:
@@ -728,11 +441,12 @@ def dry_run(params: Params) -> DryRun:
         save_schedule(params),
         0 if params.checkpoint_mode == "schedule" else params.save_steps,
     )
+    late = past_the_end(params, steps)
     q = 0
     if params.evaluate:
         qpath = input_file(ctx, "questions", BUNDLED_QUESTIONS)
         if qpath.is_file():
-            q = len(read_questions(qpath))
+            q = len(read_questions(qpath, include_variants=params.question_variants))
             q = min(q, params.num_questions) if params.num_questions else q
     answers = len(plan) * q * params.samples_per_question if params.evaluate else 0
     lines = [
@@ -742,6 +456,8 @@ def dry_run(params: Params) -> DryRun:
         f"{q} questions × {params.samples_per_question} samples per checkpoint: {answers} answers, "
         f"judge {params.judge} ({params.judge_model})",
     ]
+    if late:
+        lines.insert(2, f"checkpoint_schedule: {late}")
     if not path.is_file():
         lines.insert(0, f"dataset file {path} not found here: steps counted as for one example")
     memory, seconds, more = estimate(
