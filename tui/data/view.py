@@ -148,7 +148,9 @@ class RunView:
     def read_older(self) -> list[dict[str, Any]]:
         """The skim of the bytes before the tail (file work only; for a worker thread)."""
         try:
-            return skim_older(self.run.events_path, self.skimmed_bytes)
+            return skim_older(
+                self.run.events_path, self.skimmed_bytes, getattr(self, "_kept_types", ())
+            )
         except OSError as exc:
             self.problem = f"{self.run.events_path}: {exc}"
             return []

@@ -38,6 +38,7 @@ from labdeck.backend.presets import (
 )
 
 from .. import actions, fmt
+from ..launching import Launch, Outcome
 from ..widgets.footer import PriorityFooter
 from ..widgets.grid_editor import GridEditor
 from ..widgets.param_form import ParamForm
@@ -126,6 +127,7 @@ class LaunchScreen(Screen):
                     yield Input(id="run-title", placeholder="title in the run id")
                 yield ParamForm(id="form")
                 yield Static(id="launch-error", markup=False)
+                yield Static(id="launch-status", markup=False)
             with Vertical(id="side-col"):
                 yield Static("[dim]no overrides[/dim]", id="diff")
                 yield GridEditor(id="grid")
@@ -175,6 +177,9 @@ class LaunchScreen(Screen):
         presets = self.query_one("#presets", OptionList)
         presets.add_options(options)
         self.set_focus(presets)
+        self.lab.launcher.listeners.append(self._launch_ended)
+        self._show_pending()
+        self.set_interval(0.5, self._show_pending)
         first = next((i for i, o in enumerate(options) if not o.disabled), None)
         if first is not None:
             presets.highlighted = first  # posts OptionHighlighted, which loads it
@@ -375,46 +380,55 @@ class LaunchScreen(Screen):
 
     @on(Button.Pressed, "#btn-launch")
     def action_launch(self) -> None:
-        if self._ready():
-            self.notify("launching…", timeout=3)
-            self._launch(
-                self.source.cli_args(),
-                list(self._sets),
-                self._title(),
-                self.query_one(GridEditor).axes,
-            )  # type: ignore[union-attr]
-
-    @work(thread=True, exclusive=True, group="launch")
-    def _launch(
-        self, source_args: list[str], sets: list[str], title: str | None, grid: list[str]
-    ) -> None:
-        # The dry run checks what validation alone cannot see (a missing data file); a
-        # run that would fail in its first seconds is not started.
-        check = actions.dry_run(source_args, sets, self.lab.results)
-        if not check.ok:
-            self.app.call_from_thread(self._blocked, check)
+        pending = self.lab.launcher.pending
+        if pending is not None:  # a second ctrl+r while one is pending launches nothing
+            self.notify(f"not launched twice: {pending.line()}", severity="warning", timeout=4)
             return
-        result = actions.launch(source_args, sets, self.lab.results, title, grid)
-        self.app.call_from_thread(self._launched, result)
-
-    def _blocked(self, result: actions.CliResult) -> None:
-        message = f"not launched: {result.message}"
-        self._show_error(message)
-        self.query_one("#estimate", Static).update(f"[$error]{escape(result.message)}[/]")
-        self.notify(message, severity="error", timeout=8)
-
-    def _launched(self, result: actions.CliResult) -> None:
-        run_id = actions.launched_run_id(result)
-        if not run_id:
-            self._show_error(result.message)
-            self.notify(result.message, severity="error", timeout=8)
+        if not self._ready():
             return
-        self.notify(f"launched {run_id}", timeout=5)
-        self.lab.refresh_runs()
+        src = self.source
+        assert src is not None
+        launch = Launch(
+            self._title() or src.title,
+            src.cli_args(),
+            list(self._sets),
+            self._title(),
+            self.query_one(GridEditor).axes,
+        )
+        refused = self.lab.launcher.start(launch)
+        if refused:
+            self.notify(refused, severity="warning", timeout=4)
+        self._show_pending()
+
+    def _show_pending(self) -> None:
+        """The pending launch's stage and time under the form (until it ends)."""
+        pending = self.lab.launcher.pending
+        status = self.query_one("#launch-status", Static)
+        status.display = pending is not None
+        if pending is not None:
+            status.update(pending.line())
+
+    def _launch_ended(self, outcome: Outcome) -> None:
+        self._show_pending()
+        if outcome.error:
+            self._show_error(outcome.error)
+            self.query_one("#estimate", Static).update(f"[$error]{escape(outcome.error)}[/]")
+            return
         from labdeck.backend.runs import Run
 
-        self.app.pop_screen()
-        self.lab.open_monitor(Run(self.lab.results / run_id))
+        if self.app.screen is self:
+            self.app.pop_screen()
+        run_dir = self.lab.results / str(outcome.run_id)
+        if (run_dir / "config.json").is_file():
+            self.lab.open_monitor(Run(run_dir))
+
+    def on_unmount(self) -> None:
+        listeners = self.lab.launcher.listeners
+        if self._launch_ended in listeners:
+            listeners.remove(self._launch_ended)
+        pending = self.lab.launcher.pending
+        if pending is not None:
+            self.lab.notify(f"{pending.line()} (continues)", timeout=6)
 
     @on(Button.Pressed, "#btn-save")
     def action_save(self) -> None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from textual_plotext import PlotextPlot
 
+from ..data.series import thin_extremes
+
 MAX_PLOT_POINTS = 600
 
 
@@ -28,12 +30,8 @@ class Curve:
 
 
 def thin(xs: list[float], ys: list[float], limit: int = MAX_PLOT_POINTS) -> tuple[list, list]:
-    """At most `limit` points (the terminal has fewer columns anyway), keeping the last."""
-    if len(xs) <= limit:
-        return xs, ys
-    step = len(xs) / limit
-    idx = [int(i * step) for i in range(limit - 1)] + [len(xs) - 1]
-    return [xs[i] for i in idx], [ys[i] for i in idx]
+    """At most `limit` points (the terminal has fewer columns anyway), every extreme kept."""
+    return thin_extremes(xs, ys, limit)
 
 
 class SeriesPlot(PlotextPlot):
