@@ -207,10 +207,15 @@ class Run:
         return state
 
     def summary(self) -> dict[str, Any]:
+        """summary.json, its final metrics under today's names (see `current_metric_names`)."""
         try:
-            return read_json(self.path / ARTIFACTS / SUMMARY)
+            summary = read_json(self.path / ARTIFACTS / SUMMARY)
         except (FileNotFoundError, ValueError):
             return {}
+        final = summary.get("final_metrics") if isinstance(summary, dict) else None
+        if isinstance(final, dict) and final:
+            summary["final_metrics"] = current_metric_names(self, final)
+        return summary
 
     @property
     def events_path(self) -> Path:
@@ -219,6 +224,21 @@ class Run:
     @property
     def records_path(self) -> Path:
         return self.path / RECORDS
+
+
+def current_metric_names(run: Run, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Final metrics with the names a kind used before renaming them mapped to today's
+    (the kind's RENAMED_METRICS), so a run written then compares with one written now."""
+    try:
+        from .kinds import kind_config
+        from .kinds.base import renamed_metrics
+
+        renames = renamed_metrics(kind_config(run.kind))
+    except Exception:  # an unknown kind or a broken config.json: names as written
+        return metrics
+    if not renames:
+        return metrics
+    return {renames.get(k, k): v for k, v in metrics.items()}
 
 
 def create_run_dir(results: Path, run_id: str, config_text: str) -> Run:

@@ -194,11 +194,13 @@ class MonitorScreen(Screen):
         changed = self.view.apply(batch)
         first = not self._loaded
         self._loaded = True
-        if first and self.view.needs_skim:
-            self.run_worker(
-                self._read_older, thread=True, group="monitor-skim", exit_on_error=False
-            )
         self._redraw(changed, first)
+        if first and self.view.needs_skim:
+            # After the first frame is painted: the skim's parsing holds the GIL.
+            self.call_after_refresh(self._start_skim)
+
+    def _start_skim(self) -> None:
+        self.run_worker(self._read_older, thread=True, group="monitor-skim", exit_on_error=False)
 
     def _read_older(self) -> None:
         older = self.view.read_older()
