@@ -25,6 +25,7 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
+from textual.widgets.selection_list import Selection
 
 from labdeck.backend.display import active_seconds
 from labdeck.backend.notes import read_notes
@@ -34,12 +35,14 @@ from .. import fmt
 from ..data import ReadBatch, RunView, pick_default
 from ..plotting import (
     SMOOTHING,
-    X_MODES,
-    abbreviate,
     curve_of,
+    cut_left,
     kind_tables,
     kind_views,
     matching,
+    series_tree,
+    smoothing_note,
+    x_modes,
 )
 from ..polling import BackgroundPoll
 from ..widgets.footer import PriorityFooter
@@ -293,10 +296,18 @@ class MonitorScreen(Screen):
         selected = set(lst.selected)
         first = not self._known_series
         self._known_series = names
-        labels = abbreviate(names, 20)  # the list is 30 wide: borders and the check box
         lst.clear_options()
-        for name in names:  # names like "ppl[attn]" are not markup
-            lst.add_option((Text(labels[name]), name, name in selected))
+        # A tree by prefix (train_loss › bce): a row shows its last part, indented under
+        # its group, so names are never cut in the middle. The list is 30 wide (borders
+        # and the check box take 6).
+        for i, row in enumerate(series_tree(names)):
+            indent = "  " * row.depth + ("› " if row.depth else "")
+            label = Text(indent + cut_left(row.label, max(4, 24 - len(indent))))
+            if row.name is None:
+                label.stylize("dim")
+                lst.add_option(Selection(label, f"group:{i}:{row.label}", False, disabled=True))
+            else:
+                lst.add_option(Selection(label, row.name, row.name in selected))
         if first and not selected and names:
             self._select(self._default_selection(names))
 
@@ -342,10 +353,9 @@ class MonitorScreen(Screen):
         self._last_plot = time.monotonic()
         names = self._selected()
         plot = self.query_one(SeriesPlot)
-        labels = abbreviate(names, max(12, plot.size.width // 3))
         curves, axes = [], []
-        for name in names:
-            curve, axis = curve_of(self.view, name, labels[name], self.x_mode, self.smoothing)
+        for name in names:  # legends carry whole names
+            curve, axis = curve_of(self.view, name, name, self.x_mode, self.smoothing)
             if curve is not None:
                 curves.append(curve)
                 axes.append(axis)
@@ -353,16 +363,10 @@ class MonitorScreen(Screen):
         title = ""
         if 0 <= self._view_index < len(self._views) and not self.zoomed:
             title = self._views[self._view_index].title
-        extras = [
-            x
-            for x in (
-                f"smoothing {self.smoothing:g}" if self.smoothing else "",
-                "zoom" if self.zoomed else "",
-            )
-            if x
-        ]
-        title = " · ".join(x for x in (title or ", ".join(labels.values()), *extras) if x)
-        plot.draw(curves, title[: max(10, plot.size.width - 4)], xlabel)
+        if not title:
+            title = names[0] if len(names) == 1 else f"{len(names)} series"
+        extras = [smoothing_note(curves, self.smoothing), "zoom" if self.zoomed else ""]
+        plot.draw(curves, " · ".join(x for x in (title, *extras) if x), xlabel)
 
     # ------------------------------------------------------------------ plot controls
 
@@ -387,9 +391,18 @@ class MonitorScreen(Screen):
         self._maybe_plot()
 
     def action_x_axis(self) -> None:
-        """x axis: as emitted (step/epoch/level), epoch, or wall time."""
-        self.x_mode = X_MODES[(X_MODES.index(self.x_mode) + 1) % len(X_MODES)]
-        self.notify(f"x axis: {self.x_mode}", timeout=2)
+        """x axis: as emitted (step/epoch/level), epoch, or wall time — only those the
+        plotted series have (a sweep has its levels only)."""
+        names = self._selected()
+        modes = x_modes(self.view, names)
+        if len(modes) == 1:
+            self.x_mode = "native"
+            axis = self.view.axis(names[0]) if names else "native"
+            self.notify(f"x axis: {axis} is the only axis of these series", timeout=3)
+            return
+        at = modes.index(self.x_mode) if self.x_mode in modes else -1
+        self.x_mode = modes[(at + 1) % len(modes)]
+        self.notify(f"x axis: {self.x_mode} (of {', '.join(modes)})", timeout=2)
         self._replot()
 
     def action_smooth(self) -> None:
@@ -405,8 +418,9 @@ class MonitorScreen(Screen):
             lst = self.query_one("#series-list", SelectionList)
             idx = lst.highlighted
             selected = list(lst.selected)
-            if idx is not None and 0 <= idx < lst.option_count:
-                self.zoomed = str(lst.get_option_at_index(idx).value)
+            value = lst.get_option_at_index(idx).value if idx is not None else None
+            if value is not None and not str(value).startswith("group:"):
+                self.zoomed = str(value)
             elif selected:
                 self.zoomed = selected[0]
         self._replot()
