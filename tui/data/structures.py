@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from labdeck.backend.units import format_number
+
 from .series import Series
 
 
@@ -34,28 +36,44 @@ class BatchMark:
 @dataclass
 class Phase:
     """Progress of one phase; the ETA comes from the rate observed since the phase
-    (re)started, so a resumed run does not count skipped units as speed."""
+    (re)started, so a resumed run does not count skipped units as speed.
+
+    Whatever else the latest progress event says is kept in `extra` and shown as it
+    is (`status running`, `failed 2`). A pair such as `batch`/`batches` (or
+    `item`/`items_total`) is progress inside the current unit: it makes the position
+    fractional (epoch 3 + batch 12/50), so a phase of few long units has a rate and
+    an ETA before its first unit ends.
+    """
 
     name: str
     total: int | None = None
     done: int = 0
     t_start: float | None = None
-    done_start: int = 0
+    done_start: float = 0.0
     t_last: float | None = None
     stopped: str | None = None  # why the phase ended before its total (early stopping)
+    extra: dict[str, Any] = field(default_factory=dict)
+    sub: tuple[str, float, float] | None = None  # (unit name, done, total) inside a unit
+
+    @property
+    def position(self) -> float:
+        """Units done, with the current unit's share when the events say it."""
+        if self.sub and self.sub[2] > 0:
+            return self.done + min(1.0, self.sub[1] / self.sub[2])
+        return float(self.done)
 
     @property
     def fraction(self) -> float:
         if not self.total:
             return 0.0
-        return min(1.0, self.done / self.total)
+        return min(1.0, self.position / self.total)
 
     @property
     def rate(self) -> float | None:
         if self.t_start is None or self.t_last is None:
             return None
         dt = self.t_last - self.t_start
-        dn = self.done - self.done_start
+        dn = self.position - self.done_start
         return dn / dt if dt > 0 and dn > 0 else None
 
     @property
@@ -65,7 +83,37 @@ class Phase:
         if not self.total or self.done >= self.total:
             return 0.0 if self.total and self.done >= self.total else None
         rate = self.rate
-        return (self.total - self.done) / rate if rate else None
+        return (self.total - self.position) / rate if rate else None
+
+    def note(self, values: dict[str, Any]) -> None:
+        """Keep the event's other fields; find a (name, names) pair of progress inside a unit."""
+        self.extra = values
+        self.sub = None
+        for key, value in values.items():
+            n = as_number(value)
+            if n is None or isinstance(value, bool):
+                continue
+            for total_key in (f"{key}s", f"{key}_total", f"{key}es"):
+                total = as_number(values.get(total_key))
+                if total:
+                    self.sub = (key, n, total)
+                    return
+
+    def extra_text(self) -> str:
+        """The event's other fields for a person: `batch 12/50 · status running`."""
+        parts = []
+        skip = set()
+        if self.sub:
+            key, n, total = self.sub
+            parts.append(f"{key} {fmt_x(n)}/{fmt_x(total)}")
+            skip = {key, f"{key}s", f"{key}_total", f"{key}es"}
+        for key, value in self.extra.items():
+            if key in skip or value is None or isinstance(value, dict | list):
+                continue
+            n = as_number(value)
+            shown = format_number(value) if n is not None and not isinstance(value, bool) else value
+            parts.append(f"{key} {shown}")
+        return " · ".join(str(p) for p in parts)
 
 
 @dataclass

@@ -45,6 +45,7 @@ TAIL_BYTES = 1024 * 1024
 LOG_LINES = 400
 BATCH_MARKS = 2000
 TABLE_ROWS = 500
+_PROGRESS_FIELDS = {"t", "seq", "type", "phase", "done", "total"}
 
 
 class RunView:
@@ -239,7 +240,7 @@ class RunView:
         total = ev.get("total")
         ph = self.phases.get(name) or Phase(name)
         ph.total = int(total) if total is not None else None
-        ph.t_start, ph.t_last, ph.done_start = t, t, ph.done
+        ph.t_start, ph.t_last, ph.done_start = t, t, ph.position
         self.phases[name] = ph
         self.current_phase = name
         return "phases"
@@ -261,6 +262,7 @@ class RunView:
         ph.done = int(ev.get("done", 0))
         if ev.get("total") is not None:
             ph.total = int(ev["total"])
+        ph.note({k: v for k, v in ev.items() if k not in _PROGRESS_FIELDS})
         ph.t_last = t
         self.current_phase = name
         return "phases"

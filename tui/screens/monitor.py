@@ -173,8 +173,10 @@ class MonitorScreen(Screen):
             stop = f" [$warning]stopped: {escape(ph.stopped)}[/]" if ph.stopped else ""
             eta = ph.eta
             eta_s = f" ETA {fmt.duration(eta)}" if eta and v.status == "running" else ""
+            extra = ph.extra_text()
+            extra_s = f" [dim]{escape(extra)}[/dim]" if extra and not stop else ""
             lines.append(
-                f"[b]{escape(ph.name)}[/b] {fmt.bar(ph.fraction, 12)} {ph.done}/{total}{eta_s}{stop}"
+                f"[b]{escape(ph.name)}[/b] {fmt.bar(ph.fraction, 12)} {ph.done}/{total}{eta_s}{stop}{extra_s}"
             )
         for dev in list(v.devices.values())[:1]:
             util = f" · util {dev.util:.0f}%" if dev.util is not None else ""
