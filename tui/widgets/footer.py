@@ -26,6 +26,7 @@ FOOTER_PRIORITY = (
     "filter_log",
     "launch_run",
     "estimate",
+    "side",
     "focus_tol",
     "next_view",
     "x_axis",
