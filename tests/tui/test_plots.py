@@ -44,10 +44,10 @@ def test_flat_auc_gets_round_ticks_and_a_delta_range():
 def test_markers_sit_on_the_real_points_only():
     sweep = Curve("perplexity[attention]", [0.0, 0.1, 0.2, 0.3], [0.538, 0.6, 0.65, 0.704])
     lines = _render([sweep], "sweep", "level")
-    legend = next(ln for ln in lines if "•• perplexity[attention]" in ln)  # whole, not cut
+    legend = next(ln for ln in lines if "●● perplexity[attention]" in ln)  # whole, not cut
     assert "…" not in legend
     # the legend's two, then one on each of the 4 levels: none filled in between
-    assert sum(ln.count("•") for ln in lines) == 2 + 4
+    assert sum(ln.count("●") for ln in lines) == 2 + 4
 
 
 def test_no_smoothing_of_sweeps_or_short_series(fixture_dir):

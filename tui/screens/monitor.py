@@ -303,7 +303,8 @@ class MonitorScreen(Screen):
         # its group, so names are never cut in the middle. The list is 30 wide (borders
         # and the check box take 6).
         for i, row in enumerate(series_tree(names)):
-            indent = "  " * row.depth + ("› " if row.depth else "")
+            # no-break spaces: an option's leading blanks would be dropped
+            indent = "\u00a0\u00a0" * row.depth + ("›\u00a0" if row.depth else "")
             label = Text(indent + cut_left(row.label, max(4, 24 - len(indent))))
             if row.name is None:
                 label.stylize("dim")

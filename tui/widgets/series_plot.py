@@ -37,6 +37,7 @@ def thin(xs: list[float], ys: list[float], limit: int = MAX_PLOT_POINTS) -> tupl
     return thin_extremes(xs, ys, limit)
 
 
+POINT_MARKS = {"dot": "●"}  # a real point stands out from the thin braille line
 MARKED_POINTS = 60  # up to this many points a curve shows a marker on each real point
 TINY_RANGE = 0.01  # a span under 1 % of the values' magnitude is "tiny": say Δ range
 
@@ -110,7 +111,8 @@ class SeriesPlot(PlotextPlot):
             color = c.color_slot if c.color_slot is not None else slot
             style["color"] = COLORS[color % len(COLORS)]
             if len(xs) <= MARKED_POINTS:
-                marker = MARKERS[(c.marker_slot or 0) % len(MARKERS)]
+                slot_marker = MARKERS[(c.marker_slot or 0) % len(MARKERS)]
+                marker = POINT_MARKS.get(slot_marker, slot_marker)
                 if len(xs) > 1:
                     plt.plot(xs, ys, marker="braille", **style)  # the line between them
                 plt.scatter(xs, ys, marker=marker, label=c.label, **style)  # the real points
