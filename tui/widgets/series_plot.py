@@ -48,8 +48,8 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> tuple[list[float], list[
     decimals that make a flat curve look like a big W."""
     if not math.isfinite(lo) or not math.isfinite(hi):
         return [], []
-    if hi <= lo:
-        return [lo], [fmt_tick(lo, 0.0)]
+    if hi <= lo or count < 2:  # a flat curve, or room for one label only: the top value
+        return [hi], [fmt_tick(hi, 0.0)]
     raw = (hi - lo) / max(1, count - 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
@@ -120,7 +120,10 @@ class SeriesPlot(PlotextPlot):
                 plt.plot(xs, ys, label=c.label, marker="braille", **style)
         finite = [y for y in ys_all if math.isfinite(y)]
         if finite:
-            ticks, labels = nice_ticks(min(finite), max(finite))
+            # two rows per label at most (title, frame and x labels take 5 rows): a
+            # one-row plot gets one label, not two fighting for the same row
+            count = max(1, min(5, (self.size.height - 5) // 2))
+            ticks, labels = nice_ticks(min(finite), max(finite), count)
             if ticks:
                 plt.yticks(ticks, labels)
         distinct_x = sorted(set(xs_all))
