@@ -13,7 +13,6 @@ from typing import Any
 from .data import RunView
 from .widgets.series_plot import Curve
 
-X_MODES = ("native", "epoch", "wall")
 X_LABEL = {"epoch": "epoch", "wall": "wall time (s)"}
 SMOOTHING = (0.0, 0.6, 0.9)  # exponential moving average weights of the previous value
 
