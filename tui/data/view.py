@@ -11,11 +11,11 @@ thread) and returns a `ReadBatch`; `apply()` folds it (cheap, meant for the UI
 thread, so widgets never see a half-updated model). `poll()` does both.
 
 Huge files: the first read takes only the last `tail_bytes` of events.jsonl in
-full. Older bytes are skimmed: every "rare" event (phase, batch, checkpoint,
-trajectory, status, error, per-level/per-epoch metric) is found with a byte
-search, and dense events (memory, progress, per-step metrics) are sampled from
-evenly spaced windows. Memory stays bounded because every series halves its
-resolution when it outgrows its cap.
+full, so the first frame comes at once. The older bytes are then skimmed (skim.py):
+every event that feeds a plot or a table is found with byte searches and parsed, so
+nothing a full fold would draw is missing. Memory stays bounded because every series
+keeps only the min and max of buckets that double in size as it grows (series.py),
+which keeps every spike.
 """
 
 from __future__ import annotations

@@ -57,14 +57,13 @@ def preset_label(title: str, kind: str, path: Path, width: int = 30) -> Text:
     label = Text(end="", no_wrap=True, overflow="ellipsis")
     label.append(_cut(title, width), style="bold")
     if len(title) + len(kind) + 3 <= width:
-        label.append(f"\u2002·\u2002{kind}", style="dim")  # no-break: kept whole
+        label.append(f"\u2002·\u2002{kind}", style="dim")  # en spaces: never trimmed
     return label
 
 
-def broken_label(path: Path, error: str, width: int = 30) -> Text:
-    """A preset that does not load: its name on one line, marked; the error is shown
-    under the form when it is highlighted, in full by `labdeck presets`."""
-    del error  # shown under the form on highlight (LaunchScreen._load), never wrapped here
+def broken_label(path: Path, width: int = 30) -> Text:
+    """A preset that does not load: its name on one line, marked; its error shows under
+    the form when it is highlighted (LaunchScreen._load), in full in `labdeck presets`."""
     return Text(_cut(f"✘ {path.name}", width), style="bold red", no_wrap=True, end="")
 
 
@@ -168,7 +167,7 @@ class LaunchScreen(Screen):
                 self._broken[str(info.path)] = info.error
                 options.append(
                     Option(
-                        broken_label(info.path, info.error, self._label_width()),
+                        broken_label(info.path, self._label_width()),
                         id=f"bad:{info.path}",
                     )
                 )
