@@ -247,7 +247,8 @@ def bench_open(big: Path, rounds: int) -> list[str]:
     )
     print(
         f"open_1m_first_frame: seconds={first:.2f} (goal < 1 s); full-fold Monitor's first "
-        f"frame {med(o['first_frame'] for o in full):.2f}s"
+        f"frame {med(o['first_frame'] for o in full):.2f}s; host load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     print(
         f"open_1m_complete: ratio={full_c / lab_c:.2f} full fold / labdeck (goal >= 1, same contents)"

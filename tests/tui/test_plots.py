@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from labdeck.tui.data import RunView
 from labdeck.tui.plotting import (
     abbreviate,
@@ -94,3 +96,34 @@ def test_series_tree_groups_by_prefix_and_cuts_only_at_parts():
     for name, label in abbreviate(names, 16).items():
         tail = label.removeprefix("…")
         assert label == name or (name.endswith(tail) and name[-len(tail) - 1] in ".:[_")
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+async def test_monitor_x_offers_only_the_series_axes(fixture_dir, make_app, size):
+    from labdeck.backend.runs import Run
+    from labdeck.tui.screens.monitor import MonitorScreen
+
+    app = make_app(gpu_interval=0)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause(0.2)
+        app.open_monitor(Run(Path("results") / fixture_dir["original"]))  # a sweep
+        await pilot.pause(0.8)
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        await pilot.press("x")
+        assert screen.x_mode == "native"
+        lst = screen.query_one("#series-list")
+        prompts = [str(lst.get_option_at_index(i).prompt) for i in range(lst.option_count)]
+        assert "perplexity" in prompts[0] and any(p.endswith("attn") for p in prompts)
+        assert not any("[" in p for p in prompts)  # grouped, not perplexity[attn]
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        app.open_monitor(Run(Path("results") / fixture_dir["interrupted"]))  # kt
+        await pilot.pause(0.8)
+        screen = app.screen
+        screen._select(["train_loss"])
+        await pilot.press("x")
+        assert screen.x_mode == "epoch"
+        await pilot.press("x")
+        assert screen.x_mode == "wall"
+        await pilot.pause(0.3)
