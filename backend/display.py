@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .units import format_bytes, format_duration
+from .units import format_bytes, format_duration, format_number
 
 
 def _console(stderr: bool) -> Console:
@@ -64,10 +64,10 @@ def fmt_bytes(n: float | None) -> str:
     return format_bytes(n)
 
 
-def fmt_value(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return "-" if v is None else str(v)
+def fmt_value(v: Any, digits: int = 4) -> str:
+    """Significant digits, not every digit a float holds (see units.format_number);
+    comparison tables ask for 6, enough to show a difference at a 1e-3 tolerance."""
+    return format_number(v, digits)
 
 
 class LiveProgress:

@@ -9,8 +9,14 @@ rates are effective ones, not peaks, and the result is labelled rough wherever s
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from .jsonio import write_json_atomic
 
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
@@ -107,27 +113,107 @@ class Footprint:
     @classmethod
     def of(cls, model: Any, dtype: str = "auto", load_4bit: bool = False) -> Footprint:
         """From a (meta or real) model: every parameter counted once, tied weights included."""
+        return cls.from_geometry(cls.geometry_of(model), dtype, load_4bit)
+
+    @staticmethod
+    def geometry_of(model: Any) -> dict[str, Any]:
+        """What a footprint needs of a model, as plain JSON (cacheable)."""
         config = model.config
         text = config.get_text_config() if hasattr(config, "get_text_config") else config
         stored = str(getattr(text, "dtype", None) or getattr(config, "dtype", None) or "float32")
-        resolved = stored.removeprefix("torch.") if dtype == "auto" else dtype
         heads = int(text.num_attention_heads)
+        return {
+            "params": sum(t.numel() for t in model.parameters()),
+            "layers": int(text.num_hidden_layers),
+            "kv_heads": int(getattr(text, "num_key_value_heads", None) or heads),
+            "head_dim": int(getattr(text, "head_dim", None) or text.hidden_size // heads),
+            "hidden": int(text.hidden_size),
+            "stored_dtype": stored.removeprefix("torch."),
+        }
+
+    @classmethod
+    def from_geometry(
+        cls, geometry: dict[str, Any], dtype: str = "auto", load_4bit: bool = False
+    ) -> Footprint:
+        resolved = geometry["stored_dtype"] if dtype == "auto" else dtype
         return cls(
-            params=sum(t.numel() for t in model.parameters()),
-            layers=int(text.num_hidden_layers),
-            kv_heads=int(getattr(text, "num_key_value_heads", None) or heads),
-            head_dim=int(getattr(text, "head_dim", None) or text.hidden_size // heads),
+            params=int(geometry["params"]),
+            layers=int(geometry["layers"]),
+            kv_heads=int(geometry["kv_heads"]),
+            head_dim=int(geometry["head_dim"]),
             bytes_per_param=0.5 if load_4bit else _BYTES.get(resolved, 4),
             dtype=resolved,
-            hidden=int(text.hidden_size),
+            hidden=int(geometry["hidden"]),
         )
+
+
+FOOTPRINT_CACHE = "footprints.json"  # under the labdeck cache root (models.cache_root)
+
+
+def _config_key(spec: str) -> str | None:
+    """What a footprint depends on: a local or embedded model's config.json content (a
+    changed file is a new key), a Hub id as named (its cached config)."""
+    source = _config_source(spec)
+    if source is None:
+        return None
+    config = Path(source) / "config.json"
+    try:
+        if config.is_file():
+            return f"config@{hashlib.sha256(config.read_bytes()).hexdigest()[:24]}"
+    except OSError:
+        return None
+    return f"hub:{spec}"
+
+
+def _cache_path() -> Path:
+    from .models import cache_root
+
+    return cache_root() / FOOTPRINT_CACHE
+
+
+def _cached_geometry(key: str) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(_cache_path().read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def _store_geometry(key: str, geometry: dict[str, Any]) -> None:
+    """Best effort: a read-only cache only costs the next dry run its model build."""
+    path = _cache_path()
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    known[key] = geometry
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, known)
 
 
 def footprint(spec: str, dtype: str = "auto", load_4bit: bool = False) -> Footprint | None:
     """`spec`'s footprint from its config alone; None when the config is not available
-    offline, so a dry run says it cannot estimate instead of guessing."""
-    model = meta_model(spec)
-    return None if model is None else Footprint.of(model, dtype, load_4bit)
+    offline, so a dry run says it cannot estimate instead of guessing.
+
+    Building the meta model needs torch and transformers, seconds of imports for a
+    dry run that is otherwise instant; the geometry it yields is cached by the config's
+    content, so later dry runs (the launch form's estimate) import neither."""
+    key = _config_key(spec)
+    geometry = _cached_geometry(key) if key else None
+    if geometry is None:
+        model = meta_model(spec)
+        if model is None:
+            return None
+        geometry = Footprint.geometry_of(model)
+        if key:
+            _store_geometry(key, geometry)
+    try:
+        return Footprint.from_geometry(geometry, dtype, load_4bit)
+    except (KeyError, TypeError, ValueError):  # a cache entry from another version
+        model = meta_model(spec)
+        return None if model is None else Footprint.of(model, dtype, load_4bit)
 
 
 def generation_seconds(

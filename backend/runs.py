@@ -286,10 +286,15 @@ class Run:
         )
 
     def summary(self) -> dict[str, Any]:
+        """summary.json, its final metrics under today's names (see `current_metric_names`)."""
         try:
-            return read_json(self.path / ARTIFACTS / SUMMARY)
+            summary = read_json(self.path / ARTIFACTS / SUMMARY)
         except (FileNotFoundError, ValueError):
             return {}
+        final = summary.get("final_metrics") if isinstance(summary, dict) else None
+        if isinstance(final, dict) and final:
+            summary["final_metrics"] = current_metric_names(self, final)
+        return summary
 
     @property
     def events_path(self) -> Path:
@@ -318,6 +323,21 @@ def check_results_writable(results: Path) -> None:
             + (f" ({name})" if name else "")
             + "; no run can be created there (set --results or $LABDECK_RESULTS)"
         ) from None
+
+
+def current_metric_names(run: Run, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Final metrics with the names a kind used before renaming them mapped to today's
+    (the kind's RENAMED_METRICS), so a run written then compares with one written now."""
+    try:
+        from .kinds import kind_config
+        from .kinds.base import renamed_metrics
+
+        renames = renamed_metrics(kind_config(run.kind))
+    except Exception:  # an unknown kind or a broken config.json: names as written
+        return metrics
+    if not renames:
+        return metrics
+    return {renames.get(k, k): v for k, v in metrics.items()}
 
 
 def create_run_dir(results: Path, run_id: str, config_text: str) -> Run:

@@ -51,3 +51,29 @@ def format_duration(
     if s < 86400:
         return f"{s // 3600}h{(s % 3600) // 60:02d}m"
     return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def format_number(v: object, digits: int = 4, missing: str = "-") -> str:
+    """A number for a person: `digits` significant digits (0.10352802366156995 ->
+    0.1035), integers whole, scientific notation only for very small or large values.
+
+    One function for the dashboard and the command line, so a value reads the same in
+    `labdeck show`, the live progress lines and every table of the dashboard."""
+    if v is None:
+        return missing
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return str(v)
+    if not isinstance(v, float):
+        return str(v)
+    if math.isnan(v) or math.isinf(v):
+        return str(v)
+    if v.is_integer() and abs(v) < 1e12:
+        return str(int(v))
+    a = abs(v)
+    if a < 1e-3 or a >= 1e6:
+        return f"{v:.{digits - 1}e}"
+    if a >= 10**digits:
+        return f"{v:.0f}"
+    return f"{v:.{digits}g}"

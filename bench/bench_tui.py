@@ -2,13 +2,17 @@
 
 1. open a run whose events.jsonl holds 1 000 000 events (child processes, alternating):
    time to a complete Monitor (history folded) against the same Monitor folding every
-   event, checked to show the same contents; first-frame latency as its own figure;
+   event, checked to show the same contents, plotted series included; first-frame
+   latency as its own figure; every spike of the exact series (every event, no
+   downsampling) must be among the points labdeck draws;
 2. a writer appends 1 000 events/s to a watched run: key-press latency (p95) and
    the app's own CPU share;
 3. idle over 200 runs: CPU share;
 4. the workspace: 1 000 runs in the Runs table (first frame, and one refresh after a
    run changed, parameter columns included) and 8 runs overlaid (first complete grid,
    and a redraw after a page key).
+
+Exits non-zero, naming the figure, when a goal is missed.
 
 Usage: python bench/bench_tui.py [--events N] [--seconds S] [--only workspace]
 """
@@ -44,12 +48,26 @@ def host_probe():
     return gpu.nvml_status(), gpu.probe_all()
 
 
+SPIKES = 25  # planted loss spikes, spread over the file (most far before the tail)
+
+
+def spike_steps(n: int) -> set[int]:
+    """Steps (multiples of 10 plus 8: metric events) that carry a planted loss spike."""
+    return {(k * n // SPIKES) // 10 * 10 + 8 for k in range(SPIKES)} - {8}
+
+
+def train_loss(i: int, spikes: set[int]) -> float:
+    return (3.0 + (i % 7) / 7) if i in spikes else 1 / (1 + i / 1e5)
+
+
 def write_big_run(results: Path, n: int) -> Path:
-    """A kt-like run with n events: progress, memory, step metrics, per-epoch metrics, logs."""
+    """A kt-like run with n events: progress, memory, step metrics, per-epoch metrics, logs;
+    the training loss carries planted spikes."""
     run_id = "20260101_100000_kt_big_777777"
     run = create_run_dir(results, run_id, fixture_runs.config("kt", "big", run_id, {"epochs": 100}))
     t0 = fixture_runs.T0
     per_epoch = max(1, n // 100)
+    spikes = spike_steps(n)
     with open(run.events_path, "w", encoding="utf-8") as fh:
         fh.write(
             dumps_line({"t": t0, "seq": 0, "type": "phase", "name": "train", "total": n}) + "\n"
@@ -81,7 +99,7 @@ def write_big_run(results: Path, n: int) -> Path:
                     "seq": i,
                     "type": "metric",
                     "name": "train_loss",
-                    "value": 1 / (1 + i / 1e5),
+                    "value": train_loss(i, spikes),
                     "step": i,
                 }
             else:
@@ -115,9 +133,44 @@ def monitor_digest(view) -> dict:
         "table": sorted([list(k), sorted(v.items())] for k, v in view.table.items()),
         "metrics": {k: s.last for k, s in sorted(view.metrics.items())},
         "checkpoints": len(view.checkpoints),
+        "plotted": plotted(view),
         "last_seq": view.last_seq,
         "status": view.status,
     }
+
+
+def plotted(view) -> dict:
+    """The points the Monitor draws for each metric (thinned to the plot's limit, as
+    drawn) and each device's memory history."""
+    from labdeck.tui.plotting import curve_of
+    from labdeck.tui.widgets.series_plot import thin
+
+    out = {}
+    for name in view.series_names():
+        curve, _ = curve_of(view, name, name, "native", 0.0)
+        if curve is not None:
+            out[name] = [list(p) for p in zip(*thin(curve.xs, curve.ys), strict=True)]
+    for key, dev in view.devices.items():
+        out[f"memory:{key}"] = [list(p) for p in zip(*dev.history.points(), strict=True)]
+    return out
+
+
+def exact_spikes(big: Path, window: int = 25, jump: float = 0.5) -> list[tuple[float, float]]:
+    """Spikes of the exact train_loss series (every event, no downsampling): points more
+    than `jump` away from the median of their `window` neighbours on each side."""
+    xs, ys = [], []
+    with open(big / "events.jsonl", "rb") as fh:
+        for line in fh:
+            if b'"train_loss"' in line:
+                ev = json.loads(line)
+                xs.append(float(ev["step"]))
+                ys.append(float(ev["value"]))
+    out = []
+    for i, y in enumerate(ys):
+        around = sorted(ys[max(0, i - window) : i] + ys[i + 1 : i + 1 + window])
+        if around and abs(y - around[len(around) // 2]) > jump:
+            out.append((xs[i], y))
+    return out
 
 
 async def _open(run_dir: Path, full: bool) -> dict:
@@ -174,7 +227,7 @@ def measure_open(run_dir: Path, full: bool) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_open(big: Path, rounds: int) -> None:
+def bench_open(big: Path, rounds: int) -> list[str]:
     """Both Monitors to completion, alternating which goes first; medians compared."""
     runs: dict[str, list[dict]] = {"labdeck": [], "full": []}
     for r in range(rounds):
@@ -196,14 +249,30 @@ def bench_open(big: Path, rounds: int) -> None:
         f"({full[-1]['events_folded']} events folded); same screen contents: {same}"
     )
     print(
-        f"open_1m_first_frame: seconds={first:.2f} (goal < 2 s); full-fold Monitor's first "
-        f"frame {med(o['first_frame'] for o in full):.2f}s"
+        f"open_1m_first_frame: seconds={first:.2f} (goal < 1 s); full-fold Monitor's first "
+        f"frame {med(o['first_frame'] for o in full):.2f}s; host load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     print(
         f"open_1m_complete: ratio={full_c / lab_c:.2f} full fold / labdeck (goal >= 1, same contents)"
     )
+    spikes = exact_spikes(big)
+    drawn = {tuple(p) for p in ours[-1]["digest"]["plotted"].get("train_loss", [])}
+    missed = [p for p in spikes if p not in drawn]
+    print(
+        f"spikes_drawn: {len(spikes) - len(missed)}/{len(spikes)} spikes of the exact series "
+        f"among the {len(drawn)} points labdeck draws (goal: all)"
+    )
+    misses = []
+    if first >= 1.0:
+        misses.append("open_1m_first_frame")
+    if full_c / lab_c < 1.0:
+        misses.append("open_1m_complete")
     if not same:
-        raise SystemExit("the tail+skim Monitor does not show what the full fold shows")
+        misses.append("open_1m_same_contents")
+    if missed or not spikes:
+        misses.append("spikes_drawn")
+    return misses
 
 
 # ----------------------------------------------------------------------------- 2. live writer
@@ -393,7 +462,8 @@ async def _overlay(results: Path, ids: list[str]) -> dict:
     return {"first": first, "refresh": statistics.median(times), "metrics": charts}
 
 
-def bench_workspace(tmp: Path) -> None:
+def bench_workspace(tmp: Path) -> list[str]:
+    """The Runs table with 1,000 runs and the overlay of 8; returns the goals it missed."""
     many = tmp / "many"
     t = time.perf_counter()
     ids = write_many(many, 1000)
@@ -434,6 +504,14 @@ def bench_workspace(tmp: Path) -> None:
         f"overlay_8_refresh: ratio={0.1 / over['refresh']:.1f}x under the goal "
         f"({1000 * over['refresh']:.0f} ms, goal < 100 ms)"
     )
+    goals = {
+        "param_columns_cost": table["rebuild_with"] / table["rebuild_without"] <= 1.3,
+        "table_1000_first_frame": table["first"] < 2.0,
+        "table_1000_refresh": table["refresh"] < 0.1,
+        "overlay_8_first_frame": over["first"] < 2.0,
+        "overlay_8_refresh": over["refresh"] < 0.1,
+    }
+    return [name for name, met in goals.items() if not met]
 
 
 def main() -> None:
@@ -451,9 +529,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_tui_"))
     if args.only == "workspace":
         try:
-            bench_workspace(tmp)
+            missed = bench_workspace(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        if missed:
+            raise SystemExit(f"missed goal: {', '.join(missed)}")
         return
     try:
         results = tmp / "results"
@@ -461,7 +541,7 @@ def main() -> None:
         big = write_big_run(results, args.events)
         size_mb = (big / "events.jsonl").stat().st_size / 2**20
         print(f"wrote {args.events} events ({size_mb:.0f} MiB) in {time.perf_counter() - t:.1f}s")
-        bench_open(big, args.rounds)
+        misses = bench_open(big, args.rounds)
 
         live_dir = results / "20260101_110000_kt_live_888888"
         fixture_runs.kt_run(results, live_dir.name, "running", 3, os.getpid(), fixture_runs.T0)
@@ -499,9 +579,17 @@ def main() -> None:
             f"idle_200_runs: ratio={5 / max(100 * idle['cpu_share'], 0.01):.1f}x under the goal "
             f"({100 * idle['cpu_share']:.2f}%, goal < 5%)"
         )
-        bench_workspace(tmp)
+        if live["p95_ms"] >= 100:
+            misses.append("key_latency_under_writer")
+        if 100 * live["cpu_share"] >= 25:
+            misses.append("cpu_under_writer")
+        if 100 * idle["cpu_share"] >= 5:
+            misses.append("idle_200_runs")
+        misses += bench_workspace(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if misses:
+        raise SystemExit(f"missed goal: {', '.join(misses)}")
 
 
 if __name__ == "__main__":

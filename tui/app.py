@@ -23,6 +23,7 @@ from labdeck.backend.errors import UserError
 from labdeck.backend.runs import Run, default_results_dir
 
 from . import actions
+from .launching import Launcher
 from .screens.runs import RunsScreen
 from .widgets.gpu_strip import Probe
 
@@ -59,6 +60,7 @@ class LabdeckApp(App[None]):
         self.clock = clock
         self.presets_dirs = presets_dirs
         self.process_probe = process_probe  # runner pid -> (CPU %, RSS bytes); None: psutil
+        self.launcher = Launcher(self)  # the one pending launch; outlives the form
 
     def on_mount(self) -> None:
         self.push_screen(RunsScreen())

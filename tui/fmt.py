@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from labdeck.backend.units import format_bytes, format_duration
+from labdeck.backend.units import format_bytes, format_duration, format_number
 
 STATUS_STYLE = {
     "queued": "dim",
@@ -40,13 +40,8 @@ def stamp(t: float | None) -> str:
 
 
 def number(v: float | None, digits: int = 4) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e12):
-        return str(int(v))
-    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
-        return f"{v:.{digits - 1}e}"
-    return f"{v:.{digits}g}" if abs(v) >= 1 else f"{v:.{digits}f}".rstrip("0")
+    """Significant digits, as the command line prints them (backend.units.format_number)."""
+    return format_number(v, digits, missing="—")
 
 
 def bar(fraction: float, width: int = 12) -> str:

@@ -168,7 +168,7 @@ def _compare_group(args: argparse.Namespace) -> int:
                 m.short_id,
                 Text(" ".join(f"{k}={json.dumps(v)}" for k, v in coords.items())),
                 b.short_id,
-                fmt_value(worst),
+                fmt_value(worst, 6),
                 verdict,
             ]
         )
@@ -233,9 +233,9 @@ def _compare_pair(args: argparse.Namespace) -> int:
     rows = [
         [
             Text(m.name),  # metric names such as ppl[attn] are not markup
-            fmt_value(m.a),
-            fmt_value(m.b),
-            fmt_value(m.diff),
+            fmt_value(m.a, 6),
+            fmt_value(m.b, 6),
+            fmt_value(m.diff, 6),
             f"{m.tol:g}" if m.role == "outcome" else "-",
             style.get(m.verdict)
             or (f"[dim]ratio {m.ratio:.3f}[/]" if m.ratio is not None else "[dim]info[/]"),

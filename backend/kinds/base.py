@@ -301,6 +301,8 @@ class KindConfig(Protocol):
     - `PRIMARY_METRIC: str` [None]: the metric in the runs table and state's key metric.
     - `METRICS: dict[str, Metric]` [every metric an outcome at DEFAULT_TOL] (spec.py).
     - `VIEWS: list[Curve | Table]` [none] (spec.py).
+    - `RENAMED_METRICS: dict[str, str]` [none]: final-metric names older runs wrote, mapped
+      to today's (readers rename them, so an old run still compares with a new one).
     - `ARTIFACTS: dict[str, str]` [none]: what `run:<id>/<name>` may reference.
     - `extra_commands(run_id, params) -> dict[str, str]` [none]: more `commands` entries
       for config.json (e.g. kt's `eval_explicit`).
@@ -367,6 +369,10 @@ def primary_metric(cfg: KindConfig) -> str | None:
 
 def declared_metrics(cfg: KindConfig | ModuleType) -> dict[str, Metric]:
     return dict(getattr(cfg, "METRICS", None) or {})
+
+
+def renamed_metrics(cfg: KindConfig | ModuleType) -> dict[str, str]:
+    return dict(getattr(cfg, "RENAMED_METRICS", None) or {})
 
 
 def declared_views(cfg: KindConfig | ModuleType) -> list[Curve | Table]:

@@ -219,3 +219,13 @@ def test_an_internal_error_exits_non_zero(monkeypatch, capsys):
     monkeypatch.setattr(cli.parser, "cmd_ls", boom)
     assert cli.main(["ls"]) == 1
     assert "internal error" in capsys.readouterr().err
+
+
+def test_numbers_read_with_significant_digits_everywhere():
+    from labdeck.backend.display import fmt_value
+    from labdeck.tui import fmt
+
+    assert fmt_value(0.10352802366156995) == "0.1035" == fmt.number(0.10352802366156995)
+    assert fmt_value(0.681318, 6) == "0.681318" and fmt_value(0.0001234) == "1.234e-04"
+    assert fmt_value(12345.678) == "12346" and fmt_value(9.0) == "9" and fmt_value(3) == "3"
+    assert fmt_value(None) == "-" and fmt.number(None) == "—" and fmt_value(True) == "true"

@@ -103,3 +103,25 @@ def test_roofline_is_bandwidth_bound_small_and_compute_bound_large():
     assert one == pytest.approx(100 * fp.weight_bytes / gpu.bandwidth, rel=0.01)
     big = generation_seconds(fp, gpu, prompts=4096, batch=4096, prompt_tokens=1, new_tokens=1)
     assert big == pytest.approx(2 * 2 * fp.params * 4096 / gpu.flops, rel=0.01)
+
+
+def test_footprint_is_cached_by_config_content(tiny_config_dir: Path, tmp_path, monkeypatch):
+    """A second dry run of the same config builds no meta model (no torch import)."""
+    from labdeck.backend import estimate as est
+
+    monkeypatch.setenv("LABDECK_CACHE", str(tmp_path / "cache"))
+    first = est.footprint(str(tiny_config_dir), "float16", load_4bit=False)
+    assert first is not None and (tmp_path / "cache" / est.FOOTPRINT_CACHE).is_file()
+
+    def no_build(spec):
+        raise AssertionError("the cached geometry was not used")
+
+    monkeypatch.setattr(est, "meta_model", no_build)
+    assert est.footprint(str(tiny_config_dir), "float16") == first
+    four_bit = est.footprint(str(tiny_config_dir), "auto", load_4bit=True)
+    assert four_bit.bytes_per_param == 0.5 and four_bit.params == first.params
+    # an edited config is another model: built again
+    cfg = tiny_config_dir / "config.json"
+    cfg.write_text(cfg.read_text().replace('"num_hidden_layers": 2', '"num_hidden_layers": 3'))
+    with pytest.raises(AssertionError, match="cached geometry"):
+        est.footprint(str(tiny_config_dir))

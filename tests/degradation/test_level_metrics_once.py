@@ -46,6 +46,9 @@ def test_resumed_sweep_emits_each_level_metric_exactly_once(
         argv += ["--set", s]
     assert cli.main([*argv, "--results", str(results_dir)]) == 130  # interrupted
     run_dir = only_run(results_dir)
+    # stopped: final metrics from the records so far, before any resume
+    stopped = json.loads((run_dir / "artifacts" / "summary.json").read_text())
+    assert stopped["partial"] is True and stopped["final_metrics"]["perplexity_attention"] > 0
     first = read_events(run_dir)
     assert {e["name"] for e in first if e["type"] == "metric" and e["level"] == 0.0} == (
         LEVEL_METRICS

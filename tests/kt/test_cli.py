@@ -116,10 +116,10 @@ def test_reproduce_compare_all_pass_with_zero_diff_and_eval_explicit(results_dir
     repro = new_run(results_dir, {original.name})
     assert (repro / "config.json").read_bytes() == (original / "config.json").read_bytes()
     a, b = final_metrics(original), final_metrics(repro)
-    assert a == b and "Best Val AUC" in a and "Mastery Correlation" in a
+    assert a == b and "best_val_auc" in a and "mastery_correlation" in a
 
     out = labdeck("compare", original.name)
-    assert "Best Val AUC" in out.stdout and "Gain Correlation" in out.stdout
+    assert "best_val_auc" in out.stdout and "gain_correlation" in out.stdout
     assert "PASS" in out.stdout and "FAIL" not in out.stdout
 
     config = json.loads((original / "config.json").read_text())
@@ -128,5 +128,5 @@ def test_reproduce_compare_all_pass_with_zero_diff_and_eval_explicit(results_dir
     (original / "artifacts" / "eval_results.json").unlink()
     labdeck(*argv[1:])
     ev = json.loads((original / "artifacts" / "eval_results.json").read_text())
-    assert ev["test_auc"] == a["Test AUC"]
-    assert ev["test_mastery_correlation"] == a["Mastery Correlation"]
+    assert ev["test_auc"] == a["test_auc"]
+    assert ev["test_mastery_correlation"] == a["mastery_correlation"]

@@ -158,6 +158,9 @@ async def test_every_binding_of_every_screen(fixture_dir, make_app, recorded_cli
         assert not any("--detach" in c and "run" in c for c in recorded_cli), (
             "a run was launched although its dry run failed"
         )
+        # the failed launch is reported (not a toast that vanishes) and nothing is pending
+        assert app.launcher.pending is None
+        assert app.launcher.last is not None and "no such file" in (app.launcher.last.error or "")
         # Modals: each of their keys.
         for modal, key_list in (
             (ConfirmScreen("sure?"), keys_of(ConfirmScreen.BINDINGS)),

@@ -108,7 +108,9 @@ async def test_launch_grid_editor_counts_and_estimates(fixture_dir, make_app):
         axes = screen.query_one("#grid-axes", Input)
         axes.value = "seed=1,2,3; learning_rate=0.001,0.003"
         await pilot.pause()
-        assert "6 runs (2 axes)" in str(screen.query_one("#grid-count", Static).render())
+        assert "6 runs, one per combination (2 axes)" in str(
+            screen.query_one("#grid-count", Static).render()
+        )
         axes.value = "seed="
         await pilot.pause()
         assert "empty axis" in str(screen.query_one("#grid-count", Static).render())

@@ -131,13 +131,19 @@ async def test_launch_form_validates_inline_and_saves_a_preset(fixture_dir, make
         screen = app.screen
         assert isinstance(screen, LaunchScreen)
         presets = screen.query_one("#presets", OptionList)
-        broken = [presets.get_option_at_index(i) for i in range(presets.option_count)]
-        assert any(
-            o.disabled
-            and "broken.toml" in str(o.prompt)
-            and "malformed TOML" in " ".join(str(o.prompt).split())  # wrapped at words
-            for o in broken
-        )
+        options = [presets.get_option_at_index(i) for i in range(presets.option_count)]
+        assert all("\n" not in str(o.prompt) for o in options)  # one line per preset
+        broken = next(i for i, o in enumerate(options) if "broken.toml" in str(o.prompt))
+        good = presets.highlighted
+        presets.highlighted = broken  # its error shows under the (empty) form
+        await pilot.pause(0.3)
+        assert "malformed TOML" in _plain(screen.query_one("#launch-error"))
+        assert screen.source is None
+        presets.highlighted = good
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if screen.source is not None and screen._valid:
+                break
         form = screen.query_one(ParamForm)
         assert form.fields["epochs"].initial == 3  # prefilled from the preset
         epochs = form.fields["epochs"].query_one("Input")

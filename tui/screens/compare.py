@@ -25,7 +25,7 @@ from labdeck.backend.runs import Run, is_repro_id
 
 from .. import fmt
 from ..data import RunView, pick_default
-from ..plotting import SMOOTHING, X_MODES, curve_of, kind_views, matching
+from ..plotting import SMOOTHING, curve_of, kind_views, matching, smoothing_note, x_modes
 from ..polling import BackgroundPoll
 from ..widgets.footer import PriorityFooter
 from ..widgets.series_plot import SeriesPlot
@@ -264,8 +264,10 @@ class CompareScreen(Screen):
                         curve.color_slot, curve.marker_slot = slots[i][0], slots[i][1]
                     curves.append(curve)
                     xlabel = axis
-        extra = f" · smoothing {self.smoothing:g}" if self.smoothing else ""
-        self.query_one(SeriesPlot).draw(curves, f"{value}{extra}", xlabel)
+        note = smoothing_note(curves, self.smoothing)
+        self.query_one(SeriesPlot).draw(
+            curves, " · ".join(x for x in (str(value), note) if x), xlabel
+        )
 
     @on(Select.Changed, "#metric")
     def _metric_changed(self) -> None:
@@ -294,8 +296,19 @@ class CompareScreen(Screen):
         return typing_guard(self, action)
 
     def action_x_axis(self) -> None:
-        self.x_mode = X_MODES[(X_MODES.index(self.x_mode) + 1) % len(X_MODES)]
-        self.notify(f"x axis: {self.x_mode}", timeout=2)
+        """Only the x axes the compared series have (a sweep has its levels only)."""
+        value = self.query_one("#metric", Select).value
+        names = [] if value is Select.NULL else [str(value)]
+        modes: list[str] = ["native"]
+        for view in self.views:
+            modes += [m for m in x_modes(view, names) if m not in modes]
+        if len(modes) == 1:
+            self.x_mode = "native"
+            self.notify("x axis: the series' own axis is the only one", timeout=3)
+            return
+        at = modes.index(self.x_mode) if self.x_mode in modes else -1
+        self.x_mode = modes[(at + 1) % len(modes)]
+        self.notify(f"x axis: {self.x_mode} (of {', '.join(modes)})", timeout=2)
         self._draw()
 
     def action_smooth(self) -> None:

@@ -8,7 +8,6 @@ schema, which lives in the kind's config.py.
 from __future__ import annotations
 
 import json
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -18,6 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.markup import escape
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Header, Input, Label, OptionList, Static
@@ -38,6 +38,7 @@ from labdeck.backend.presets import (
 )
 
 from .. import actions, fmt
+from ..launching import Launch, Outcome
 from ..widgets.footer import PriorityFooter
 from ..widgets.grid_editor import GridEditor
 from ..widgets.param_form import ParamForm
@@ -51,29 +52,19 @@ def _cut(text: str, width: int) -> str:
 
 
 def preset_label(title: str, kind: str, path: Path, width: int = 30) -> Text:
-    """Title, then kind and file name, each on one line cut with an ellipsis to the
-    list's width, so a long name never wraps mid-word (the side panel has the path)."""
-    label = Text(end="")
+    """One line: the title, then the kind when it fits (the estimate panel names the
+    file), so the list never wraps an entry over several lines."""
+    label = Text(end="", no_wrap=True, overflow="ellipsis")
     label.append(_cut(title, width), style="bold")
-    second = f"  {path.name}"
-    if len(second) + len(kind) + 3 <= width:
-        second += f" · {kind}"
-    label.append("\n" + _cut(second, width), style="dim")
+    if len(title) + len(kind) + 3 <= width:
+        label.append(f"\u2002·\u2002{kind}", style="dim")  # en spaces: never trimmed
     return label
 
 
-def broken_label(path: Path, error: str, width: int = 30) -> Text:
-    """A preset that does not load: its name, then its error wrapped at word boundaries
-    (three lines at most; the full message is what `labdeck presets` prints)."""
-    label = Text(end="")
-    label.append(_cut(f"✘ {path.name}", width), style="bold red")
-    message = error.replace(str(path), path.name)
-    lines = textwrap.wrap(message, max(8, width - 2), break_on_hyphens=False)
-    if len(lines) > 3:
-        lines = [*lines[:2], _cut(lines[2] + " …", width - 2)]
-    for line in lines:
-        label.append("\n  " + line, style="dim")
-    return label
+def broken_label(path: Path, width: int = 30) -> Text:
+    """A preset that does not load: its name on one line, marked; its error shows under
+    the form when it is highlighted (LaunchScreen._load), in full in `labdeck presets`."""
+    return Text(_cut(f"✘ {path.name}", width), style="bold red", no_wrap=True, end="")
 
 
 @dataclass
@@ -101,6 +92,8 @@ class LaunchScreen(Screen):
         Binding("ctrl+r", "launch", "Launch", priority=True),
         Binding("ctrl+s", "save", "Save preset", priority=True),
         Binding("ctrl+n", "reset", "Reset to preset", priority=True),
+        # Narrow terminals show the form or the side panels (overrides, grid, estimate).
+        Binding("ctrl+o", "side", "Estimate", priority=True),
     ]
 
     def __init__(self) -> None:
@@ -111,6 +104,7 @@ class LaunchScreen(Screen):
         self._wanted: str | None = None
         self._loaded: str | None = None
         self._loading = False
+        self._broken: dict[str, str] = {}  # preset path -> why it does not load
 
     @property
     def lab(self) -> LabdeckApp:
@@ -126,6 +120,7 @@ class LaunchScreen(Screen):
                     yield Input(id="run-title", placeholder="title in the run id")
                 yield ParamForm(id="form")
                 yield Static(id="launch-error", markup=False)
+                yield Static(id="launch-status", markup=False)
             with Vertical(id="side-col"):
                 yield Static("[dim]no overrides[/dim]", id="diff")
                 yield GridEditor(id="grid")
@@ -137,12 +132,27 @@ class LaunchScreen(Screen):
         yield PriorityFooter()
 
     def on_resize(self) -> None:
-        # Narrow: the side column (overrides, estimate, buttons) folds away; the error
-        # line stays under the form and the keys still work.
+        # Narrow: the side column (overrides, grid, estimate, buttons) folds away behind
+        # ctrl+o (and shows by itself for a dry run); the error line stays under the form.
         self.set_class(self.size.width < 100, "-narrow")
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "side":  # only narrow layouts fold the side panels away
+            return self.has_class("-narrow")
+        return True
+
+    def action_side(self) -> None:
+        """Narrow: switch between the form and the overrides, grid and estimate panels."""
+        self.set_class(not self.has_class("-side"), "-side")
+        if self.has_class("-side"):
+            self.query_one("#grid-axes").focus()
+        else:
+            self.query_one(ParamForm).focus_first()
 
     def _label_width(self) -> int:
-        return 19 if self.app.size.width < 100 else 29
+        # the list's width less its border, padding and scroll bar
+        return 18 if self.app.size.width < 100 else 28
 
     def on_mount(self) -> None:
         self.title = "labdeck · launch"
@@ -150,15 +160,15 @@ class LaunchScreen(Screen):
         self.query_one("#form").border_title = "parameters"
         self.query_one("#diff").border_title = "overrides vs preset"
         self.query_one("#estimate").border_title = "estimate"
-        self.query_one("#grid").border_title = "grid (one run per combination)"
+        self.query_one("#grid").border_title = "grid"
         options: list[Option] = []
         for info in list_presets(self.lab.presets_dirs):
             if info.error:
+                self._broken[str(info.path)] = info.error
                 options.append(
                     Option(
-                        broken_label(info.path, info.error, self._label_width()),
+                        broken_label(info.path, self._label_width()),
                         id=f"bad:{info.path}",
-                        disabled=True,
                     )
                 )
             else:
@@ -169,13 +179,17 @@ class LaunchScreen(Screen):
                     )
                 )
         for kind in kind_names():
-            label = Text(_cut(kind, self._label_width()), style="italic")
-            label.append("\n" + _cut("  kind defaults", self._label_width()), style="dim")
+            label = Text(_cut(kind, self._label_width()), style="italic", no_wrap=True, end="")
+            if len(kind) + len(" · defaults") <= self._label_width():
+                label.append("\u2002·\u2002defaults", style="dim")
             options.append(Option(label, id=f"kind:{kind}"))
         presets = self.query_one("#presets", OptionList)
         presets.add_options(options)
         self.set_focus(presets)
-        first = next((i for i, o in enumerate(options) if not o.disabled), None)
+        self.lab.launcher.listeners.append(self._launch_ended)
+        self._show_pending()
+        self.set_interval(0.5, self._show_pending)
+        first = next((i for i, o in enumerate(options) if not str(o.id).startswith("bad:")), None)
         if first is not None:
             presets.highlighted = first  # posts OptionHighlighted, which loads it
 
@@ -205,6 +219,8 @@ class LaunchScreen(Screen):
                 target = self._wanted
                 await self._load(target)
                 self._loaded = target
+        except NoMatches:
+            return  # the form was closed while it loaded: nothing left to fill
         finally:
             self._loading = False
 
@@ -216,6 +232,12 @@ class LaunchScreen(Screen):
                 source = Source(preset.kind, preset)
             elif kind_of == "kind":
                 source = Source(value, None)
+            elif kind_of == "bad":  # its error, and nothing to launch from it
+                self.source = None
+                await self.query_one(ParamForm).load([], {})
+                self._show_error(self._broken.get(value, "this preset does not load"))
+                self.query_one("#diff", Static).update("[dim]no overrides[/dim]")
+                return
             else:
                 return
             rows = schema_rows(source.kind)
@@ -331,6 +353,7 @@ class LaunchScreen(Screen):
     @on(Button.Pressed, "#btn-estimate")
     def action_estimate(self) -> None:
         if self._ready():
+            self.set_class(True, "-side")  # narrow: the estimate is on the side panels
             self.query_one("#estimate", Static).update("[dim]estimating…[/dim]")
             self._estimate(
                 self.source.cli_args(), list(self._sets), self.query_one(GridEditor).axes
@@ -375,46 +398,57 @@ class LaunchScreen(Screen):
 
     @on(Button.Pressed, "#btn-launch")
     def action_launch(self) -> None:
-        if self._ready():
-            self.notify("launching…", timeout=3)
-            self._launch(
-                self.source.cli_args(),
-                list(self._sets),
-                self._title(),
-                self.query_one(GridEditor).axes,
-            )  # type: ignore[union-attr]
-
-    @work(thread=True, exclusive=True, group="launch")
-    def _launch(
-        self, source_args: list[str], sets: list[str], title: str | None, grid: list[str]
-    ) -> None:
-        # The dry run checks what validation alone cannot see (a missing data file); a
-        # run that would fail in its first seconds is not started.
-        check = actions.dry_run(source_args, sets, self.lab.results)
-        if not check.ok:
-            self.app.call_from_thread(self._blocked, check)
+        pending = self.lab.launcher.pending
+        if pending is not None:  # a second ctrl+r while one is pending launches nothing
+            self.notify(
+                f"not launched twice: {pending.line()}", severity="warning", timeout=4, markup=False
+            )
             return
-        result = actions.launch(source_args, sets, self.lab.results, title, grid)
-        self.app.call_from_thread(self._launched, result)
-
-    def _blocked(self, result: actions.CliResult) -> None:
-        message = f"not launched: {result.message}"
-        self._show_error(message)
-        self.query_one("#estimate", Static).update(f"[$error]{escape(result.message)}[/]")
-        self.notify(message, severity="error", timeout=8, markup=False)
-
-    def _launched(self, result: actions.CliResult) -> None:
-        run_id = actions.launched_run_id(result)
-        if not run_id:
-            self._show_error(result.message)
-            self.notify(result.message, severity="error", timeout=8, markup=False)
+        if not self._ready():
             return
-        self.notify(f"launched {run_id}", timeout=5)
-        self.lab.refresh_runs()
+        src = self.source
+        assert src is not None
+        launch = Launch(
+            self._title() or src.title,
+            src.cli_args(),
+            list(self._sets),
+            self._title(),
+            self.query_one(GridEditor).axes,
+        )
+        refused = self.lab.launcher.start(launch)
+        if refused:
+            self.notify(refused, severity="warning", timeout=4, markup=False)
+        self._show_pending()
+
+    def _show_pending(self) -> None:
+        """The pending launch's stage and time under the form (until it ends)."""
+        pending = self.lab.launcher.pending
+        status = self.query_one("#launch-status", Static)
+        status.display = pending is not None
+        if pending is not None:
+            status.update(pending.line())
+
+    def _launch_ended(self, outcome: Outcome) -> None:
+        self._show_pending()
+        if outcome.error:
+            self._show_error(outcome.error)
+            self.query_one("#estimate", Static).update(f"[$error]{escape(outcome.error)}[/]")
+            return
         from labdeck.backend.runs import Run
 
-        self.app.pop_screen()
-        self.lab.open_monitor(Run(self.lab.results / run_id))
+        if self.app.screen is self:
+            self.app.pop_screen()
+        run_dir = self.lab.results / str(outcome.run_id)
+        if (run_dir / "config.json").is_file():
+            self.lab.open_monitor(Run(run_dir))
+
+    def on_unmount(self) -> None:
+        listeners = self.lab.launcher.listeners
+        if self._launch_ended in listeners:
+            listeners.remove(self._launch_ended)
+        pending = self.lab.launcher.pending
+        if pending is not None:
+            self.lab.notify(f"{pending.line()} (continues)", timeout=6, markup=False)
 
     @on(Button.Pressed, "#btn-save")
     def action_save(self) -> None:
@@ -447,7 +481,7 @@ class LaunchScreen(Screen):
         except (UserError, OSError, TypeError) as exc:
             self.notify(f"{path}: not saved: {exc}", severity="error", timeout=8, markup=False)
             return
-        self.notify(f"saved {path}", timeout=5)
+        self.notify(f"saved {path}", timeout=5, markup=False)
         presets = self.query_one("#presets", OptionList)
         presets.add_option(
             Option(preset_label(title, src.kind, path, self._label_width()), id=f"preset:{path}")

@@ -26,6 +26,7 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
+from textual.widgets.selection_list import Selection
 
 from labdeck.backend.display import active_seconds
 from labdeck.backend.notes import read_notes
@@ -35,12 +36,14 @@ from .. import fmt
 from ..data import ReadBatch, RunView, pick_default
 from ..plotting import (
     SMOOTHING,
-    X_MODES,
-    abbreviate,
     curve_of,
+    cut_left,
     kind_tables,
     kind_views,
     matching,
+    series_tree,
+    smoothing_note,
+    x_modes,
 )
 from ..polling import BackgroundPoll
 from ..widgets.footer import PriorityFooter
@@ -171,8 +174,10 @@ class MonitorScreen(Screen):
             stop = f" [$warning]stopped: {escape(ph.stopped)}[/]" if ph.stopped else ""
             eta = ph.eta
             eta_s = f" ETA {fmt.duration(eta)}" if eta and v.status == "running" else ""
+            extra = ph.extra_text()
+            extra_s = f" [dim]{escape(extra)}[/dim]" if extra and not stop else ""
             lines.append(
-                f"[b]{escape(ph.name)}[/b] {fmt.bar(ph.fraction, 12)} {ph.done}/{total}{eta_s}{stop}"
+                f"[b]{escape(ph.name)}[/b] {fmt.bar(ph.fraction, 12)} {ph.done}/{total}{eta_s}{stop}{extra_s}"
             )
         for dev in list(v.devices.values())[:1]:
             util = f" · util {dev.util:.0f}%" if dev.util is not None else ""
@@ -195,11 +200,13 @@ class MonitorScreen(Screen):
         changed = self.view.apply(batch)
         first = not self._loaded
         self._loaded = True
-        if first and self.view.needs_skim:
-            self.run_worker(
-                self._read_older, thread=True, group="monitor-skim", exit_on_error=False
-            )
         self._redraw(changed, first)
+        if first and self.view.needs_skim:
+            # After the first frame is painted: the skim's parsing holds the GIL.
+            self.call_after_refresh(self._start_skim)
+
+    def _start_skim(self) -> None:
+        self.run_worker(self._read_older, thread=True, group="monitor-skim", exit_on_error=False)
 
     def _read_older(self) -> None:
         older = self.view.read_older()
@@ -299,10 +306,19 @@ class MonitorScreen(Screen):
         selected = set(lst.selected)
         first = not self._known_series
         self._known_series = names
-        labels = abbreviate(names, 20)  # the list is 30 wide: borders and the check box
         lst.clear_options()
-        for name in names:  # names like "ppl[attn]" are not markup
-            lst.add_option((Text(labels[name]), name, name in selected))
+        # A tree by prefix (train_loss › bce): a row shows its last part, indented under
+        # its group, so names are never cut in the middle. The list is 30 wide (borders
+        # and the check box take 6).
+        for i, row in enumerate(series_tree(names)):
+            # no-break spaces: an option's leading blanks would be dropped
+            indent = "\u00a0\u00a0" * row.depth + ("›\u00a0" if row.depth else "")
+            label = Text(indent + cut_left(row.label, max(4, 24 - len(indent))))
+            if row.name is None:
+                label.stylize("dim")
+                lst.add_option(Selection(label, f"group:{i}:{row.label}", False, disabled=True))
+            else:
+                lst.add_option(Selection(label, row.name, row.name in selected))
         if first and not selected and names:
             self._select(self._default_selection(names))
 
@@ -348,10 +364,9 @@ class MonitorScreen(Screen):
         self._last_plot = time.monotonic()
         names = self._selected()
         plot = self.query_one(SeriesPlot)
-        labels = abbreviate(names, max(12, plot.size.width // 3))
         curves, axes = [], []
-        for name in names:
-            curve, axis = curve_of(self.view, name, labels[name], self.x_mode, self.smoothing)
+        for name in names:  # legends carry whole names
+            curve, axis = curve_of(self.view, name, name, self.x_mode, self.smoothing)
             if curve is not None:
                 curves.append(curve)
                 axes.append(axis)
@@ -359,16 +374,10 @@ class MonitorScreen(Screen):
         title = ""
         if 0 <= self._view_index < len(self._views) and not self.zoomed:
             title = self._views[self._view_index].title
-        extras = [
-            x
-            for x in (
-                f"smoothing {self.smoothing:g}" if self.smoothing else "",
-                "zoom" if self.zoomed else "",
-            )
-            if x
-        ]
-        title = " · ".join(x for x in (title or ", ".join(labels.values()), *extras) if x)
-        plot.draw(curves, title[: max(10, plot.size.width - 4)], xlabel)
+        if not title:
+            title = names[0] if len(names) == 1 else f"{len(names)} series"
+        extras = [smoothing_note(curves, self.smoothing), "zoom" if self.zoomed else ""]
+        plot.draw(curves, " · ".join(x for x in (title, *extras) if x), xlabel)
 
     # ------------------------------------------------------------------ plot controls
 
@@ -393,9 +402,18 @@ class MonitorScreen(Screen):
         self._maybe_plot()
 
     def action_x_axis(self) -> None:
-        """x axis: as emitted (step/epoch/level), epoch, or wall time."""
-        self.x_mode = X_MODES[(X_MODES.index(self.x_mode) + 1) % len(X_MODES)]
-        self.notify(f"x axis: {self.x_mode}", timeout=2)
+        """x axis: as emitted (step/epoch/level), epoch, or wall time — only those the
+        plotted series have (a sweep has its levels only)."""
+        names = self._selected()
+        modes = x_modes(self.view, names)
+        if len(modes) == 1:
+            self.x_mode = "native"
+            axis = self.view.axis(names[0]) if names else "native"
+            self.notify(f"x axis: {axis} is the only axis of these series", timeout=3)
+            return
+        at = modes.index(self.x_mode) if self.x_mode in modes else -1
+        self.x_mode = modes[(at + 1) % len(modes)]
+        self.notify(f"x axis: {self.x_mode} (of {', '.join(modes)})", timeout=2)
         self._replot()
 
     def action_smooth(self) -> None:
@@ -411,8 +429,9 @@ class MonitorScreen(Screen):
             lst = self.query_one("#series-list", SelectionList)
             idx = lst.highlighted
             selected = list(lst.selected)
-            if idx is not None and 0 <= idx < lst.option_count:
-                self.zoomed = str(lst.get_option_at_index(idx).value)
+            value = lst.get_option_at_index(idx).value if idx is not None else None
+            if value is not None and not str(value).startswith("group:"):
+                self.zoomed = str(value)
             elif selected:
                 self.zoomed = selected[0]
         self._replot()

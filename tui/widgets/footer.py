@@ -26,6 +26,7 @@ FOOTER_PRIORITY = (
     "filter_log",
     "launch_run",
     "estimate",
+    "side",
     "focus_tol",
     "next_view",
     "x_axis",
@@ -47,20 +48,49 @@ def _rank(action: str) -> int:
 
 
 class PriorityFooter(Footer):
+    """Recomposes only when what it shows changes: every focus change signals new
+    bindings, and each recompose restyles every key (tens of milliseconds on a busy
+    machine, the largest part of a screen's first frame otherwise)."""
+
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self._width = 0
+        self._shown: tuple = ()
 
     def on_resize(self) -> None:
         width = self.app.size.width
         if width != self._width:
             self._width = width
             self.compact = width < 100
+            self._shown = ()
             self.call_after_refresh(self.recompose)
+
+    def bindings_changed(self, screen) -> None:
+        self._bindings_ready = True
+        if not screen.app.app_focus or not self.is_attached or screen is not self.screen:
+            return
+        if self._signature() != self._shown:
+            self.call_after_refresh(self.recompose)
+
+    def _signature(self) -> tuple:
+        return tuple(
+            (b.key, b.description, enabled)
+            for _, b, enabled, _ in self.screen.active_bindings.values()
+            if b.show
+        )
+
+    def _key(self, *args, **kw) -> FooterKey:
+        """A key styled compact or not from the start (no bound reactive to restyle it)."""
+        compact = self.compact
+        kw["classes"] = (kw.get("classes", "") + (" -compact" if compact else "")).strip()
+        key = FooterKey(*args, **kw)
+        key.set_reactive(FooterKey.compact, compact)
+        return key
 
     def compose(self) -> ComposeResult:
         if not self._bindings_ready:
             return
+        self._shown = self._signature()
         shown = []
         seen: set[str] = set()
         for _, binding, enabled, tooltip in self.screen.active_bindings.values():
@@ -80,14 +110,14 @@ class PriorityFooter(Footer):
                 budget -= cost
         for i, (binding, enabled, tooltip) in enumerate(shown):
             if i in kept:
-                yield FooterKey(
+                yield self._key(
                     binding.key,
                     self.app.get_key_display(binding),
                     binding.description,
                     binding.action,
                     disabled=not enabled,
                     tooltip=tooltip,
-                ).data_bind(compact=Footer.compact)
+                )
         if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
             try:
                 _node, binding, enabled, _tip = self.screen.active_bindings[

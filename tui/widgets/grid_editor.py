@@ -47,7 +47,7 @@ class GridEditor(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="grid: key=a,b; other=x,y", id="grid-axes")
-        yield Static("[dim]single run[/dim]", id="grid-count")
+        yield Static("[dim]single run (axes make one run per combination)[/dim]", id="grid-count")
 
     @property
     def axes(self) -> list[str]:
@@ -64,9 +64,11 @@ class GridEditor(Vertical):
         if error:
             line.update(f"[$error]{error}[/]")
         elif items:
-            line.update(f"[b]{count}[/b] runs ({len(items)} axes) — ctrl+t estimates them")
+            line.update(
+                f"[b]{count}[/b] runs, one per combination ({len(items)} axes) — ctrl+t estimates them"
+            )
         else:
-            line.update("[dim]single run[/dim]")
+            line.update("[dim]single run (axes make one run per combination)[/dim]")
         self.post_message(self.Changed(self))
 
     def show_estimate(self, runs: int, units: int, seconds: float, memory: str) -> None:

@@ -100,6 +100,11 @@ class BatchPanel(ViewPanel):
         )
 
 
+def rate_text(rate: float) -> str:
+    """Units per second, or the time one unit takes when that reads better."""
+    return f"{rate:.3g}/s" if rate >= 1 else f"{fmt.duration(1 / rate)}/unit"
+
+
 class PhasePanel(ViewPanel):
     """One bar per phase with done/total, rate and ETA (from that phase's own pace)."""
 
@@ -109,7 +114,7 @@ class PhasePanel(ViewPanel):
             self.update("[dim]no phases yet[/dim]")
             return
         live = view.status == "running"
-        now = time.time()
+        now = getattr(self.app, "clock", time.time)()
         lines = []
         for ph in view.phases.values():
             current = ph.name == view.current_phase
@@ -118,10 +123,9 @@ class PhasePanel(ViewPanel):
             eta = ph.eta
             if eta and live and current and ph.t_last:
                 eta = max(0.0, eta - max(0.0, now - ph.t_last))
-            rate = ph.rate
             tail = f"{ph.done}/{total}"
-            if rate:
-                tail += f"  {rate:.3g}/s"
+            if ph.rate:
+                tail += f"  {rate_text(ph.rate)}"
             finished = bool(ph.total and ph.done >= ph.total) or (not current and not ph.total)
             if ph.stopped:
                 tail += "  [$warning]stopped early[/]"
@@ -129,7 +133,12 @@ class PhasePanel(ViewPanel):
                 tail += "  done"
             elif eta is not None and live and current:
                 tail += f"  ETA {fmt.duration(eta)}"
+            elif live and current and ph.t_start:
+                tail += f"  for {fmt.duration(now - ph.t_start)}"  # no total or no pace yet
             lines.append(f"{name}  {tail}")
+            extra = ph.extra_text() if current and not finished else ""
+            if extra:
+                lines.append(f"[dim]{escape(extra)}[/dim]")
             # A phase without a total that was followed by another one has finished.
             frac = 1.0 if finished else ph.fraction
             lines.append(f"{fmt.bar(frac, max(8, width - 6))} {frac * 100:3.0f}%")

@@ -13,7 +13,7 @@ from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.markup import escape
 from textual.message import Message
@@ -34,6 +34,79 @@ def literal_choices(type_name: str) -> list[Any] | None:
     return list(values)
 
 
+_PLAIN = {
+    "bool": "on/off",
+    "int": "whole number",
+    "float": "number",
+    "str": "text",
+    "list[float]": "list of numbers",
+    "list[int]": "list of whole numbers",
+    "list[str]": "list of texts",
+}
+
+
+def human_type(type_name: str) -> str:
+    """The schema's Python type in a researcher's words: `Literal['auto', 'cpu']` ->
+    "one of auto, cpu", `str` -> "text", `int | None` -> "whole number or none"."""
+    choices = literal_choices(type_name)
+    if choices is not None:
+        return "one of " + ", ".join(str(c) for c in choices)
+    if type_name.startswith("list[") and type_name.endswith("]"):
+        inner = type_name[len("list[") : -1]
+        inner_choices = literal_choices(inner)
+        if inner_choices is not None:
+            return "list of: " + ", ".join(str(c) for c in inner_choices)
+    if " | " in type_name:
+        parts = [p.strip() for p in type_name.split("|")]
+        return " or ".join("none" if p == "None" else human_type(p) for p in parts)
+    return _PLAIN.get(type_name, type_name)
+
+
+def _num(text: str) -> str:
+    try:
+        v = float(text)
+    except ValueError:
+        return text
+    return str(int(v)) if v.is_integer() else f"{v:g}"
+
+
+def human_bounds(bounds: str, type_name: str) -> str:
+    """`>=0 <=1024` -> "0 to 1024", `>0.0 <1.0` -> "above 0, below 1", `len>=1` ->
+    "not empty" (for a list: "at least 1 item")."""
+    listy = type_name.startswith("list[")
+    unit = "items" if listy else "characters"
+    low = high = None
+    len_low = len_high = None
+    for token in bounds.split():
+        if token.startswith("len>="):
+            len_low = _num(token[5:])
+        elif token.startswith("len<="):
+            len_high = _num(token[5:])
+        elif token.startswith(">="):
+            low = ("", _num(token[2:]))
+        elif token.startswith(">"):
+            low = ("above ", _num(token[1:]))
+        elif token.startswith("<="):
+            high = ("", _num(token[2:]))
+        elif token.startswith("<"):
+            high = ("below ", _num(token[1:]))
+    parts = []
+    if low and high and not low[0] and not high[0]:
+        parts.append(f"{low[1]} to {high[1]}")
+    else:
+        if low:
+            parts.append(f"{low[0] or 'at least '}{low[1]}")
+        if high:
+            parts.append(f"{high[0] or 'at most '}{high[1]}")
+    if len_low == "1" and not listy:
+        parts.append("not empty")
+    elif len_low:
+        parts.append(f"at least {len_low} {unit if len_low != '1' else unit[:-1]}")
+    if len_high:
+        parts.append(f"up to {len_high} {unit}")
+    return ", ".join(parts)
+
+
 def _field_id(name: str) -> str:
     return "p-" + name.replace(".", "__")
 
@@ -49,12 +122,16 @@ class ParamField(Vertical):
 
     def compose(self) -> ComposeResult:
         r = self.row
-        bounds = f"  [dim]{escape(r.bounds)}[/dim]" if r.bounds else ""
+        words = human_type(r.type)
+        bounds = human_bounds(r.bounds, r.type) if r.bounds else ""
+        described = ", ".join(x for x in (words, bounds) if x)
         yield Label(
-            f"[b]{escape(r.name)}[/b]  [dim]{escape(r.type)}[/dim]{bounds}", classes="field-label"
+            f"[b]{escape(r.name)}[/b]  [dim]{escape(described)}[/dim]", classes="field-label"
         )
         if r.type == "bool":
-            yield Switch(value=bool(self.initial))
+            with Horizontal(classes="switch-row"):
+                yield Switch(value=bool(self.initial))
+                yield Static(self._switch_text(bool(self.initial)), classes="switch-state")
         elif self.choices is not None:
             yield Select(
                 [(str(c), c) for c in self.choices],
@@ -70,6 +147,14 @@ class ParamField(Vertical):
         )
         yield Static(f"{escape(r.description)}{default}", classes="field-help")
         yield Static("", classes="field-error", markup=False)
+
+    @staticmethod
+    def _switch_text(on: bool) -> str:
+        return "[b $success]on[/]" if on else "[dim]off[/dim]"
+
+    @on(Switch.Changed)
+    def _switch_changed(self, event: Switch.Changed) -> None:
+        self.query_one(".switch-state", Static).update(self._switch_text(event.value))
 
     def _text(self, value: Any) -> str:
         if self.row.type == "str" and isinstance(value, str):

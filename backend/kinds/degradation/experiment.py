@@ -8,10 +8,13 @@ the same run directory and the loop skips what records.jsonl already holds.
 from __future__ import annotations
 
 import csv
+import time
 from typing import Any
 
 from ...errors import UserError
-from ...kinds.base import DryRun, RunContext
+from ...jsonio import write_json_atomic
+from ...kinds.base import DryRun, RunContext, StopRequested
+from ...runs import ARTIFACTS, SUMMARY
 from .config import Params
 from .estimate import estimate
 from .groups import ModelGroups, discover_groups, quantized_params
@@ -112,12 +115,30 @@ def run(ctx: RunContext) -> dict[str, float]:
         perplexity_text=p.perplexity_text or shipped_perplexity_text(),
     )
     sweep = Sweep(ctx, p, rt)
-    final = sweep.run()
+    try:
+        final = sweep.run()
+    except StopRequested:
+        _write_stopped(ctx, sweep)
+        raise
     _write_level_table(ctx, sweep.level_table())
     ctx.info(
         f"sweep finished: restore {sweep.restore_seconds:.3f}s, generation {sweep.generate_seconds:.1f}s"
     )
     return final
+
+
+def _write_stopped(ctx: RunContext, sweep: Sweep) -> None:
+    """A stopped sweep's numbers from the records so far (each group at the highest
+    level it reached), so `show` and the dashboard have them before any resume; the
+    resumed run's completion replaces them."""
+    _write_level_table(ctx, sweep.level_table())
+    summary = {
+        "final_metrics": sweep.final_metrics(reached=True),
+        "partial": True,
+        "records": len(ctx.ledger),
+        "stopped": time.time(),
+    }
+    write_json_atomic(ctx.run_dir / ARTIFACTS / SUMMARY, summary)
 
 
 def _write_level_table(ctx: RunContext, rows: list[dict[str, Any]]) -> None:

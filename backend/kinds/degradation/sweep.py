@@ -327,12 +327,24 @@ class Sweep:
                     )
         return rows
 
-    def final_metrics(self) -> dict[str, float]:
-        """For `labdeck compare`: the top level's values per group and overall, plus totals."""
-        top = max(self.p.levels)
+    def final_metrics(self, reached: bool = False) -> dict[str, float]:
+        """For `labdeck compare`: the top level's values per group and overall, plus totals.
+
+        `reached`: a stopped sweep's numbers, each group at the highest level it has
+        outputs for (the top level may not have been reached)."""
         out: dict[str, float] = {}
         per_name: dict[str, list[float]] = {}
         for group in self.p.param_groups:
+            top = max(self.p.levels)
+            if reached:
+                done = [
+                    lv
+                    for lv in self.p.levels
+                    if (st := self.stats.get((group, float(lv)))) and st.outputs
+                ]
+                if not done:
+                    continue
+                top = max(done)
             values = self.stats.get((group, float(top)), LevelStats()).metrics()
             for name, v in values.items():
                 out[f"{name}_{group}"] = v

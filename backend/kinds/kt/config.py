@@ -44,10 +44,22 @@ PRIMARY_METRIC = "val_auc"
 # a count and must match exactly.
 KT_TOL = 1e-3
 METRICS = {
-    "Best Epoch": Metric(role="outcome", tol=0.0, label="best epoch"),
-    "*AUC*": Metric(role="outcome", tol=KT_TOL, higher_is_better=True),
-    "*Accuracy*": Metric(role="outcome", tol=KT_TOL, higher_is_better=True),
-    "*Correlation*": Metric(role="outcome", tol=KT_TOL),
+    "best_epoch": Metric(role="outcome", tol=0.0, label="best epoch"),
+    "*auc*": Metric(role="outcome", tol=KT_TOL, higher_is_better=True),
+    "*accuracy*": Metric(role="outcome", tol=KT_TOL, higher_is_better=True),
+    "*correlation*": Metric(role="outcome", tol=KT_TOL),
+}
+# The final-metric names runs wrote before kt used snake_case like every other kind:
+# readers map them, so an old run still compares with its reproduction.
+RENAMED_METRICS = {
+    "Best Val AUC": "best_val_auc",
+    "Best Val Accuracy": "best_val_accuracy",
+    "Mastery Correlation": "mastery_correlation",
+    "Gain Correlation": "gain_correlation",
+    "Test AUC": "test_auc",
+    "Test Accuracy": "test_accuracy",
+    "True Mastery Correlation": "true_mastery_correlation",
+    "Best Epoch": "best_epoch",
 }
 VIEWS = [
     Curve("validation AUC", ("val_auc",), x="epoch"),

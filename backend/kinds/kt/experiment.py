@@ -27,6 +27,7 @@ from ...errors import UserError
 from ...jsonio import write_json_atomic
 from ...ledger import unit_key
 from ...runs import Run
+from ...units import format_number
 from ..base import DryRun, RunContext, StopRequested
 from .config import Params, is_synthetic
 from .data import load_data
@@ -59,17 +60,24 @@ def _publish(ctx: RunContext, entry: dict[str, Any]) -> None:
     ctx.progress(epoch)
 
 
+def best_auc_text(best: float | None) -> str:
+    """The best validation AUC for a log line: the trainer holds -1 until an epoch past
+    the constraint warm-up has been selected, which is "none yet", not a number."""
+    return f"{best:.4f}" if best is not None and best >= 0 else "none yet"
+
+
 def _final_metrics(state: Any, ev: dict[str, Any]) -> dict[str, float]:
-    """The numbers `labdeck compare` tabulates, named as in the seed's comparison table."""
+    """The numbers `labdeck compare` tabulates (the seed's comparison table, in the
+    snake_case every kind uses; config.RENAMED_METRICS maps the names older runs wrote)."""
     values = {
-        "Best Val AUC": state.best_val_auc,
-        "Best Val Accuracy": state.best_val_accuracy,
-        "Mastery Correlation": ev["test_mastery_correlation"],
-        "Gain Correlation": ev["test_gain_correlation"],
-        "Test AUC": ev["test_auc"],
-        "Test Accuracy": ev["test_acc"],
-        "True Mastery Correlation": ev["test_true_mastery_correlation"],
-        "Best Epoch": state.best_epoch,
+        "best_val_auc": state.best_val_auc,
+        "best_val_accuracy": state.best_val_accuracy,
+        "mastery_correlation": ev["test_mastery_correlation"],
+        "gain_correlation": ev["test_gain_correlation"],
+        "test_auc": ev["test_auc"],
+        "test_accuracy": ev["test_acc"],
+        "true_mastery_correlation": ev["test_true_mastery_correlation"],
+        "best_epoch": state.best_epoch,
     }
     return {k: float(v) for k, v in values.items() if v is not None}
 
@@ -123,7 +131,8 @@ def run(ctx: RunContext) -> dict[str, float]:
     trainer = Trainer(p, data, device)
     if trainer.load_latest(ctx.checkpoints_dir / LATEST_DIR):
         ctx.info(
-            f"resuming after epoch {trainer.state.epoch} (best val AUC {trainer.state.best_val_auc:.4f})"
+            f"resuming after epoch {trainer.state.epoch} "
+            f"(best val AUC {best_auc_text(trainer.state.best_val_auc)})"
         )
     elif trainer.fit_skips(_prefit_progress(ctx)) is not None:
         ctx.info(trainer.prefit.describe())
@@ -153,13 +162,13 @@ def run(ctx: RunContext) -> dict[str, float]:
         _publish(ctx, entry)
         ctx.info(
             f"epoch {entry['epoch']}: loss {entry['train_loss']:.4f} val AUC {entry['val_auc']:.4f}"
-            f" mastery corr {entry['trajectory']['mastery_correlation']}"
+            f" mastery corr {format_number(entry['trajectory']['mastery_correlation'])}"
         )
     if trainer.state.epoch < p.epochs:
         ctx.end_phase(
             trainer.state.epoch,
             f"early stop: no better val AUC for {p.patience} epochs "
-            f"(best {trainer.state.best_val_auc:.4f} at epoch {trainer.state.best_epoch})",
+            f"(best {best_auc_text(trainer.state.best_val_auc)} at epoch {trainer.state.best_epoch})",
         )
 
     ctx.phase("eval", 1)

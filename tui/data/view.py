@@ -11,247 +11,41 @@ thread) and returns a `ReadBatch`; `apply()` folds it (cheap, meant for the UI
 thread, so widgets never see a half-updated model). `poll()` does both.
 
 Huge files: the first read takes only the last `tail_bytes` of events.jsonl in
-full. Older bytes are skimmed: every "rare" event (phase, batch, checkpoint,
-trajectory, status, error, per-level/per-epoch metric) is found with a byte
-search, and dense events (memory, progress, per-step metrics) are sampled from
-evenly spaced windows. Memory stays bounded because every series halves its
-resolution when it outgrows its cap.
+full, so the first frame comes at once. The older bytes are then skimmed (skim.py):
+every event that feeds a plot or a table is found with byte searches and parsed, so
+nothing a full fold would draw is missing. Memory stays bounded because every series
+keeps only the min and max of buckets that double in size as it grows (series.py),
+which keeps every spike.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labdeck.backend.events import EventReader
 from labdeck.backend.runs import Run
 
+from .series import SERIES_CAP, Series
+from .skim import skim_older
+from .structures import (
+    BatchMark,
+    DeviceHistory,
+    LogLine,
+    Phase,
+    ReadBatch,
+    as_number,
+    flatten,
+    fmt_x,
+)
+
 TAIL_BYTES = 1024 * 1024
-SKIM_WINDOWS = 240
-SKIM_WINDOW_BYTES = 2 * 1024
-SERIES_CAP = 1500
 LOG_LINES = 400
 BATCH_MARKS = 2000
 TABLE_ROWS = 500
-
-# Events whose loss would change what the screen says (a missing checkpoint row, a
-# missing OOM mark). The skim finds them with plain byte searches (fast, C speed) for
-# the compact form every writer uses (backend.jsonio.dumps_line), never parsing
-# every line; the tail is parsed in full whatever its form.
-_RARE_NEEDLES = tuple(
-    f'"type":"{t}"'.encode()
-    for t in ("phase", "batch", "checkpoint", "trajectory", "status", "error")
-)
-_TABLE_NEEDLES = (b'"epoch":', b'"level":')  # per-epoch / per-level metrics
-_METRIC = b'"type":"metric"'
-
-
-class Series:
-    """A bounded (x, y) series: when it outgrows `cap` it keeps every other point
-    and from then on accepts one point in `stride`, so a run of any length costs
-    the same memory while the latest point is always kept for display."""
-
-    __slots__ = ("_skip", "cap", "last", "stride", "ts", "xs", "ys")
-
-    def __init__(self, cap: int = SERIES_CAP) -> None:
-        self.xs: list[float] = []
-        self.ys: list[float] = []
-        self.ts: list[float] = []  # wall time of each point, for the wall-time x axis
-        self.cap = cap
-        self.stride = 1
-        self._skip = 0
-        self.last: tuple[float, float, float] | None = None
-
-    def add(self, x: float, y: float, t: float = 0.0) -> None:
-        self.last = (x, y, t)
-        self._skip += 1
-        if self._skip < self.stride:
-            return
-        self._skip = 0
-        self.xs.append(x)
-        self.ys.append(y)
-        self.ts.append(t)
-        if len(self.xs) > self.cap:
-            self.xs = self.xs[::2]
-            self.ys = self.ys[::2]
-            self.ts = self.ts[::2]
-            self.stride *= 2
-
-    def points(self) -> tuple[list[float], list[float]]:
-        """All kept points plus the latest one (which the stride may have skipped)."""
-        if self.last is not None and (not self.xs or self.xs[-1] != self.last[0]):
-            return [*self.xs, self.last[0]], [*self.ys, self.last[1]]
-        return list(self.xs), list(self.ys)
-
-    def times(self) -> list[float]:
-        """Wall times aligned with `points()`."""
-        if self.last is not None and (not self.xs or self.xs[-1] != self.last[0]):
-            return [*self.ts, self.last[2]]
-        return list(self.ts)
-
-    def __len__(self) -> int:
-        return len(self.xs)
-
-
-@dataclass
-class DeviceHistory:
-    device: str
-    name: str = ""
-    source: str = "?"
-    total: float = 0.0
-    used: float = 0.0
-    util: float | None = None
-    temperature: float | None = None
-    history: Series = field(default_factory=Series)
-
-    @property
-    def fraction(self) -> float:
-        return self.used / self.total if self.total else 0.0
-
-
-@dataclass
-class BatchMark:
-    t: float
-    size: int
-    reason: str
-
-
-@dataclass
-class Phase:
-    """Progress of one phase; the ETA comes from the rate observed since the phase
-    (re)started, so a resumed run does not count skipped units as speed."""
-
-    name: str
-    total: int | None = None
-    done: int = 0
-    t_start: float | None = None
-    done_start: int = 0
-    t_last: float | None = None
-    stopped: str | None = None  # why the phase ended before its total (early stopping)
-
-    @property
-    def fraction(self) -> float:
-        if not self.total:
-            return 0.0
-        return min(1.0, self.done / self.total)
-
-    @property
-    def rate(self) -> float | None:
-        if self.t_start is None or self.t_last is None:
-            return None
-        dt = self.t_last - self.t_start
-        dn = self.done - self.done_start
-        return dn / dt if dt > 0 and dn > 0 else None
-
-    @property
-    def eta(self) -> float | None:
-        if self.stopped:
-            return 0.0
-        if not self.total or self.done >= self.total:
-            return 0.0 if self.total and self.done >= self.total else None
-        rate = self.rate
-        return (self.total - self.done) / rate if rate else None
-
-
-@dataclass
-class LogLine:
-    t: float
-    level: str
-    message: str
-
-
-@dataclass
-class ReadBatch:
-    """What one `read()` found: new events (in order), the state, the bad-line count."""
-
-    events: list[dict[str, Any]]
-    state: dict[str, Any] | None
-    status: str | None
-    bad_lines: int
-    error: str | None = None
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return float(v)
-    if isinstance(v, int | float):
-        return float(v)
-    return None
-
-
-def _flatten(entry: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of a (nested) trajectory entry as dotted names."""
-    out: dict[str, float] = {}
-    for k, v in entry.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, name + "."))
-        else:
-            n = _num(v)
-            if n is not None:
-                out[name] = n
-    return out
-
-
-def _fmt_x(v: Any) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
-def skim_older(path: Path, end: int, windows: int = SKIM_WINDOWS) -> list[dict[str, Any]]:
-    """Events from bytes [0, end): every rare event, plus dense events from sampled windows.
-
-    Returned in file order (by seq), so folding them before the tail keeps every
-    series monotonic.
-    """
-    found: dict[int, dict[str, Any]] = {}
-
-    def take(line: bytes) -> None:
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            return
-        if isinstance(obj, dict):
-            found[int(obj.get("seq", -len(found) - 1))] = obj
-
-    chunk_size = 8 * 1024 * 1024
-    with open(path, "rb") as fh:
-        pos = 0
-        carry = b""
-        while pos < end:
-            data = carry + fh.read(min(chunk_size, end - pos))
-            pos = fh.tell()
-            cut = data.rfind(b"\n") + 1
-            carry, data = data[cut:], data[:cut]
-            for needle in (*_RARE_NEEDLES, *_TABLE_NEEDLES):
-                i = data.find(needle)
-                while i >= 0:
-                    start = data.rfind(b"\n", 0, i) + 1
-                    stop = data.find(b"\n", i)
-                    stop = len(data) if stop < 0 else stop
-                    line = data[start:stop]
-                    if needle in _RARE_NEEDLES or _METRIC in line:
-                        take(line)
-                    i = data.find(needle, stop)
-        # Sample at most an eighth of the older bytes: a skim, not a second full read.
-        windows = min(windows, end // (SKIM_WINDOW_BYTES * 8))
-        if windows > 0:
-            step = end / windows
-            for w in range(windows):
-                fh.seek(int(w * step))
-                raw = fh.read(min(SKIM_WINDOW_BYTES, end - int(w * step)))
-                lines = raw.split(b"\n")
-                # The first piece is a partial line and so is the last (unless the
-                # window ends on a newline); both are dropped.
-                for line in lines[1:-1]:
-                    if line:
-                        take(line)
-    return [found[k] for k in sorted(found)]
+_PROGRESS_FIELDS = {"t", "seq", "type", "phase", "done", "total"}
 
 
 class RunView:
@@ -355,7 +149,9 @@ class RunView:
     def read_older(self) -> list[dict[str, Any]]:
         """The skim of the bytes before the tail (file work only; for a worker thread)."""
         try:
-            return skim_older(self.run.events_path, self.skimmed_bytes)
+            return skim_older(
+                self.run.events_path, self.skimmed_bytes, getattr(self, "_kept_types", ())
+            )
         except OSError as exc:
             self.problem = f"{self.run.events_path}: {exc}"
             return []
@@ -396,7 +192,7 @@ class RunView:
 
     def _fold(self, ev: dict[str, Any]) -> str | None:
         self.events_seen += 1
-        t = _num(ev.get("t")) or 0.0
+        t = as_number(ev.get("t")) or 0.0
         if self.first_t is None:
             self.first_t = t
         self.last_t = t
@@ -426,10 +222,10 @@ class RunView:
                 dev = self.devices[key] = DeviceHistory(key, history=Series(self.series_cap))
             dev.name = str(d.get("name") or dev.name)
             dev.source = str(d.get("source") or dev.source)
-            dev.total = _num(d.get("total")) or dev.total
-            dev.used = _num(d.get("used")) or 0.0
-            dev.util = _num(d.get("util"))
-            dev.temperature = _num(d.get("temperature"))
+            dev.total = as_number(d.get("total")) or dev.total
+            dev.used = as_number(d.get("used")) or 0.0
+            dev.util = as_number(d.get("util"))
+            dev.temperature = as_number(d.get("temperature"))
             dev.history.add(t, dev.used)
         return "memory"
 
@@ -444,7 +240,7 @@ class RunView:
         total = ev.get("total")
         ph = self.phases.get(name) or Phase(name)
         ph.total = int(total) if total is not None else None
-        ph.t_start, ph.t_last, ph.done_start = t, t, ph.done
+        ph.t_start, ph.t_last, ph.done_start = t, t, ph.position
         self.phases[name] = ph
         self.current_phase = name
         return "phases"
@@ -466,12 +262,13 @@ class RunView:
         ph.done = int(ev.get("done", 0))
         if ev.get("total") is not None:
             ph.total = int(ev["total"])
+        ph.note({k: v for k, v in ev.items() if k not in _PROGRESS_FIELDS})
         ph.t_last = t
         self.current_phase = name
         return "phases"
 
     def _on_metric(self, ev: dict[str, Any], t: float) -> str | None:
-        value = _num(ev.get("value"))
+        value = as_number(ev.get("value"))
         name = str(ev.get("name", "?"))
         group = ev.get("group")
         axis = next((a for a in ("level", "epoch", "step") if ev.get(a) is not None), None)
@@ -481,15 +278,15 @@ class RunView:
             series = self.metrics.get(key)
             if series is None:
                 series = self.metrics[key] = Series(self.series_cap)
-            xn = _num(x)
+            xn = as_number(x)
             series.add(xn if xn is not None else float(self.events_seen), value, t)
             self.axes.setdefault(key, axis or "event")
         if axis == "epoch":
-            xe = _num(x)
+            xe = as_number(x)
             if xe is not None and (not self.epoch_marks or xe > self.epoch_marks[-1][1]):
                 self.epoch_marks.append((t, xe))
         if axis in ("level", "epoch"):
-            self._table_set((axis, _fmt_x(x), "" if group is None else str(group)), name, value)
+            self._table_set((axis, fmt_x(x), "" if group is None else str(group)), name, value)
         return "metrics"
 
     def _table_set(self, row: tuple[str, str, str], column: str, value: float | None) -> None:
@@ -505,15 +302,15 @@ class RunView:
         self.checkpoints.append({"step": ev.get("step"), "path": ev.get("path"), "t": t})
         self.checkpoints = self.checkpoints[-TABLE_ROWS:]
         for name, value in metrics.items():
-            self._table_set(("checkpoint", _fmt_x(ev.get("step")), ""), str(name), _num(value))
+            self._table_set(("checkpoint", fmt_x(ev.get("step")), ""), str(name), as_number(value))
         return "metrics"
 
     def _on_trajectory(self, ev: dict[str, Any], t: float) -> str:
         entry = {k: v for k, v in ev.items() if k not in ("t", "seq", "type")}
-        x = _num(entry.get("epoch"))
+        x = as_number(entry.get("epoch"))
         x = float(self.trajectory_entries) if x is None else x
         self.trajectory_entries += 1
-        for name, value in _flatten(entry).items():
+        for name, value in flatten(entry).items():
             if name == "epoch":
                 continue
             series = self.trajectory.get(name)
@@ -604,24 +401,3 @@ class RunView:
             return os.path.getsize(self.run.events_path)
         except OSError:
             return 0
-
-
-def field_of(event: dict[str, Any], dotted: str) -> Any:
-    """A (dotted) field of an event: `metrics.val_auc` reaches into a dict."""
-    value: Any = event
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def pick_default(names: list[str], primary: str | None) -> str:
-    """The series to plot first: the kind's primary metric (any group), else a loss."""
-    for candidate in (primary, "loss", "trajectory:loss", "train_loss"):
-        if not candidate:
-            continue
-        for n in names:
-            if n == candidate or n.startswith(candidate + "["):
-                return n
-    return names[0]
