@@ -18,7 +18,15 @@ from typing import Any
 from labdeck.backend.display import main_phase
 from labdeck.backend.errors import UserError
 from labdeck.backend.paramcols import params_of
-from labdeck.backend.runs import CONFIG, STATE, Run, effective_status, is_repro_id, this_host
+from labdeck.backend.runs import (
+    CONFIG,
+    STATE,
+    Run,
+    effective_status,
+    is_repro_id,
+    queue_gone,
+    this_host,
+)
 
 
 @dataclass
@@ -53,6 +61,7 @@ class RunRow:
     coords: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)  # dotted, for columns and filters
     scheduler: str | None = None  # Slurm runs: "123_4 PENDING"
+    queue_gone: bool = False  # queued in a local queue whose process died
     _state_mtime: int = field(default=-1, repr=False)
     _rate_origin: tuple[str | None, int, float] | None = field(default=None, repr=False)
 
@@ -226,6 +235,10 @@ class RunList:
     def _recheck(self, row: RunRow) -> bool:
         state = row.run.state()
         status = effective_status(state)
+        gone = queue_gone(state)
+        if gone != row.queue_gone:
+            row.queue_gone = gone
+            return True
         if status != row.status:
             row.status = status
             row.eta = None  # a run that died keeps no ETA
@@ -246,10 +259,12 @@ class RunList:
             row.eta,
             row.stopped,
             row.scheduler,
+            row.queue_gone,
         )
 
     def _fill(self, row: RunRow, state: dict[str, Any], now: float) -> None:
         row.status = effective_status(state)
+        row.queue_gone = queue_gone(state)
         row.phase, row.done, row.total, row.stopped = main_phase(state)
         row.started = state.get("started") or state.get("created")
         row.ended = state.get("ended")

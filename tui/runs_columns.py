@@ -131,7 +131,11 @@ def counts_text(counts: dict[str, int]) -> str:
 
 
 def scheduler_text(row: Any, theme: dict[str, str], width: int = 99) -> Text:
-    """Status plus, for a Slurm run, the scheduler's state where it fits whole."""
+    """Status plus, for a Slurm run, the scheduler's state where it fits whole; a run
+    whose local queue died says so (`labdeck resume` restarts it)."""
+    if getattr(row, "queue_gone", False):
+        text = "○ queue gone" if width >= 12 else "○ gone"
+        return Text(text, style=Style(color=theme.get("warning"), bold=True))
     if not row.scheduler:
         return status_cell(row.status, theme, width)
     for extra in (f"slurm {row.scheduler}", row.scheduler, row.scheduler.split()[-1]):

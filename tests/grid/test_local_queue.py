@@ -83,6 +83,14 @@ def test_a_queue_killed_outright_shows_and_resume_restarts_it_detached(results_d
     _wait(lambda: status_label(waiting[0].state()) == "queued (queue gone)", 10, "the label")
     ls = lab("ls", env={"COLUMNS": "200"}, check=True).stdout
     assert ls.count("queued (queue gone)") == 2
+    from labdeck.tui.runlist import RunList
+    from labdeck.tui.runs_columns import scheduler_text
+
+    rows = RunList(results_dir)
+    rows.refresh()
+    gone = [row for row in rows.rows.values() if row.queue_gone]
+    assert sorted(r.id for r in gone) == sorted(r.id for r in waiting)
+    assert "queue gone" in scheduler_text(gone[0], {}, 16).plain  # the dashboard says so
     assert f"labdeck resume {gid}" in ls
     t0 = time.time()
     lab("resume", gid, "--quiet", check=True)
