@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .batches import trimmed_batch
 from .config import Params
 from .data import KTData, Sequences
 from .losses import Batch
@@ -53,8 +54,6 @@ Chunk = tuple[Batch, torch.Tensor | None]  # a batch and its PFA count features
 
 
 def _chunks(model: KTTransformer, seqs: Sequences, device: torch.device) -> list[Chunk]:
-    from .train import trimmed_batch
-
     out = []
     for start in range(0, len(seqs), CHUNK):
         b = trimmed_batch(seqs, np.arange(start, min(len(seqs), start + CHUNK)), device)
