@@ -58,7 +58,9 @@ class Figures:
             raise ValueError(f"{name}: goal {goal!r} is not '<op> <number>'")
         fig = Figure(name, float(value), goal, labdeck, baseline, unit)
         self.figures.append(fig)
-        sides = f" labdeck {labdeck} / baseline {baseline}" if labdeck or baseline else ""
+        sides = " /".join(
+            f" {who} {what}" for who, what in (("labdeck", labdeck), ("baseline", baseline)) if what
+        )
         verdict = {True: " PASS", False: " MISS", None: ""}[fig.passed]
         goal_text = f" (goal {goal})" if goal else ""
         extra = f" [{note}]" if note else ""

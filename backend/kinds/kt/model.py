@@ -168,6 +168,15 @@ class KTTransformer(nn.Module):
         differ, skills that transfer). Its four per-skill parameters are trained with
         the rest of the model by the same likelihood EM maximises.
         """
+        p = self.bkt_filter(concepts, responses)[0].clamp(1e-6, 1 - 1e-6)
+        return torch.log(p) - torch.log1p(-p)
+
+    def bkt_filter(
+        self, concepts: torch.Tensor, responses: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """([B, T-1], [B, T-1]): BKT's P(correct) and P(known) for the skill asked at
+        t+1, given the student's answers 0..t on that skill (Corbett & Anderson 1995's
+        forward recursion, no forgetting)."""
         B, T = concepts.shape
         prior, learn = torch.sigmoid(self.bkt[:, 0]), torch.sigmoid(self.bkt[:, 1])
         guess, slip = (
@@ -178,7 +187,7 @@ class KTTransformer(nn.Module):
         answered = (concepts >= 0) & (responses >= 0)
         right = responses == 1
         known = prior.unsqueeze(0).expand(B, -1)  # [B, K]: P(known) so far, per skill
-        preds = []
+        preds, knowns = [], []
         for t in range(T - 1):
             ct = c[:, t : t + 1]
             k = known.gather(1, ct).squeeze(1)
@@ -190,9 +199,9 @@ class KTTransformer(nn.Module):
             known = known.scatter(1, ct, new.unsqueeze(1))
             nxt = c[:, t + 1]
             kn = known.gather(1, nxt.unsqueeze(1)).squeeze(1)
+            knowns.append(kn)
             preds.append(kn * (1 - slip[nxt]) + (1 - kn) * guess[nxt])
-        p = torch.stack(preds, dim=1).clamp(1e-6, 1 - 1e-6)
-        return torch.log(p) - torch.log1p(-p)
+        return torch.stack(preds, dim=1), torch.stack(knowns, dim=1)
 
     def skip_logit(
         self,
