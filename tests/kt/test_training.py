@@ -35,7 +35,8 @@ def test_training_learns_beyond_skill_frequency_and_mastery_tracks_the_truth(har
     # The semantic losses are what make the mastery head mean mastery: without them it drifts.
     off = dict(enhanced_constraints=False, enable_alignment_loss=False, enable_lag_gain_loss=False)
     plain = harness(tiny_params(epochs=6, enable_retention_loss=False, **off), "plain").execute()
-    assert final["True Mastery Correlation"] > plain["True Mastery Correlation"] + 0.2
+    head = "Head True Mastery Correlation"  # the head alone (the reported one blends in BKT)
+    assert final[head] > plain[head] + 0.2
     assert final["Best Val AUC"] > 0.5
     assert set(final) >= {
         "Best Val AUC",

@@ -68,6 +68,8 @@ def _final_metrics(state: Any, ev: dict[str, Any]) -> dict[str, float]:
         "Test AUC": ev["test_auc"],
         "Test Accuracy": ev["test_acc"],
         "True Mastery Correlation": ev["test_true_mastery_correlation"],
+        # with mastery_estimate = "bkt_blend": the head alone, beside the blend above
+        "Head True Mastery Correlation": ev.get("test_head_true_mastery_correlation"),
         "Best Epoch": state.best_epoch,
     }
     return {k: float(v) for k, v in values.items() if v is not None}

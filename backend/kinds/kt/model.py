@@ -174,15 +174,12 @@ class KTTransformer(nn.Module):
     def bkt_filter(
         self, concepts: torch.Tensor, responses: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """([B, T-1], [B, T-1]): BKT's P(correct) and P(known) for the skill asked at
-        t+1, given the student's answers 0..t on that skill (Corbett & Anderson 1995's
-        forward recursion, no forgetting)."""
+        """([B, T-1], [B, T-1]): BKT's P(correct) and P(known) for the skill asked at t+1,
+        given the student's answers 0..t on that skill (Corbett & Anderson 1995's forward
+        recursion, no forgetting; P(known) includes the learning step after answer t)."""
         B, T = concepts.shape
         prior, learn = torch.sigmoid(self.bkt[:, 0]), torch.sigmoid(self.bkt[:, 1])
-        guess, slip = (
-            BKT_CAP * torch.sigmoid(self.bkt[:, 2]),
-            BKT_CAP * torch.sigmoid(self.bkt[:, 3]),
-        )
+        guess, slip = self.bkt_guess_slip()
         c = concepts.clamp(min=0)
         answered = (concepts >= 0) & (responses >= 0)
         right = responses == 1
@@ -202,6 +199,10 @@ class KTTransformer(nn.Module):
             knowns.append(kn)
             preds.append(kn * (1 - slip[nxt]) + (1 - kn) * guess[nxt])
         return torch.stack(preds, dim=1), torch.stack(knowns, dim=1)
+
+    def bkt_guess_slip(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[K], [K]: the filter's guess and slip per skill (each below BKT_CAP)."""
+        return BKT_CAP * torch.sigmoid(self.bkt[:, 2]), BKT_CAP * torch.sigmoid(self.bkt[:, 3])
 
     def skip_logit(
         self,

@@ -149,7 +149,12 @@ def fit_skip_terms(
                 best, result.kept = (auc, state), name
     finally:
         model.train(was_training)
-    _set_skips(model, best[1], result.kept)
+    kept = best[1]
+    if result.kept == "PFA" and "bkt" in single:
+        # the BKT term is off in the prediction (its gate), but its own fit stays in the
+        # model: the filter's posterior is what the blended mastery estimate reads
+        kept = {**kept, "bkt": single["bkt"]}
+    _set_skips(model, kept, result.kept)
     for w in params:
         w.requires_grad_(False)
     return result
