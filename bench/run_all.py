@@ -38,7 +38,7 @@ from figures import OPS, SKIP  # noqa: E402
 QUICK_ARGS = {"bench_tui.py": ["--events", "200000", "--seconds", "3", "--rounds", "1"]}
 LINE = re.compile(
     r"^(?P<name>[\w.-]+): (?P<unit>[\w%]+)=(?P<value>[-+\d.eE]+)\S*"
-    r"(?: \(goal (?P<op><=|>=|<|>) ?(?P<bound>[-+\d.]+)\))?"
+    r"(?: \(goal (?P<op><=|>=|<|>) ?(?P<bound>[-+\d.]+)[^)]*\))?"
 )
 
 
