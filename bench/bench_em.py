@@ -210,10 +210,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--examples", type=int, default=16, help="reflection examples")
     ap.add_argument("--steps", type=int, default=8, help="optimizer steps of (a), 8 examples each")
-    ap.add_argument("--quick", action="store_true", help="1 round, 8 reflection examples")
+    ap.add_argument("--quick", action="store_true", help="1 round, 4 steps, 8 reflection examples")
     args = ap.parse_args()
     if args.quick:
-        args.rounds, args.examples = 1, 8
+        args.rounds, args.steps, args.examples = 1, 4, 8
 
     import torch
 

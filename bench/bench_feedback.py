@@ -14,8 +14,8 @@
 2. Local generation on smollm2-135m (CPU): the local provider's batched generation vs one
    prompt at a time, same prompts and greedy settings, alternating.
 
-Usage: python bench/bench_feedback.py [--requests 64] [--prompts 16] [--rounds 2]
-                                     [--time-scale 1.0] [--quick]
+Usage: python bench/bench_feedback.py [--requests 64] [--prompts 16] [--tokens 24]
+                                     [--rounds 2] [--time-scale 1.0] [--quick]
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def bench_api(n: int, rounds: int, scale: float) -> tuple[float, float, float]:
     return seed_s / kind_s, kind_s, seed_s
 
 
-def bench_local(n: int, rounds: int) -> float:
+def bench_local(n: int, rounds: int, tokens: int = 24) -> float:
     import torch
 
     from labdeck.backend.generation import GenParams, generate_batch
@@ -105,10 +105,10 @@ def bench_local(n: int, rounds: int) -> float:
     provider = LocalChat("smollm2-135m", start_batch_size=n, max_batch_size=n, device_map=None)
     model, tok = provider.load()
     prompts = [_messages(i) for i in range(n)]
-    gen = GenParams(max_new_tokens=24, do_sample=False, max_seq_length=1024)
+    gen = GenParams(max_new_tokens=tokens, do_sample=False, max_seq_length=1024)
 
     def batched() -> int:
-        res = provider.chat([ChatRequest(p, max_tokens=24) for p in prompts])
+        res = provider.chat([ChatRequest(p, max_tokens=tokens) for p in prompts])
         return sum(r.tokens_out for r in res)
 
     def one_at_a_time() -> int:
@@ -135,13 +135,16 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--time-scale", type=float, default=1.0, help="latency and delay x this")
-    ap.add_argument("--quick", action="store_true", help="time scale 0.25, 8 prompts, 1 round")
+    ap.add_argument("--tokens", type=int, default=24, help="new tokens per local prompt")
+    ap.add_argument(
+        "--quick", action="store_true", help="time scale 0.25, 8 prompts x 12 tokens, 1 round"
+    )
     args = ap.parse_args()
     if args.quick:
-        args.time_scale, args.prompts, args.rounds = 0.25, 8, 1
+        args.time_scale, args.prompts, args.tokens, args.rounds = 0.25, 8, 12, 1
     figures = Figures("bench_feedback")
     api, kind_s, seed_s = bench_api(args.requests, args.rounds, args.time_scale)
-    local = bench_local(args.prompts, args.rounds)
+    local = bench_local(args.prompts, args.rounds, args.tokens)
     figures.add(
         "bench_feedback_local_batching", local, ">= 3", note="tokens/s batched / one at a time"
     )

@@ -117,7 +117,7 @@ def main() -> None:
         f"kt defaults: d_model {p.d_model}, {p.num_encoder_blocks} blocks, readout {p.readout}, "
         f"lr {p.learning_rate}, {p.epochs} epochs (patience {p.patience}); "
         f"{p.sim_num_students} students x {p.sim_seq_len} steps, {p.sim_num_skills} skills; "
-        f"mastery estimate: BKT blend {p.mastery_bkt_blend}"
+        f"mastery estimate: {p.mastery_estimate}"
     )
     sim = evaluate_all(p, load_data(p), device, dkt=not args.quick)
     bkt = evaluate_all(p, bkt_data(p), device, dkt=not args.quick)
