@@ -103,10 +103,11 @@ def main() -> None:
     )
     ap.add_argument("--students", type=int, default=None, help="students per data set")
     ap.add_argument("--set", action="append", default=[], help="another parameter (name=value)")
-    ap.add_argument("--quick", action="store_true", help="500 students, no DKT")
+    ap.add_argument("--quick", action="store_true", help="500 students, 12 epochs, no DKT")
     args = ap.parse_args()
     if args.quick:
         args.students = args.students or 500
+        args.epochs = args.epochs or 12
     torch.set_num_threads(args.threads)
     device = configure_determinism()
     figures = Figures("bench_kt_quality")

@@ -122,10 +122,10 @@ def main() -> None:
     ap.add_argument("--unit-seconds", type=float, default=0.1)
     ap.add_argument("--latency-rounds", type=int, default=3)
     ap.add_argument("--skip-slurm", action="store_true")
-    ap.add_argument("--quick", action="store_true", help="4 runs per side, 1 round, no Slurm")
+    ap.add_argument("--quick", action="store_true", help="2 runs per side, 1 round, no Slurm")
     opts = ap.parse_args()
     if opts.quick:
-        opts.runs, opts.rounds, opts.skip_slurm = 4, 1, True
+        opts.runs, opts.rounds, opts.skip_slurm = 2, 1, True
     figures = Figures("bench_queue")
     tmp = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     times: dict[str, list[float]] = {"hand": [], "queue1": [], "queue2": []}
