@@ -94,7 +94,7 @@ def bench_api(n: int, rounds: int, scale: float) -> tuple[float, float, float]:
     return seed_s / kind_s, kind_s, seed_s
 
 
-def bench_local(n: int, rounds: int, tokens: int = 24) -> float:
+def bench_local(n: int, rounds: int, new_tokens: int = 24) -> float:
     import torch
 
     from labdeck.backend.generation import GenParams, generate_batch
@@ -105,10 +105,10 @@ def bench_local(n: int, rounds: int, tokens: int = 24) -> float:
     provider = LocalChat("smollm2-135m", start_batch_size=n, max_batch_size=n, device_map=None)
     model, tok = provider.load()
     prompts = [_messages(i) for i in range(n)]
-    gen = GenParams(max_new_tokens=tokens, do_sample=False, max_seq_length=1024)
+    gen = GenParams(max_new_tokens=new_tokens, do_sample=False, max_seq_length=1024)
 
     def batched() -> int:
-        res = provider.chat([ChatRequest(p, max_tokens=tokens) for p in prompts])
+        res = provider.chat([ChatRequest(p, max_tokens=new_tokens) for p in prompts])
         return sum(r.tokens_out for r in res)
 
     def one_at_a_time() -> int:
