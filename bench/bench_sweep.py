@@ -282,10 +282,12 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch CPU threads, the same for every side"
     )
     ap.add_argument("--decoding", default="greedy,sampled", help="greedy, sampled or both")
-    ap.add_argument("--quick", action="store_true", help="8 prompts x 2 levels, 12 tokens, 1 round")
+    ap.add_argument(
+        "--quick", action="store_true", help="8 prompts x 2 levels, 12 tokens, best of 2 rounds"
+    )
     args = ap.parse_args()
     if args.quick:
-        args.prompts, args.levels, args.tokens, args.rounds = 8, "0,0.1", 12, 1
+        args.prompts, args.levels, args.tokens, args.rounds = 8, "0,0.1", 12, 2
     import torch
 
     from labdeck.backend.kinds.degradation.promptsets import load_prompt_set
