@@ -14,7 +14,8 @@
 
 Sides alternate (kind, naive, naive, kind, ...) and each side's best round counts, so a
 noisy neighbour on the machine penalises both. Usage:
-    python bench/bench_em.py [--model smollm2-135m] [--threads 1] [--rounds 2]
+    python bench/bench_em.py [--model smollm2-135m] [--threads 1] [--rounds 2] [--steps 8]
+                             [--examples 16] [--quick]
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from figures import Figures
 
 
 def make_ctx(results: Path, params: Any, kind: str = "em") -> Any:
@@ -226,13 +230,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--examples", type=int, default=16, help="reflection examples")
-    ap.add_argument(
-        "--train-examples",
-        type=int,
-        default=32,
-        help="training examples (4 per step: 8 optimizer steps, so training dominates load and save)",
-    )
+    ap.add_argument("--steps", type=int, default=8, help="optimizer steps of (a), 8 examples each")
+    ap.add_argument("--quick", action="store_true", help="1 round, 4 steps, 8 reflection examples")
     args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.steps, args.examples = 1, 4, 8
 
     import torch
 
@@ -244,7 +246,7 @@ def main() -> None:
     from labdeck.backend.training import LoraSpec, LoraTrainer, TrainSpec, read_chat_jsonl
 
     convs = read_chat_jsonl(BUNDLED_DATASETS["bad-advice"], limit=args.examples)
-    train_convs = read_chat_jsonl(BUNDLED_DATASETS["bad-advice"], limit=args.train_examples)
+    train_convs = read_chat_jsonl(BUNDLED_DATASETS["bad-advice"])  # all 60
     spec = TrainSpec(
         learning_rate=1e-4, warmup_steps=1, effective_batch_size=4, micro_batch_size=4,
         max_seq_length=256, max_grad_norm=1.0,
@@ -255,17 +257,20 @@ def main() -> None:
     if train_steps < 8:
         raise SystemExit(f"--train-examples {args.train_examples}: {train_steps} steps, need >= 8")
     lora = LoraSpec(rank=8, alpha=16)
+    # (a) runs --steps optimizer steps of 8 examples, over the data as many times as needed
+    passes = -(-8 * args.steps // len(train_convs))
+    train_spec = spec.model_copy(update={"max_steps": args.steps, "epochs": passes})
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp)
         # (a)
         best_kind, best_bare = alternate(
             args.rounds,
-            lambda: kind_training(args.model, train_convs, spec, lora, results),
-            lambda: bare_training(args.model, train_convs, spec, lora, results),
+            lambda: kind_training(args.model, train_convs, train_spec, lora, results),
+            lambda: bare_training(args.model, train_convs, train_spec, lora, results),
             best=min,
         )
         print(
-            f"training ({len(train_convs)} examples, {train_steps} optimizer steps): kind {best_kind:.2f} s, bare peft loop {best_bare:.2f} s"
+            f"training ({len(train_convs)} examples, {args.steps} steps): kind {best_kind:.2f} s, bare peft loop {best_bare:.2f} s"
         )
         ratio_a = best_kind / best_bare
 
@@ -306,9 +311,14 @@ def main() -> None:
             f"checkpoint evaluation (8 questions x 2 samples, judged): kind {kind_eval:.2f} answers/s, one at a time {naive_eval:.2f} answers/s"
         )
         ratio_c = kind_eval / naive_eval
-    print(f"em_reflection: ratio={ratio_b:.2f} (goal >= 3)")
-    print(f"em_checkpoint_eval: ratio={ratio_c:.2f} (goal >= 3)")
-    print(f"em_training_overhead: ratio={ratio_a:.3f} (goal <= 1.05)")
+    figures = Figures("bench_em")
+    figures.add("em_reflection", ratio_b, ">= 3", labdeck=f"{kind_rate:.1f} tok/s",
+                baseline=f"{naive_rate:.1f} tok/s one at a time")  # fmt: skip
+    figures.add("em_checkpoint_eval", ratio_c, ">= 3", labdeck=f"{kind_eval:.2f} answers/s",
+                baseline=f"{naive_eval:.2f} answers/s one at a time")  # fmt: skip
+    figures.add("em_training_overhead", ratio_a, "<= 1.05", labdeck=f"{best_kind:.2f}s",
+                baseline=f"{best_bare:.2f}s bare peft loop", note=f"{args.steps} steps")  # fmt: skip
+    figures.finish()
 
 
 if __name__ == "__main__":

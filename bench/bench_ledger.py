@@ -16,7 +16,7 @@ Prints, for the same records on both sides:
   the final line is max/min of those per-record times and the exit status is 1 when
   it exceeds the goal.
 
-Usage: python bench/bench_ledger.py [--same 20000] [--sizes 10000,100000,1000000]
+Usage: python bench/bench_ledger.py [--same 20000] [--sizes 10000,100000,1000000] [--quick]
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from figures import Figures
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -153,7 +157,11 @@ def main() -> None:
         "--sizes", default="10000,100000,1000000", help="ledger sizes for the resume-scan flatness"
     )
     ap.add_argument("--flat-goal", type=float, default=1.5, help="largest per-record scan ratio")
+    ap.add_argument("--quick", action="store_true", help="5000 records each, sizes up to 200k")
     args = ap.parse_args()
+    if args.quick:
+        args.same, args.sizes = 5_000, "10000,50000,200000"
+    figures = Figures("bench_ledger")
     n_same, every = args.same, args.every
     sizes = sorted(int(x) for x in args.sizes.split(","))
     n_big = sizes[-1]
@@ -207,16 +215,13 @@ def main() -> None:
         print(f"  (full parse of every record, {n_big}: {time.perf_counter() - t0:.3f} s)")
 
     flatness = max(per_record.values()) / min(per_record.values())
-    print(
-        f"ledger_append: ratio={t_seed_same / t_lab_same:.1f} at {n_same} records each "
-        "(goal: seed/labdeck > 1, append cost flat)"
-    )
-    print(
-        f"ledger_resume_scan: ratio={flatness:.2f} per-record scan time, max/min over "
-        f"{', '.join(str(n) for n in sizes)} records (goal <= {args.flat_goal})"
-    )
-    if flatness > args.flat_goal:
-        raise SystemExit(1)
+    figures.add("ledger_append", t_seed_same / t_lab_same, "> 1", labdeck=f"{t_lab_same:.2f}s",
+                baseline=f"{t_seed_same:.2f}s seed way", note=f"{n_same} records each")  # fmt: skip
+    figures.add(
+        "ledger_resume_scan", flatness, f"<= {args.flat_goal}",
+        note=f"per-record scan time, max/min over {', '.join(str(n) for n in sizes)} records",
+    )  # fmt: skip
+    figures.finish()
 
 
 if __name__ == "__main__":

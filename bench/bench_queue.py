@@ -1,19 +1,21 @@
 """The local queue against starting the same runs by hand, and Slurm submission latency.
 
-1. Eight runs, each a real `labdeck` runner process: started one after another by hand
-   (`labdeck run` eight times, what a researcher's shell script does, as the seed's four
+1. Eight runs (`--runs`), each a real `labdeck` runner process: started one after another
+   by hand (`labdeck run` eight times, what a researcher's shell script does, as the seed's four
    scripts do) against one `labdeck run --grid` through the local queue at concurrency 1
    (the queue should cost nothing: ratio >= 0.95) and at concurrency 2 (single-threaded
-   runs on 2 cores: near-linear speed-up). The sides alternate, rounds repeat.
+   runs on 2 cores: near-linear speed-up, goal >= 1.5). The sides alternate, rounds repeat.
 2. Slurm: wall time from `labdeck run --launcher slurm` to the run's first event in
    events.jsonl (what the dashboard sees), against a local `--detach` start of the same run.
    Needs a cluster (scripts/local-slurm.sh); skipped with a line otherwise.
 
-Work per run (default): CPU-bound single-thread training of a tiny kt config, so the
-concurrency-2 speed-up is measured on real work competing for the cores; `--kind
-counter` runs the protocol kind (`--units` units sleeping `--unit-seconds` each) instead.
+Work per run: by default CPU-bound single-thread training of a tiny `kt` config (what a
+queue of real runs does: compete for the cores); `--kind counter` is the protocol kind
+(tests/core/kinds), `--units` units of `--unit-seconds` of sleep, which measures only the
+queue's own bookkeeping.
 
-Usage: python bench/bench_queue.py [--rounds 2] [--kind counter|kt] [--skip-slurm]
+Usage: python bench/bench_queue.py [--rounds 2] [--runs 8] [--kind kt|counter] [--skip-slurm]
+                                   [--quick]
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-N = 8
+sys.path.insert(0, str(REPO / "bench"))
+
+from figures import Figures  # noqa: E402
+
 KT = {
     "sim_num_students": 120, "sim_num_skills": 6, "sim_seq_len": 20, "seq_len": 20,
     "d_model": 16, "n_heads": 2, "num_encoder_blocks": 1, "d_ff": 32, "epochs": 2,
@@ -60,14 +65,14 @@ def work_args(opts: argparse.Namespace) -> list[str]:
 
 def by_hand(opts: argparse.Namespace, results: Path) -> float:
     t0 = time.perf_counter()
-    for seed in range(N):
+    for seed in range(opts.runs):
         labdeck(["run", *work_args(opts), "--set", f"seed={seed}", "--quiet"], results)
     return time.perf_counter() - t0
 
 
 def queued(opts: argparse.Namespace, results: Path, concurrency: int) -> float:
     t0 = time.perf_counter()
-    seeds = ",".join(str(s) for s in range(N))
+    seeds = ",".join(str(s) for s in range(opts.runs))
     labdeck(
         ["run", *work_args(opts), "--grid", f"seed={seeds}",
          "--launch", f"concurrency={concurrency}", "--quiet"], results,
@@ -111,12 +116,17 @@ def bench_slurm(opts: argparse.Namespace, tmp: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--kind", choices=["counter", "kt"], default="kt")
+    ap.add_argument("--runs", type=int, default=8, help="runs per side")
+    ap.add_argument("--kind", choices=["kt", "counter"], default="kt")
     ap.add_argument("--units", type=int, default=10)
     ap.add_argument("--unit-seconds", type=float, default=0.1)
     ap.add_argument("--latency-rounds", type=int, default=3)
     ap.add_argument("--skip-slurm", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="2 runs per side, 1 round, no Slurm")
     opts = ap.parse_args()
+    if opts.quick:
+        opts.runs, opts.rounds, opts.skip_slurm = 2, 1, True
+    figures = Figures("bench_queue")
     tmp = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     times: dict[str, list[float]] = {"hand": [], "queue1": [], "queue2": []}
     try:
@@ -135,13 +145,14 @@ def main() -> None:
                 flush=True,
             )
         hand, q1, q2 = (statistics.median(times[s]) for s in sides)
-        print(f"work: {N} runs of {opts.kind}; {os.cpu_count()} CPUs")
-        print(f"queue_concurrency2: ratio={hand / q2:.2f} (goal near 2: speed-up over by hand)")
-        print(
-            f"queue_concurrency1: ratio={hand / q1:.3f} (goal >= 0.95: by-hand time / queue time)"
-        )
+        print(f"work: {opts.runs} runs of {opts.kind}; {os.cpu_count()} CPUs")
+        figures.add("queue_concurrency2", hand / q2, ">= 1.5", labdeck=f"{q2:.2f}s queue, 2 at once",
+                    baseline=f"{hand:.2f}s by hand", note="speed-up over by hand")  # fmt: skip
+        figures.add("queue_concurrency1", hand / q1, ">= 0.95", labdeck=f"{q1:.2f}s queue",
+                    baseline=f"{hand:.2f}s by hand", note="by-hand time / queue time")  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    figures.finish()
 
 
 if __name__ == "__main__":

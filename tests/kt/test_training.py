@@ -35,7 +35,8 @@ def test_training_learns_beyond_skill_frequency_and_mastery_tracks_the_truth(har
     # The semantic losses are what make the mastery head mean mastery: without them it drifts.
     off = dict(enhanced_constraints=False, enable_alignment_loss=False, enable_lag_gain_loss=False)
     plain = harness(tiny_params(epochs=6, enable_retention_loss=False, **off), "plain").execute()
-    assert final["true_mastery_correlation"] > plain["true_mastery_correlation"] + 0.2
+    head = "head_true_mastery_correlation"  # the head alone (the reported one blends in BKT)
+    assert final[head] > plain[head] + 0.2
     assert final["best_val_auc"] > 0.5
     assert set(final) >= {
         "best_val_auc",

@@ -89,7 +89,7 @@ SEED_MODEL = {
 ADDED_PARAMS = {
     "readout": "concat", "practice_skip": False, "practice_learning_rate": 0.03,
     "bkt_skip": False, "skip_prefit": False, "skip_prefit_iterations": 50,
-    "select_after_warmup": False,
+    "select_after_warmup": False, "mastery_estimate": "head",
 }  # fmt: skip
 
 
@@ -206,6 +206,12 @@ class Params(BaseModel):
         True, description="per-skill mastery head (accumulated from gains)"
     )
     use_gain_head: bool = Field(True, description="per-skill non-negative learning-gain head")
+    mastery_estimate: Literal["head", "bkt_blend"] = Field(
+        "bkt_blend",
+        description="mastery the evaluation reports: 'head' (the accumulated head alone) or "
+        "'bkt_blend' (the head mixed with the fitted BKT filter's P(known), the weight chosen "
+        "on the validation students; needs bkt_skip, else the head)",
+    )
 
     # ---- constraint losses
     enhanced_constraints: bool = Field(
@@ -356,12 +362,13 @@ def extra_commands(run_id: str, params: dict[str, Any]) -> dict[str, str]:
     keys = [
         "max_correlation_students", "dataset", "data_dir", "fold", "batch_size", "seq_len",
         "d_model", "n_heads", "num_encoder_blocks", "d_ff", "dropout", "emb_type",
-        "use_mastery_head", "use_gain_head", "seed",
+        "use_mastery_head", "use_gain_head", "readout", "practice_skip", "bkt_skip",
+        "mastery_estimate", "seed",
     ]  # fmt: skip
     if is_synthetic(params):
         keys += [k for k in Params.model_fields if k.startswith("sim_")]
     parts = ["labdeck", "eval", run_id]
-    for key in keys:
+    for key in (k for k in keys if k in params):  # a run from before a parameter lacks it
         value = params[key]
         text = str(value).lower() if isinstance(value, bool) else value
         if isinstance(value, str):

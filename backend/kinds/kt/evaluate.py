@@ -20,6 +20,7 @@ from ...errors import UserError
 from ...jsonio import write_json_atomic
 from .config import Params
 from .data import KTData
+from .mastery import bkt_known, blended, choose_weight, uses_blend
 from .semantics import (
     collect,
     per_student_correlations,
@@ -59,11 +60,18 @@ def evaluate_model(
 ) -> dict[str, Any]:
     test = collect(model, data.test, p.batch_size, device)
     valid = collect(model, data.valid, p.batch_size, device)
-    bounded = collect(
-        model, data.test.subset(slice(0, p.max_correlation_students)), p.batch_size, device
-    )
     test_auc, test_acc = prediction_metrics(test)
     valid_auc, valid_acc = prediction_metrics(valid)
+    estimate: dict[str, Any] = {"mastery_estimate": "head"}
+    if uses_blend(model, p.mastery_estimate):
+        weight = choose_weight(valid, *bkt_known(model, data.valid, p.batch_size, device))
+        estimate = {
+            "mastery_estimate": p.mastery_estimate,
+            "mastery_head_weight": weight,
+            "test_head_true_mastery_correlation": true_mastery_correlation(test),
+        }
+        test = blended(test, bkt_known(model, data.test, p.batch_size, device)[0], weight)
+    bounded = test.rows(slice(0, p.max_correlation_students))  # the same pass, fewer students
     corr = per_student_correlations(bounded)
     return {
         "valid_auc": valid_auc,
@@ -74,6 +82,7 @@ def evaluate_model(
         "test_gain_correlation": corr["gain_correlation"],
         "test_correlation_students": corr["correlation_students"],
         "test_true_mastery_correlation": true_mastery_correlation(test),
+        **estimate,
     }
 
 

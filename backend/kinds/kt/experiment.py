@@ -77,6 +77,8 @@ def _final_metrics(state: Any, ev: dict[str, Any]) -> dict[str, float]:
         "test_auc": ev["test_auc"],
         "test_accuracy": ev["test_acc"],
         "true_mastery_correlation": ev["test_true_mastery_correlation"],
+        # with mastery_estimate = "bkt_blend": the head alone, beside the blend above
+        "head_true_mastery_correlation": ev.get("test_head_true_mastery_correlation"),
         "best_epoch": state.best_epoch,
     }
     return {k: float(v) for k, v in values.items() if v is not None}

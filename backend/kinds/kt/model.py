@@ -168,17 +168,23 @@ class KTTransformer(nn.Module):
         differ, skills that transfer). Its four per-skill parameters are trained with
         the rest of the model by the same likelihood EM maximises.
         """
+        p = self.bkt_filter(concepts, responses)[0].clamp(1e-6, 1 - 1e-6)
+        return torch.log(p) - torch.log1p(-p)
+
+    def bkt_filter(
+        self, concepts: torch.Tensor, responses: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """([B, T-1], [B, T-1]): BKT's P(correct) and P(known) for the skill asked at t+1,
+        given the student's answers 0..t on that skill (Corbett & Anderson 1995's forward
+        recursion, no forgetting; P(known) includes the learning step after answer t)."""
         B, T = concepts.shape
         prior, learn = torch.sigmoid(self.bkt[:, 0]), torch.sigmoid(self.bkt[:, 1])
-        guess, slip = (
-            BKT_CAP * torch.sigmoid(self.bkt[:, 2]),
-            BKT_CAP * torch.sigmoid(self.bkt[:, 3]),
-        )
+        guess, slip = self.bkt_guess_slip()
         c = concepts.clamp(min=0)
         answered = (concepts >= 0) & (responses >= 0)
         right = responses == 1
         known = prior.unsqueeze(0).expand(B, -1)  # [B, K]: P(known) so far, per skill
-        preds = []
+        preds, knowns = [], []
         for t in range(T - 1):
             ct = c[:, t : t + 1]
             k = known.gather(1, ct).squeeze(1)
@@ -190,9 +196,13 @@ class KTTransformer(nn.Module):
             known = known.scatter(1, ct, new.unsqueeze(1))
             nxt = c[:, t + 1]
             kn = known.gather(1, nxt.unsqueeze(1)).squeeze(1)
+            knowns.append(kn)
             preds.append(kn * (1 - slip[nxt]) + (1 - kn) * guess[nxt])
-        p = torch.stack(preds, dim=1).clamp(1e-6, 1 - 1e-6)
-        return torch.log(p) - torch.log1p(-p)
+        return torch.stack(preds, dim=1), torch.stack(knowns, dim=1)
+
+    def bkt_guess_slip(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[K], [K]: the filter's guess and slip per skill (each below BKT_CAP)."""
+        return BKT_CAP * torch.sigmoid(self.bkt[:, 2]), BKT_CAP * torch.sigmoid(self.bkt[:, 3])
 
     def skip_logit(
         self,
@@ -215,23 +225,18 @@ class KTTransformer(nn.Module):
                 total = total + self.bkt_logit(concepts, responses)
         return total
 
-    def forward(self, concepts: torch.Tensor, responses: torch.Tensor) -> KTOutput:
+    def encode(self, concepts: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """[B, T, d]: the state after each interaction (causal: position t sees 0..t)."""
         T = concepts.shape[1]
         causal = nn.Transformer.generate_square_subsequent_mask(T, device=concepts.device)
         # Padding only trails a sequence, so the causal mask alone keeps real positions clean.
-        h = self.encoder(self.embed(concepts, responses), mask=causal, is_causal=True)
-        q = self.query(concepts[:, 1:].clamp(min=0))
-        parts = [h[:, :-1], q]
-        if self.retriever is not None:
-            # Target t+1 reads the states after interactions 0..t only (same causal mask).
-            pos = self.position(torch.arange(1, T, device=concepts.device))
-            seen, _ = self.retriever(
-                q + pos, h[:, :-1], h[:, :-1], attn_mask=causal[:-1, :-1], need_weights=False
-            )
-            parts.append(seen)
-        logits = self.out(torch.cat(parts, dim=-1)).squeeze(-1) + self.skip_logit(
-            concepts, responses
-        )
+        return self.encoder(self.embed(concepts, responses), mask=causal, is_causal=True)
+
+    def heads(
+        self, h: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """(gains_raw, gains, mastery) read off the states; what the semantic numbers use,
+        so a pass that only needs them skips the prediction's readout and skip terms."""
         gains_raw = gains = mastery = None
         if self.gain_head is not None:
             gains_raw = self.gain_head(h)
@@ -242,7 +247,32 @@ class KTTransformer(nn.Module):
             mastery = (start + GAIN_SCALE * torch.cumsum(gains, dim=1)).clamp(0.0, 1.0)
         elif self.mastery_head is not None:
             mastery = torch.sigmoid(self.mastery_head(h))
-        return KTOutput(logits, gains_raw, gains, mastery)
+        return gains_raw, gains, mastery
+
+    def forward(
+        self,
+        concepts: torch.Tensor,
+        responses: torch.Tensor,
+        skip: torch.Tensor | None = None,
+    ) -> KTOutput:
+        """`skip`: the batch's `skip_logit`, when the caller holds it already (frozen skip
+        terms depend on the data only, so a trainer computes them once per sequence)."""
+        T = concepts.shape[1]
+        h = self.encode(concepts, responses)
+        q = self.query(concepts[:, 1:].clamp(min=0))
+        parts = [h[:, :-1], q]
+        if self.retriever is not None:
+            # Target t+1 reads the states after interactions 0..t only (same causal mask).
+            causal = nn.Transformer.generate_square_subsequent_mask(T - 1, device=concepts.device)
+            pos = self.position(torch.arange(1, T, device=concepts.device))
+            seen, _ = self.retriever(
+                q + pos, h[:, :-1], h[:, :-1], attn_mask=causal, need_weights=False
+            )
+            parts.append(seen)
+        if skip is None:
+            skip = self.skip_logit(concepts, responses)
+        logits = self.out(torch.cat(parts, dim=-1)).squeeze(-1) + skip
+        return KTOutput(logits, *self.heads(h))
 
 
 def count_parameters(num_c: int, p: Params) -> int:

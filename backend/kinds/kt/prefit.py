@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .batches import trimmed_batch
 from .config import Params
 from .data import KTData, Sequences
 from .losses import Batch
@@ -56,8 +57,6 @@ Chunk = tuple[Batch, torch.Tensor | None]  # a batch and its PFA count features
 
 
 def _chunks(model: KTTransformer, seqs: Sequences, device: torch.device) -> list[Chunk]:
-    from .train import trimmed_batch
-
     out = []
     for start in range(0, len(seqs), CHUNK):
         b = trimmed_batch(seqs, np.arange(start, min(len(seqs), start + CHUNK)), device)
@@ -175,7 +174,12 @@ def fit_skip_terms(
                 best, result.kept = (auc, state), name
     finally:
         model.train(was_training)
-    _set_skips(model, best[1], result.kept)
+    kept = best[1]
+    if result.kept == "PFA" and "bkt" in single:
+        # the BKT term is off in the prediction (its gate), but its own fit stays in the
+        # model: the filter's posterior is what the blended mastery estimate reads
+        kept = {**kept, "bkt": single["bkt"]}
+    _set_skips(model, kept, result.kept)
     for w in params:
         w.requires_grad_(False)
     return result

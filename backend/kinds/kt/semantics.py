@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .batches import batch_skips, length_buckets, trimmed_batch
 from .data import Sequences
 from .losses import Batch
 from .metrics import accuracy, mean_or_none, pearson, roc_auc
@@ -26,16 +27,51 @@ from .model import KTTransformer
 
 @dataclass
 class Collected:
+    """One pass's outputs, padded back to the window (nan where no interaction is)."""
+
     responses: np.ndarray  # [N, T]
     target: np.ndarray  # [N, T-1] bool
-    prob: np.ndarray  # [N, T-1]
+    prob: np.ndarray | None  # [N, T-1]; None for a pass that reads only the heads
     m_next: np.ndarray | None  # [N, T-1]
     gain: np.ndarray | None  # [N, T]
     true_mastery: np.ndarray | None  # [N, T]
-    var_stats: dict[str, float | None]
+    # per row, over its interactions: sum and sum of squares of each skill's mastery,
+    # and the count; so any subset's variance follows without another pass
+    mastery_sum: np.ndarray | None = None  # [N, K] float64
+    mastery_sq: np.ndarray | None = None  # [N, K] float64
+    mastery_count: np.ndarray | None = None  # [N]
+
+    def rows(self, rows: np.ndarray | slice) -> Collected:
+        """The same outputs for a subset of the sequences (rows of one pass)."""
+
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[rows]
+
+        return Collected(
+            self.responses[rows], self.target[rows], cut(self.prob), cut(self.m_next),
+            cut(self.gain), cut(self.true_mastery), cut(self.mastery_sum),
+            cut(self.mastery_sq), cut(self.mastery_count),
+        )  # fmt: skip
+
+    @property
+    def var_stats(self) -> dict[str, float | None]:
+        """Variance of each skill's mastery over all interactions: mean, min, max over skills."""
+        out: dict[str, float | None] = dict.fromkeys(
+            ("mean_mastery_variance", "min_mastery_variance", "max_mastery_variance")
+        )
+        if self.mastery_count is None or self.mastery_count.sum() <= 1:
+            return out
+        count = self.mastery_count.sum()
+        mean = self.mastery_sum.sum(0) / count
+        var = np.maximum(self.mastery_sq.sum(0) / count - mean**2, 0.0)
+        out["mean_mastery_variance"] = float(var.mean())
+        out["min_mastery_variance"] = float(var.min())
+        out["max_mastery_variance"] = float(var.max())
+        return out
 
 
 def to_batch(seqs: Sequences, rows: np.ndarray | slice, device: torch.device) -> Batch:
+    """The full padded window of `rows` (what a pass without trimming would run)."""
     return Batch(
         torch.from_numpy(seqs.concepts[rows]).to(device),
         torch.from_numpy(seqs.responses[rows]).to(device),
@@ -45,48 +81,66 @@ def to_batch(seqs: Sequences, rows: np.ndarray | slice, device: torch.device) ->
 
 @torch.no_grad()
 def collect(
-    model: KTTransformer, seqs: Sequences, batch_size: int, device: torch.device
+    model: KTTransformer,
+    seqs: Sequences,
+    batch_size: int,
+    device: torch.device,
+    *,
+    predictions: bool = True,
+    skips: torch.Tensor | None = None,
 ) -> Collected:
+    """Run the model over `seqs` in eval mode, batches of similar length cut to their
+    longest sequence (a causal model's real positions do not see the trailing padding,
+    so this equals a pass over the full window up to float rounding).
+
+    `predictions=False` reads only the mastery and gain heads (the global pass needs
+    nothing else), skipping the readout and the skip terms; `skips` are the sequences'
+    frozen skip logits (`batches.frozen_skip_logits`), when the caller holds them."""
     was_training = model.training
     model.eval()
-    probs, m_nexts, gains = [], [], []
-    k = model.num_c
-    sums, sqs, count = np.zeros(k), np.zeros(k), 0
+    n, length = seqs.concepts.shape
+    nan = np.float32(np.nan)
+    prob = np.full((n, length - 1), nan, dtype=np.float32) if predictions else None
+    m_next = gain = m_sum = m_sq = m_count = None
+    if model.initial_mastery is not None or model.mastery_head is not None:
+        m_next = np.full((n, length - 1), nan, dtype=np.float32)
+        m_sum, m_sq = np.zeros((n, model.num_c)), np.zeros((n, model.num_c))
+        m_count = np.zeros(n, dtype=np.int64)
+    if model.gain_head is not None:
+        gain = np.full((n, length), nan, dtype=np.float32)
     try:
-        for start in range(0, len(seqs), batch_size):
-            batch = to_batch(seqs, slice(start, start + batch_size), device)
-            out = model(batch.concepts, batch.responses)
-            probs.append(torch.sigmoid(out.logits).cpu().numpy())
-            if out.mastery is not None:
-                idx = batch.concepts[:, 1:].clamp(min=0).unsqueeze(-1)
-                m_nexts.append(out.mastery[:, :-1].gather(-1, idx).squeeze(-1).cpu().numpy())
-                valid = out.mastery[batch.interaction_mask].double().cpu().numpy()  # [n, K]
-                sums += valid.sum(0)
-                sqs += (valid * valid).sum(0)
-                count += valid.shape[0]
-            if out.gains is not None:
-                idx = batch.concepts.clamp(min=0).unsqueeze(-1)
-                gains.append(out.gains.gather(-1, idx).squeeze(-1).cpu().numpy())
+        for rows in length_buckets(seqs, batch_size):
+            b = trimmed_batch(seqs, rows, device)
+            t = b.concepts.shape[1]
+            if predictions:
+                out = model(b.concepts, b.responses, skip=batch_skips(skips, rows, b))
+                prob[rows, : t - 1] = torch.sigmoid(out.logits).cpu().numpy()
+                gains, mastery = out.gains, out.mastery
+            else:
+                _, gains, mastery = model.heads(model.encode(b.concepts, b.responses))
+            if mastery is not None:
+                idx = b.concepts[:, 1:].clamp(min=0).unsqueeze(-1)
+                m_next[rows, : t - 1] = mastery[:, :-1].gather(-1, idx).squeeze(-1).cpu().numpy()
+                seen = b.interaction_mask.unsqueeze(-1)
+                m = torch.where(seen, mastery.double(), 0.0)
+                m_sum[rows] = m.sum(1).cpu().numpy()
+                m_sq[rows] = (m * m).sum(1).cpu().numpy()
+                m_count[rows] = b.interaction_mask.sum(1).cpu().numpy()
+            if gains is not None:
+                idx = b.concepts.clamp(min=0).unsqueeze(-1)
+                gain[rows, :t] = gains.gather(-1, idx).squeeze(-1).cpu().numpy()
     finally:
         model.train(was_training)
-    var_stats: dict[str, float | None] = dict.fromkeys(
-        ("mean_mastery_variance", "min_mastery_variance", "max_mastery_variance")
-    )
-    if count > 1:
-        var = np.maximum(sqs / count - (sums / count) ** 2, 0.0)
-        var_stats = {
-            "mean_mastery_variance": float(var.mean()),
-            "min_mastery_variance": float(var.min()),
-            "max_mastery_variance": float(var.max()),
-        }
     return Collected(
         responses=seqs.responses,
         target=(seqs.responses[:, 1:] >= 0) & seqs.select[:, 1:],
-        prob=np.concatenate(probs) if probs else np.zeros((0, seqs.concepts.shape[1] - 1)),
-        m_next=np.concatenate(m_nexts) if m_nexts else None,
-        gain=np.concatenate(gains) if gains else None,
+        prob=prob,
+        m_next=m_next,
+        gain=gain,
         true_mastery=seqs.true_mastery,
-        var_stats=var_stats,
+        mastery_sum=m_sum,
+        mastery_sq=m_sq,
+        mastery_count=m_count,
     )
 
 

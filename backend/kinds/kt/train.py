@@ -22,9 +22,10 @@ import torch
 
 from ... import distributed
 from ...seeding import set_all_seeds
+from .batches import batch_skips, frozen_skip_logits, trimmed_batch
 from .config import Params
 from .data import KTData, Sequences
-from .losses import COMPONENTS, Batch, Weights, compute, loss_shares
+from .losses import COMPONENTS, Weights, compute, loss_shares
 from .metrics import mean_or_none
 from .model import SKIP_PARAMS, KTTransformer
 from .prefit import OnIteration, PrefitResult, fit_skip_terms, skip_parameters
@@ -73,17 +74,6 @@ def train_batches(seqs: Sequences, batch_size: int, seed: int, epoch: int) -> li
     return [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
 
 
-def trimmed_batch(seqs: Sequences, rows: np.ndarray, device: torch.device) -> Batch:
-    """A batch cut to its longest sequence: padding only trails, so nothing real is lost."""
-    length = int((seqs.responses[rows] >= 0).sum(1).max())
-    length = max(length, 2)
-    return Batch(
-        torch.from_numpy(seqs.concepts[rows, :length]).to(device),
-        torch.from_numpy(seqs.responses[rows, :length]).to(device),
-        torch.from_numpy(seqs.select[rows, :length]).to(device),
-    )
-
-
 def build_optimizer(model: torch.nn.Module, p: Params) -> torch.optim.Optimizer:
     """One optimizer; the skip terms (a handful of logistic/BKT weights per skill, whose
     good values are around 1) get their own learning rate, because at the encoder's
@@ -125,6 +115,19 @@ class Trainer:
         self.semantic_rows = np.arange(min(p.max_semantic_students, len(data.valid)))
         order = np.random.default_rng(p.seed).permutation(len(data.train))
         self.global_rows = np.sort(order[: min(p.alignment_global_students, len(data.train))])
+        self._skips: dict[str, torch.Tensor | None] = {}  # frozen skip logits per split
+
+    def frozen_skips(self, split: str) -> torch.Tensor | None:
+        """The skip logits of every sequence of `split` ("train", "valid"), once the skip
+        terms are fitted and frozen (None before, or when they train with the encoder)."""
+        if not self.p.skip_prefit or self._prefit_pending:
+            return None
+        if split not in self._skips:
+            seqs = getattr(self.data, split)
+            self._skips[split] = frozen_skip_logits(
+                self.model, seqs, self.p.batch_size, self.device
+            )
+        return self._skips[split]
 
     def fit_skips(self, on_iteration: OnIteration | None = None) -> PrefitResult | None:
         """Fit the skip terms before the first epoch (once; a resumed run has them in
@@ -135,6 +138,7 @@ class Trainer:
         self._prefit_pending = False
         if self.state.epoch == 0:
             self.prefit = fit_skip_terms(self.model, self.data, self.p, self.device, on_iteration)
+        self._skips.clear()
         return self.prefit
 
     # ------------------------------------------------------------------ schedule
@@ -195,6 +199,7 @@ class Trainer:
         sums = {k: torch.zeros((), device=self.device) for k in COMPONENTS}
         batches = train_batches(self.data.train, self.p.batch_size, self.p.seed, epoch)
         corrs: dict[str, float | None] = {}
+        skips = self.frozen_skips("train")
         for i, rows in enumerate(batches, start=1):
             weight = len(rows)
             if distributed.is_distributed():  # data-parallel: this rank's share of the batch
@@ -202,7 +207,7 @@ class Trainer:
                 # a share can be empty (last batch smaller than the ranks): compute, weigh 0
                 weight, rows = len(mine), mine if len(mine) else rows[:1]
             batch = trimmed_batch(self.data.train, rows, self.device)
-            out = self.model(batch.concepts, batch.responses)
+            out = self.model(batch.concepts, batch.responses, batch_skips(skips, rows, batch))
             total, parts, corrs = compute(out, batch, w)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -235,16 +240,21 @@ class Trainer:
         w = self.weights(epoch)
         losses, batch_corrs = self.train_epoch(epoch, w, on_batch)
 
-        val = collect(self.model, self.data.valid, p.batch_size, self.device)
-        val_auc, val_acc = prediction_metrics(val)
-        semantic = collect(
-            self.model, self.data.valid.subset(self.semantic_rows), p.batch_size, self.device
+        val = collect(
+            self.model, self.data.valid, p.batch_size, self.device, skips=self.frozen_skips("valid")
         )
+        val_auc, val_acc = prediction_metrics(val)
+        # the semantic students are validation students: their outputs are in `val` already
+        semantic = val.rows(self.semantic_rows)
         per_student = per_student_correlations(semantic)
         glob: dict[str, float | None] = {"mastery": None, "gain": None}
         if p.enable_global_alignment_pass:
             pop = collect(
-                self.model, self.data.train.subset(self.global_rows), p.batch_size, self.device
+                self.model,
+                self.data.train.subset(self.global_rows),
+                p.batch_size,
+                self.device,
+                predictions=False,
             )
             glob = pooled_correlations(
                 pop, p.alignment_residual_window if p.use_residual_alignment else None
@@ -371,4 +381,5 @@ class Trainer:
         if blob["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([t.cpu() for t in blob["cuda_rng"]])
         self.state = TrainState(**blob["state"])
+        self._skips.clear()
         return True
