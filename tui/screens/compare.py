@@ -14,7 +14,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Select, Static
 
@@ -117,12 +116,15 @@ class CompareScreen(Screen):
         return labels
 
     def _fill_tables(self) -> None:
-        head = []
-        for label, run in zip(self._labels(), self.runs, strict=True):
-            status = run.status()
-            full = "" if self.app.size.width < 100 else f" {escape(run.id)}"
-            head.append(f"[b]{escape(label)}[/b]{full} [dim]{status}[/dim]")
-        self.query_one("#compare-head", Static).update("\n".join(head))
+        head = Text()
+        for i, (label, run) in enumerate(zip(self._labels(), self.runs, strict=True)):
+            if i:
+                head.append("\n")
+            head.append(label, style="bold")  # ids and titles are data, never markup
+            if self.app.size.width >= 100:
+                head.append(f"  {run.id}")
+            head.append(f"  {run.status()}", style="dim")
+        self.query_one("#compare-head", Static).update(head)
         problem = None
         try:
             comps = [compare_runs(self.runs[0], other, self.tol) for other in self.runs[1:]]
