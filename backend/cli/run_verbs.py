@@ -235,8 +235,13 @@ def _member_launcher(args: argparse.Namespace, preset, member, options):
     if not extra:
         return options
     source = f"--grid {member.label()}"
+    blame = {s.partition("=")[0]: f"--grid launch.{s}" for s in extra}
     return parse_options(
-        getattr(preset, "launcher", None), args.launcher, [*args.launch, *extra], source=source
+        getattr(preset, "launcher", None),
+        args.launcher,
+        [*args.launch, *extra],
+        source=source,
+        blame=blame,
     )
 
 

@@ -69,9 +69,14 @@ def launcher_module(name: str) -> ModuleType:
 
 
 def parse_options(
-    table: dict[str, Any] | None, name: str | None, sets: list[str], source: str
+    table: dict[str, Any] | None,
+    name: str | None,
+    sets: list[str],
+    source: str,
+    blame: dict[str, str] | None = None,
 ) -> LauncherOptions:
-    """The `[launcher]` table, `--launcher NAME` and `--launch key=value`, validated."""
+    """The `[launcher]` table, `--launcher NAME` and `--launch key=value`, validated;
+    `blame` names the flag that gave a key when it is not `--launch` (a grid axis)."""
     from ..presets import apply_sets
 
     raw = dict(table or {})
@@ -84,6 +89,8 @@ def parse_options(
 
     def where(loc: str) -> str:
         """The flag or file that gave the value at `loc`."""
+        if blame and loc in blame:
+            return blame[loc]
         if loc in set_keys:
             return f"--launch {loc}"
         if loc == "name" and name is not None:

@@ -296,11 +296,12 @@ mutations = st.sampled_from(
 def _mutated_preset(data: st.DataObject, source: Path, tmp: Path) -> bytes:
     text = source.read_text(encoding="utf-8")
     doc = tomllib.loads(text)
+    kind = doc.get("kind", "smoke")  # the schema to draw keys from, whatever `kind` becomes
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         op = data.draw(mutations, label="op")
         params = doc.setdefault("params", {})
         if op in ("set-param", "drop-param", "unknown-param") and isinstance(params, dict):
-            keys = [r.name.split(".")[0] for r in schema_rows(doc.get("kind", "smoke"))]
+            keys = [r.name.split(".")[0] for r in schema_rows(kind)]
             key = data.draw(st.sampled_from([*keys, "zzz"]), label="key")
             if op == "drop-param":
                 params.pop(key, None)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import time
 
+from waiting import wait_for
+
 from labdeck.backend.groups import list_groups
 
 
@@ -33,15 +35,6 @@ def test_detached_queue_pins_one_gpu_per_run_and_never_exceeds_the_limit(results
     assert max(overlap) == 2, overlap
 
 
-def _wait(predicate, seconds: float, what: str) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_separate_detached_runs_share_the_machines_one_slot(results_dir, lab) -> None:
     """Three `run --detach` commands on a machine without a GPU: one runs, two wait
     `queued`, then all three complete, never two at once."""
@@ -55,9 +48,9 @@ def test_separate_detached_runs_share_the_machines_one_slot(results_dir, lab) ->
         )  # fmt: skip
     runs = list_runs(results_dir)
     assert len(runs) == 3
-    _wait(lambda: any(r.status() == "running" for r in runs), 60, "a run to start")
+    wait_for(lambda: any(r.status() == "running" for r in runs), 60, "a run to start")
     assert sorted(r.status() for r in runs) == ["queued", "queued", "running"]
-    _wait(lambda: all(r.status() == "completed" for r in runs), 120, "all three to complete")
+    wait_for(lambda: all(r.status() == "completed" for r in runs), 120, "all three to complete")
     spans = sorted((r.state()["attempt_started"], r.state()["ended"]) for r in runs)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
 
@@ -75,12 +68,12 @@ def test_a_queue_killed_outright_shows_and_resume_restarts_it_detached(results_d
     )  # fmt: skip
     gid = p.stdout.split()[-1]
     group = list_groups(results_dir)[gid]
-    _wait(lambda: group.statuses().get("running") == 1, 60, "the first member to start")
+    wait_for(lambda: group.statuses().get("running") == 1, 60, "the first member to start")
     driver = group.members[1].state()["queue"]["driver"]
     os.kill(driver, signal.SIGKILL)
     waiting = [r for r in group.members if r.status() == "queued"]
     assert len(waiting) == 2
-    _wait(lambda: status_label(waiting[0].state()) == "queued (queue gone)", 10, "the label")
+    wait_for(lambda: status_label(waiting[0].state()) == "queued (queue gone)", 10, "the label")
     ls = lab("ls", env={"COLUMNS": "200"}, check=True).stdout
     assert ls.count("queued (queue gone)") == 2
     from labdeck.tui.runlist import RunList
@@ -96,4 +89,4 @@ def test_a_queue_killed_outright_shows_and_resume_restarts_it_detached(results_d
     lab("resume", gid, "--quiet", check=True)
     assert time.time() - t0 < 20  # in the background, not in the foreground
     assert all(status_label(r.state()) != "queued (queue gone)" for r in waiting)
-    _wait(lambda: group.statuses() == {"completed": 3}, 120, "the group to complete")
+    wait_for(lambda: group.statuses() == {"completed": 3}, 120, "the group to complete")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from labdeck.backend.cli import main
 from labdeck.backend.groups import list_groups
@@ -27,15 +28,6 @@ def records(run) -> list[tuple]:
     return [
         (r["key"], r["value"]) for r in map(json.loads, run.records_path.read_text().splitlines())
     ]
-
-
-def wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_grid_runs_as_one_job_array_with_the_records_of_local_runs(results_dir, lab) -> None:

@@ -10,19 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from labdeck.backend.runs import list_runs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-
-def wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def jobs_of(results: Path) -> set[str]:

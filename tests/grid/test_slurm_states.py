@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+from waiting import wait_for
 
 from labdeck.backend.launchers import refresh
 from labdeck.backend.runs import list_runs
@@ -15,15 +16,6 @@ from labdeck.backend.runs import list_runs
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 COUNT = ["--kind", "counter", "--set", "unit_seconds=0.1", "--launcher", "slurm"]
-
-
-def wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def n_records(run) -> int:

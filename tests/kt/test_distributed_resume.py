@@ -12,11 +12,11 @@ import json
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+from waiting import wait_for
 
 from labdeck.backend.runs import list_runs
 
@@ -39,15 +39,6 @@ def records(run) -> list[dict]:
         return value
 
     return [clean(json.loads(x)) for x in run.records_path.read_text().splitlines()]
-
-
-def wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def n_records(run) -> int:

@@ -48,7 +48,9 @@ def test_monitor_screen(fixture_dir, make_app, snap_compare, size):
     async def run_before(pilot):
         await _settle(pilot, 0.2)
         pilot.app.open_monitor(Run(Path("results") / fixture_dir["original"]))
-        await _settle(pilot, 1.2)
+        await _settle(pilot, 0.6)
+        await pilot.app.workers.wait_for_complete()  # the history read, however loaded the machine
+        await _settle(pilot, 0.6)
 
     app = make_app(poll_interval=0, gpu_interval=0, monitor_interval=0)
     assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ...errors import UserError
-from ...inputs import RUN_PREFIX, describe_path
+from ...inputs import RUN_PREFIX, describe_path, local_path
 from ...training import DEFAULT_TARGETS, read_chat_jsonl
 from ..spec import MEASUREMENT, Curve, Input, Metric, Styling, Table
 
@@ -120,6 +120,15 @@ VIEWS = [
 # The seed's four-curve picture: reflection by colour (off blue, on red), persona by marker
 # and line (baseline circles solid, a persona squares dotted), in every overlay.
 STYLING = Styling(color="with_reflection", marker="persona", caption=("em_rate",))
+
+
+def _user_path(value: str) -> Path:
+    """`value` with `~` expanded; a name no file can have (an unknown `~user`, a NUL byte)
+    is a validation error, not a traceback."""
+    path = local_path(value)
+    if path is None:
+        raise ValueError(f"{value}: not a usable path (unknown ~user or a NUL byte)")
+    return path
 
 
 def _not_a_file(path: Path) -> str:
@@ -370,7 +379,7 @@ class Params(BaseModel):
             return value
         if value.startswith(RUN_PREFIX):
             return value
-        path = Path(value).expanduser()
+        path = _user_path(value)
         if not path.is_file():
             raise ValueError(
                 f"{value}: {_not_a_file(path)} (bundled: {', '.join(BUNDLED_DATASETS)})"
@@ -386,10 +395,10 @@ class Params(BaseModel):
     def _question_file(cls, value: str) -> str:
         if value in BUNDLED_QUESTIONS or value.startswith(RUN_PREFIX):
             return value
-        if not Path(value).expanduser().is_file():
+        path = _user_path(value)
+        if not path.is_file():
             raise ValueError(
-                f"{value}: {_not_a_file(Path(value).expanduser())} "
-                f"(bundled: {', '.join(BUNDLED_QUESTIONS)})"
+                f"{value}: {_not_a_file(path)} (bundled: {', '.join(BUNDLED_QUESTIONS)})"
             )
         return value
 
@@ -428,7 +437,9 @@ def training_file(params: Params) -> Path | None:
     elif source.startswith(RUN_PREFIX):
         return None
     else:
-        path = Path(source).expanduser()
+        path = local_path(source)
+        if path is None:
+            return None
     return path if path.is_file() else None
 
 
