@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 
 def wait_for(
-    predicate: Callable[[], object], seconds: float, what: str, every: float = 0.1
+    predicate: Callable[[], object], seconds: float, what: str, every: float = 0.25
 ) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline:

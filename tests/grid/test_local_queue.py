@@ -48,9 +48,14 @@ def test_separate_detached_runs_share_the_machines_one_slot(results_dir, lab) ->
         )  # fmt: skip
     runs = list_runs(results_dir)
     assert len(runs) == 3
-    wait_for(lambda: any(r.status() == "running" for r in runs), 60, "a run to start")
+    wait_for(lambda: any(r.status() == "running" for r in runs), 60, "a run to start", every=0.1)
     assert sorted(r.status() for r in runs) == ["queued", "queued", "running"]
-    wait_for(lambda: all(r.status() == "completed" for r in runs), 120, "all three to complete")
+    wait_for(
+        lambda: all(r.status() == "completed" for r in runs),
+        120,
+        "all three to complete",
+        every=0.1,
+    )
     spans = sorted((r.state()["attempt_started"], r.state()["ended"]) for r in runs)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
 
@@ -68,12 +73,19 @@ def test_a_queue_killed_outright_shows_and_resume_restarts_it_detached(results_d
     )  # fmt: skip
     gid = p.stdout.split()[-1]
     group = list_groups(results_dir)[gid]
-    wait_for(lambda: group.statuses().get("running") == 1, 60, "the first member to start")
+    wait_for(
+        lambda: group.statuses().get("running") == 1, 60, "the first member to start", every=0.1
+    )
     driver = group.members[1].state()["queue"]["driver"]
     os.kill(driver, signal.SIGKILL)
     waiting = [r for r in group.members if r.status() == "queued"]
     assert len(waiting) == 2
-    wait_for(lambda: status_label(waiting[0].state()) == "queued (queue gone)", 10, "the label")
+    wait_for(
+        lambda: status_label(waiting[0].state()) == "queued (queue gone)",
+        10,
+        "the label",
+        every=0.1,
+    )
     ls = lab("ls", env={"COLUMNS": "200"}, check=True).stdout
     assert ls.count("queued (queue gone)") == 2
     from labdeck.tui.runlist import RunList
@@ -89,4 +101,4 @@ def test_a_queue_killed_outright_shows_and_resume_restarts_it_detached(results_d
     lab("resume", gid, "--quiet", check=True)
     assert time.time() - t0 < 20  # in the background, not in the foreground
     assert all(status_label(r.state()) != "queued (queue gone)" for r in waiting)
-    wait_for(lambda: group.statuses() == {"completed": 3}, 120, "the group to complete")
+    wait_for(lambda: group.statuses() == {"completed": 3}, 120, "the group to complete", every=0.1)

@@ -45,7 +45,9 @@ def test_a_two_process_run_is_one_job_that_completes(results_dir, lab) -> None:
     )  # fmt: skip
     assert "submitted 1 run(s) to Slurm" in p.stdout
     (run,) = list_runs(results_dir)
-    wait_for(lambda: run.status() in ("completed", "failed", "crashed"), 180, "the run to end")
+    wait_for(
+        lambda: run.status() in ("completed", "failed", "crashed"), 180, "the run to end", every=0.5
+    )
     state = run.state()
     assert run.status() == "completed", (state, (run.path / "runner.log").read_text()[-3000:])
     # a few seconds more: a resubmitting rank would have shown up by now
@@ -65,7 +67,7 @@ def test_a_launcher_axis_submits_one_job_per_resource_request(results_dir, lab) 
     from labdeck.backend.groups import list_groups
 
     group = list_groups(results_dir)[gid]
-    wait_for(lambda: group.statuses() == {"completed": 4}, 120, "the group to complete")
+    wait_for(lambda: group.statuses() == {"completed": 4}, 120, "the group to complete", every=0.5)
     arrays = {}
     for r in group.members:
         arrays.setdefault(r.config["launcher"]["cpus_per_task"], set()).add(
@@ -78,4 +80,7 @@ def test_a_launcher_axis_submits_one_job_per_resource_request(results_dir, lab) 
         for s in (results_dir / ".slurm").glob("*/*_submission.sh")
     }
     assert scripts == {0, 1}
-    assert jobs_of(results_dir) == arrays[1] | arrays[2]
+    expected = arrays[1] | arrays[2]
+    # the accounting database records a submission a moment after the job: wait for it
+    wait_for(lambda: jobs_of(results_dir) >= expected, 30, "sacct to list the jobs", every=0.5)
+    assert jobs_of(results_dir) == expected

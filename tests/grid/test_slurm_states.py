@@ -79,7 +79,10 @@ def test_a_job_that_fails_before_the_runner_records_why_and_show_names_its_logs(
         "--launch", "comment=labdeck-test", check=True,
     )  # fmt: skip
     (run,) = list_runs(results_dir)
-    wait_for(lambda: slurm_state(run) == "FAILED", 60, "the job to fail")
+    try:
+        wait_for(lambda: slurm_state(run) == "FAILED", 120, "the job to fail")
+    except AssertionError:
+        raise AssertionError(f"the job never showed FAILED: {run.state()}") from None
     state = run.state()
     assert run.status() == "crashed"
     assert "before the runner started: module labdeck-env not found" in state["last_error"]

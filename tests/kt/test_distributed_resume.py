@@ -59,7 +59,7 @@ def rank_process(run, rank: int) -> psutil.Process:
 
 def resume_detached_until_running(lab, run) -> None:
     lab("resume", run.short_id, "--detach", env=ENV, check=True)
-    wait_for(lambda: run.status() == "running", 120, "the resumed run to start")
+    wait_for(lambda: run.status() == "running", 120, "the resumed run to start", every=0.1)
 
 
 def shadow_of(run) -> Path:
@@ -82,7 +82,7 @@ def test_two_process_run_stopped_killed_and_failed_resumes_to_the_uninterrupted_
     straight = next(r for r in list_runs(results_dir) if r.title == "straight")
 
     # 1. a stop: every rank ends at the same epoch, the run is interrupted
-    wait_for(lambda: n_records(run) >= 1, 120, "the first epoch")
+    wait_for(lambda: n_records(run) >= 1, 120, "the first epoch", every=0.1)
     lab("stop", run.short_id, "--wait", "60", check=True)
     assert run.status() == "interrupted", run.state()
     stopped_at = n_records(run)
@@ -90,22 +90,22 @@ def test_two_process_run_stopped_killed_and_failed_resumes_to_the_uninterrupted_
 
     # 2. resumed (rank 1 now swaps checkpoints it mirrors), then rank 1 killed outright
     resume_detached_until_running(lab, run)
-    wait_for(lambda: n_records(run) >= stopped_at + 2, 120, "two more epochs")
+    wait_for(lambda: n_records(run) >= stopped_at + 2, 120, "two more epochs", every=0.1)
     rank_process(run, 1).send_signal(signal.SIGKILL)
-    wait_for(lambda: run.status() != "running", 60, "the run to end after the kill")
+    wait_for(lambda: run.status() != "running", 60, "the run to end after the kill", every=0.1)
     assert run.status() in ("failed", "crashed", "interrupted")
     assert n_records(run) < SETS["epochs"]
 
     # 3. resumed, then rank 1 hits an error of its own (its folder turned bad)
     before = n_records(run)
     resume_detached_until_running(lab, run)
-    wait_for(lambda: n_records(run) >= before + 1, 120, "an epoch")
+    wait_for(lambda: n_records(run) >= before + 1, 120, "an epoch", every=0.1)
     shadow = shadow_of(run)
     for p in sorted((shadow / "checkpoints").rglob("*"), reverse=True):
         p.unlink() if p.is_symlink() or p.is_file() else p.rmdir()
     (shadow / "checkpoints").rmdir()
     (shadow / "checkpoints").write_text("not a folder")
-    wait_for(lambda: run.status() != "running", 60, "the run to fail")
+    wait_for(lambda: run.status() != "running", 60, "the run to fail", every=0.1)
     state = run.state()
     assert run.status() == "failed", state
     assert state["last_error"].startswith("rank 1: "), state["last_error"]
