@@ -171,9 +171,8 @@ def expand(
     flags = {a.key: "--grid" for a in axes if a.source.startswith("--grid")}
     known = set(_flatten_params(kind))
     for a in axes:
-        if a.key.startswith(LAUNCH_PREFIX):
-            pass  # a launcher option: validated by the launcher (`launcher_sets`)
-        elif a.key not in known:
+        # a `launch.` axis is a launcher option, validated by the launcher (`launcher_sets`)
+        if not a.key.startswith(LAUNCH_PREFIX) and a.key not in known:
             raise UserError(
                 f"{a.source}: unknown parameter {a.key!r} of kind {kind!r}; "
                 f"expected one of: {', '.join(sorted(known))}"

@@ -113,10 +113,9 @@ class _Monitor(threading.Thread):
     def run(self) -> None:
         next_mem = time.time() + MEMORY_SECONDS
         while not self._done.wait(HEARTBEAT_SECONDS):
-            try:
+            # a full disk: the kind's next write fails and ends the run with the reason
+            with contextlib.suppress(OSError):
                 next_mem = self._beat(next_mem)
-            except OSError:
-                pass  # a full disk: the kind's next write fails and ends the run with the reason
 
     def _beat(self, next_mem: float) -> float:
         self.state.flush(heartbeat=True)
