@@ -45,7 +45,15 @@ TAIL_BYTES = 1024 * 1024
 LOG_LINES = 400
 BATCH_MARKS = 2000
 TABLE_ROWS = 500
-_PROGRESS_FIELDS = {"t", "seq", "type", "phase", "done", "total"}
+_PROGRESS_FIELDS = {
+    "t",
+    "seq",
+    "type",
+    "phase",
+    "done",
+    "total",
+    "eta_seconds",
+}  # the runner's ETA: shown as ETA
 
 
 class RunView:
