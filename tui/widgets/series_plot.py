@@ -95,6 +95,9 @@ class SeriesPlot(PlotextPlot):
     filled with dots between its levels), round ticks with few digits, a Δ range in the
     title when the span is tiny, and legends with whole names."""
 
+    _y_span: tuple[float, float] | None = None  # the finite y range of the drawn curves
+    _tick_rows = -1  # the height the current y ticks were counted for
+
     def draw(self, curves: list[Curve], title: str = "", xlabel: str = "") -> None:
         plt = self.plt
         plt.clear_data()
@@ -119,13 +122,8 @@ class SeriesPlot(PlotextPlot):
             else:
                 plt.plot(xs, ys, label=c.label, marker="braille", **style)
         finite = [y for y in ys_all if math.isfinite(y)]
-        if finite:
-            # two rows per label at most (title, frame and x labels take 5 rows): a
-            # one-row plot gets one label, not two fighting for the same row
-            count = max(1, min(5, (self.size.height - 5) // 2))
-            ticks, labels = nice_ticks(min(finite), max(finite), count)
-            if ticks:
-                plt.yticks(ticks, labels)
+        self._y_span = (min(finite), max(finite)) if finite else None
+        self._tick_rows = -1  # the y ticks are set at render time, for the size then
         distinct_x = sorted(set(xs_all))
         if 1 < len(distinct_x) <= 8:  # a sweep: a tick on each level it measured
             plt.xticks(distinct_x, [fmt.number(x) for x in distinct_x])
@@ -134,3 +132,18 @@ class SeriesPlot(PlotextPlot):
         if not drawn:
             plt.title(title or "no data for the chosen series yet")
         self.refresh()
+
+    def render(self):
+        """The y ticks follow the height the plot has when it is drawn on screen, not the
+        height it had when data arrived (a plot filled before layout would keep ticks
+        counted for another size)."""
+        span = self._y_span
+        if span is not None and self._tick_rows != self.size.height:
+            self._tick_rows = self.size.height
+            # two rows per label at most (title, frame and x labels take 5 rows): a
+            # one-row plot gets one label, not two fighting for the same row
+            count = max(1, min(5, (self.size.height - 5) // 2))
+            ticks, labels = nice_ticks(span[0], span[1], count)
+            if ticks:
+                self.plt.yticks(ticks, labels)
+        return super().render()
