@@ -489,3 +489,31 @@ async def test_env_diff_from_the_compare_view(workspace_dir, make_app):
         assert (
             app.screen.a.id == workspace_dir["em"][0] and app.screen.b.id == workspace_dir["em"][1]
         )
+
+
+def table_lines(table) -> list[str]:
+    """The Runs table as drawn (its caches included), one string per screen line."""
+    return ["".join(s.text for s in table.render_line(y)) for y in range(table.size.height)]
+
+
+async def test_a_changed_run_repaints_its_row_and_leaves_the_others(workspace_dir, make_app):
+    app = make_app(poll_interval=0, gpu_interval=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen: RunsScreen = app.screen
+        table = screen.query_one("#runs", DataTable)
+        before = table_lines(table)
+        victim = Path("results") / screen._shown[1]
+        state = json.loads((victim / "state.json").read_text())
+        state["key_metric"] = {"name": "val_auc", "value": 0.987654}
+        write_json_atomic(victim / "state.json", state)
+        screen.poll()
+        await settle(pilot)
+        after = table_lines(table)
+        changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+        assert len(changed) == 1 and "0.9877" in after[changed[0]]
+        assert victim.name[-6:] in after[changed[0]]
+        # the same values again change nothing on screen
+        screen._refresh_model(({*()}, {victim.name}, {*()}))
+        await settle(pilot)
+        assert table_lines(table) == after

@@ -38,12 +38,16 @@ from ..runs_columns import (  # noqa: F401  (COLUMNS, status_text: re-exported)
 )
 from ..widgets.footer import PriorityFooter
 from ..widgets.gpu_strip import GpuStrip
+from ..widgets.row_table import RowTable
 from .confirm import ConfirmScreen
 from .runs_workspace import WorkspaceActions, param_sort_value
 from .typing import typing_guard
 
 if TYPE_CHECKING:
     from ..app import LabdeckApp
+
+# cells of a running run that move every second without a file changing
+LIVE_CELLS = ("duration", "eta", "cpu", "rss")
 
 
 class RunsScreen(WorkspaceActions, Screen):
@@ -113,7 +117,7 @@ class RunsScreen(WorkspaceActions, Screen):
             yield Input(placeholder="search words, status:failed, tag:x, lr>1e-3  (/)", id="search")
             yield Select([(s, s) for s in STATUS_FILTERS], prompt="any status", id="status-filter")
             yield Select([], prompt="any kind", id="kind-filter")
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-status")
         yield PriorityFooter()
 
@@ -195,7 +199,7 @@ class RunsScreen(WorkspaceActions, Screen):
         visible = [r for r in self._sorted() if self._visible(r)]
         self._entries = {_key(e): e for e in fold(visible, self._expanded)}
         wanted = list(self._entries)
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", RowTable)
         # columns follow the listed runs: their differing parameters, a scheduler's state
         refit = wanted != self._shown or (
             bool(changed) and any(r.scheduler for r in visible) != self._scheduled
@@ -212,14 +216,11 @@ class RunsScreen(WorkspaceActions, Screen):
                 if row.group_id and GroupRow(row.group_id).key in self._entries:
                     self._update_row(table, self._entries[GroupRow(row.group_id).key])
             # Durations and ETAs of live runs move every second without a file changing.
-            keys = {c.key for c, _, _ in self._columns}
             for rid in self._shown:
                 row = self._entries[rid]
                 if isinstance(row, RunRow) and row.status == "running":
                     cells = self._cells(row)
-                    for k in ("duration", "eta", "cpu", "rss"):
-                        if k in keys:
-                            table.update_cell(rid, k, cells[k])
+                    table.set_row(rid, {k: cells[k] for k in LIVE_CELLS if k in cells})
         self._update_status_line()
 
     def _visible(self, row: RunRow) -> bool:
@@ -241,13 +242,9 @@ class RunsScreen(WorkspaceActions, Screen):
         if current in wanted:
             table.move_cursor(row=wanted.index(current), animate=False)
 
-    def _update_row(self, table: DataTable, row: RunRow | GroupRow) -> None:
-        if _key(row) not in self._shown:
-            return
-        keys = {c.key for c, _, _ in self._columns}
-        for key, value in self._cells(row).items():
-            if key in keys:
-                table.update_cell(_key(row), key, value)
+    def _update_row(self, table: RowTable, row: RunRow | GroupRow) -> None:
+        if _key(row) in self._shown:
+            table.set_row(_key(row), self._cells(row))
 
     def _width(self, key: str) -> int:
         return next((w for c, w, _ in self._columns if c.key == key), 10)
@@ -505,7 +502,7 @@ class RunsScreen(WorkspaceActions, Screen):
             self.marked.remove(row.id)
         else:
             self.marked.append(row.id)
-        self.query_one("#runs", DataTable).update_cell(row.id, "mark", self._cells(row)["mark"])
+        self.query_one("#runs", RowTable).set_row(row.id, {"mark": self._cells(row)["mark"]})
         self._update_status_line()
 
     def action_compare(self) -> None:
