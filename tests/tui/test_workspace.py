@@ -517,3 +517,40 @@ async def test_a_changed_run_repaints_its_row_and_leaves_the_others(workspace_di
         screen._refresh_model(({*()}, {victim.name}, {*()}))
         await settle(pilot)
         assert table_lines(table) == after
+
+
+async def test_the_next_overlay_page_is_drawn_ahead_and_equals_a_fresh_drawing(
+    workspace_dir, make_app
+):
+    from labdeck.tui.widgets.overlay_chart import OverlayChart, _content
+
+    app = make_app(poll_interval=0, gpu_interval=0, monitor_interval=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        em = [Run(Path("results") / r) for r in workspace_dir["em"]]
+        OverlayChart._drawn.clear()
+        app.open_overlay(em, em[0].id)
+        await settle(pilot, 0.3)
+        await pilot.press("minus")  # one row of two charts: two pages of the four metrics
+        await settle(pilot, 0.3)  # the first page, then the second drawn off screen
+        screen: OverlayScreen = app.screen
+        per = screen.rows * screen.cols
+        assert len(screen.names()) > per
+        charts = list(screen.query(OverlayChart))
+        following = screen.names()[per : 2 * per]
+        keys = [
+            c._key(_content(*screen._chart_lines(n)))
+            for c, n in zip(charts, following, strict=True)
+        ]
+        for _ in range(100):  # however loaded the machine: drawn before it is shown
+            if all(k in OverlayChart._drawn for k in keys):
+                break
+            await pilot.pause(0.1)
+        assert all(k in OverlayChart._drawn for k in keys)
+        await pilot.press("n")  # next page
+        await settle(pilot, 0.1)
+        assert screen.page == 1
+        charts = [c for c in screen.query(OverlayChart) if c.display]
+        shown = [c.render().plain for c in charts]
+        OverlayChart._drawn.clear()  # what the same charts look like drawn from nothing
+        assert [c.render().plain for c in charts] == shown

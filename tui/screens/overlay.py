@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..app import LabdeckApp
 
 LIVE = ("running", "queued")
+PREFETCH_PAUSE = 0.02  # seconds between two prefetched charts: keys are served between
 
 
 def rich_colour(colour: Any) -> str:
@@ -76,6 +77,7 @@ class OverlayScreen(Screen):
         self.page = 0
         self.fold = False
         self._loaded = False
+        self._generation = 0  # of the neighbouring pages' prefetch
         self._params = {r.id: _params(r) for r in runs}
         differing = differing_params(list(self._params.values()))
         self.labels = {
@@ -142,6 +144,10 @@ class OverlayScreen(Screen):
 
     # ------------------------------------------------------------------ drawing
 
+    def on_resize(self) -> None:
+        if self._loaded:  # the neighbouring pages, again at the charts' new size
+            self.call_after_refresh(self._prefetch)
+
     def _layout(self) -> None:
         grid = self.query_one("#overlay-grid", Grid)
         grid.styles.grid_size_columns = self.cols
@@ -178,8 +184,13 @@ class OverlayScreen(Screen):
             Text(head, no_wrap=True, overflow="ellipsis")
         )
         self._legend()
+        self._prefetch()
 
     def _draw_chart(self, chart: OverlayChart, name: str) -> None:
+        chart.draw(*self._chart_lines(name))
+
+    def _chart_lines(self, name: str) -> tuple[str, list, str]:
+        """(title, lines, x axis) of the chart of metric `name`."""
         series = {}
         axis = ""
         for rid, view in self.views.items():
@@ -190,7 +201,31 @@ class OverlayScreen(Screen):
         lines = lines_for(
             series, self.labels, self.colours, self.pinned, self.sets if self.fold else None
         )
-        chart.draw(name, lines, axis)
+        return name, lines, axis
+
+    def _prefetch(self) -> None:
+        """Draw the neighbouring pages off screen, one chart per idle moment, so that
+        turning a page shows charts already drawn. A newer draw cancels what is left."""
+        self._generation += 1
+        generation = self._generation
+        names = self.names()
+        charts = list(self.query(OverlayChart))
+        todo: list[tuple[OverlayChart, str]] = []
+        for page in (self.page + 1, self.page - 1):
+            shown, clamped, _ = page_of(names, self.rows, self.cols, page)
+            if clamped == page:
+                todo += zip(charts, shown, strict=False)
+
+        def step() -> None:
+            if generation != self._generation or not todo or not self.is_current:
+                return
+            chart, name = todo[0]
+            if chart.size.area:  # laid out: drawn at the size it will be shown at
+                todo.pop(0)
+                chart.prebuild(*self._chart_lines(name))
+            self.set_timer(PREFETCH_PAUSE, step)
+
+        self.set_timer(PREFETCH_PAUSE, step)
 
     def _legend(self) -> None:
         text = Text(no_wrap=False)

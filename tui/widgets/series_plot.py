@@ -123,7 +123,7 @@ class SeriesPlot(PlotextPlot):
                 plt.plot(xs, ys, label=c.label, marker="braille", **style)
         finite = [y for y in ys_all if math.isfinite(y)]
         self._y_span = (min(finite), max(finite)) if finite else None
-        self._tick_rows = -1  # the y ticks are set at render time, for the size then
+        self._fit_y_ticks()
         distinct_x = sorted(set(xs_all))
         if 1 < len(distinct_x) <= 8:  # a sweep: a tick on each level it measured
             plt.xticks(distinct_x, [fmt.number(x) for x in distinct_x])
@@ -134,16 +134,20 @@ class SeriesPlot(PlotextPlot):
         self.refresh()
 
     def render(self):
-        """The y ticks follow the height the plot has when it is drawn on screen, not the
-        height it had when data arrived (a plot filled before layout would keep ticks
-        counted for another size)."""
-        span = self._y_span
-        if span is not None and self._tick_rows != self.size.height:
-            self._tick_rows = self.size.height
-            # two rows per label at most (title, frame and x labels take 5 rows): a
-            # one-row plot gets one label, not two fighting for the same row
-            count = max(1, min(5, (self.size.height - 5) // 2))
-            ticks, labels = nice_ticks(span[0], span[1], count)
-            if ticks:
-                self.plt.yticks(ticks, labels)
+        """The y ticks follow the height the plot has when it is drawn on screen, not
+        only the height it had when data arrived (a plot filled before layout would keep
+        ticks counted for another size)."""
+        if self._tick_rows != self.size.height:
+            self._fit_y_ticks()
         return super().render()
+
+    def _fit_y_ticks(self) -> None:
+        self._tick_rows = self.size.height
+        if self._y_span is None:
+            return
+        # two rows per label at most (title, frame and x labels take 5 rows): a
+        # one-row plot gets one label, not two fighting for the same row
+        count = max(1, min(5, (self.size.height - 5) // 2))
+        ticks, labels = nice_ticks(self._y_span[0], self._y_span[1], count)
+        if ticks:
+            self.plt.yticks(ticks, labels)
