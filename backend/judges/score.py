@@ -244,7 +244,12 @@ class LocalScoreJudge:
         B = ids.shape[0]
         cond: list[dict[tuple[int, ...], Any]] = [{} for _ in range(B)]
         with torch.inference_mode():
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            # only the last position's logits: the full [B, L, vocab] tensor would cost a
+            # vocabulary projection per prompt token (and GBs of memory for long prompts)
+            out = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                logits_to_keep=1,
+            )  # fmt: skip
             first = torch.softmax(out.logits[:, -1, :].float(), dim=-1).cpu()
             for b in range(B):
                 cond[b][()] = first[b]
@@ -259,8 +264,9 @@ class LocalScoreJudge:
                 m = torch.cat([mask.repeat_interleave(k, 0), torch.ones_like(cont)], dim=1)
                 p = lengths.repeat_interleave(k, 0)[:, None] + torch.arange(depth, device=device)
                 logits = self.model(
-                    input_ids=cont, attention_mask=m, position_ids=p, past_key_values=level_cache
-                ).logits[:, -1, :]
+                    input_ids=cont, attention_mask=m, position_ids=p, past_key_values=level_cache,
+                    logits_to_keep=1,
+                ).logits[:, -1, :]  # fmt: skip
                 probs = torch.softmax(logits.float(), dim=-1).cpu()
                 for b in range(B):
                     for j, prefix in enumerate(prefixes):
