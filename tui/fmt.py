@@ -62,3 +62,8 @@ def spark(values: list[float], width: int, top: float | None = None) -> str:
         return ""
     hi = top if top else max(vals) or 1.0
     return "".join(ticks[min(7, max(0, int(v / hi * 7.999)))] for v in vals)
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 run', '3 runs': a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

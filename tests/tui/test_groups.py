@@ -136,7 +136,7 @@ async def test_dashboard_shows_the_slurm_state_of_a_real_job(tmp_path, monkeypat
     monkeypatch.setenv("LABDECK_RESULTS", str(results))
     subprocess.run(
         [sys.executable, "-m", "labdeck.backend.cli", "run", "--kind", "counter", "--set",
-         "units=40", "--set", "unit_seconds=0.1", "--launcher", "slurm", "--quiet"],
+         "units=150", "--set", "unit_seconds=0.1", "--launcher", "slurm", "--quiet"],
         check=True, cwd=ROOT, env=dict(os.environ),
     )  # fmt: skip
     (run_dir,) = [p for p in results.iterdir() if (p / "config.json").is_file()]

@@ -21,6 +21,7 @@ from textual.widgets import Header, Input, Static
 from labdeck.backend.paramcols import differing_params, fmt_param, params_of
 from labdeck.backend.runs import Run
 
+from .. import fmt
 from ..data import RunView
 from ..overlay import lines_for, metric_names, page_of, run_colours, seed_sets
 from ..polling import BackgroundPoll
@@ -107,7 +108,7 @@ class OverlayScreen(Screen):
         yield PriorityFooter()
 
     def on_mount(self) -> None:
-        self.title = f"labdeck · overlay of {len(self.runs)} runs"
+        self.title = f"labdeck · overlay of {fmt.counted(len(self.runs), 'run')}"
         self.narrow = self.app.size.width < 100
         if self.app.size.height < 30 or self.narrow:
             self.rows, self.cols = 1, 2
@@ -172,7 +173,7 @@ class OverlayScreen(Screen):
                     chart.draw("no metric matches" if self._loaded else "reading…", [])
         what = "mean of seeds (min–max band)" if self.fold else "every run"
         head = (
-            f"{len(self.runs)} runs · {len(names)} metrics · page {self.page + 1}/{pages} · "
+            f"{fmt.counted(len(self.runs), 'run')} · {fmt.counted(len(names), 'metric')} · page {self.page + 1}/{pages} · "
             f"grid {self.rows}×{self.cols} · {what}"
         )
         if self.glob:

@@ -246,6 +246,10 @@ class RunsScreen(WorkspaceActions, Screen):
         if _key(row) in self._shown:
             table.set_row(_key(row), self._cells(row))
 
+    def _progress_text(self, fraction: float, after: str) -> str:
+        """A bar sized to the progress column with `after` beside it (runs and groups)."""
+        return f"{fmt.bar(fraction, max(3, self._width('progress') - 5))} {after}"
+
     def _width(self, key: str) -> int:
         return next((w for c, w, _ in self._columns if c.key == key), 10)
 
@@ -271,7 +275,7 @@ class RunsScreen(WorkspaceActions, Screen):
             "kind": group.kind,
             "title": Text(f"{group.title[:14]} ×{len(group.members)}"),
             "status": status,
-            "progress": f"{fmt.bar(group.fraction, 10)} {group.fraction * 100:3.0f}%",
+            "progress": self._progress_text(group.fraction, f"{group.fraction * 100:3.0f}%"),
             "eta": "—",
             "started": fmt.stamp(
                 min((m.started for m in group.members if m.started), default=None)
@@ -288,13 +292,13 @@ class RunsScreen(WorkspaceActions, Screen):
         now = self.lab.clock()
         theme = self.app.theme_variables
         pw = self._width("progress")
-        bar_w = max(3, pw - 5)
+        progress: Any
         if row.stopped and row.total:
-            progress = Text(f"{fmt.bar(row.fraction, bar_w)} {row.done}/{row.total}"[:pw])
+            progress = Text(self._progress_text(row.fraction, f"{row.done}/{row.total}")[:pw])
             progress.append("" if pw < 14 else " early", style="dim")
         else:
             pct = f"{row.fraction * 100:3.0f}%" if (row.total or row.status == "completed") else ""
-            progress = f"{fmt.bar(row.fraction, bar_w)} {pct}"
+            progress = self._progress_text(row.fraction, pct)
         mw = self._width("metric")
         metric: Any = "—"
         if row.key_value is not None:

@@ -20,6 +20,10 @@ class MetricsTable(DataTable):
         rows = view.table_rows()
         grouped = any(group for (_, _, group), _ in rows)
         self.clear(columns=True)
+        if not rows:  # step-wise kinds (em) put their numbers in the plots and tables below
+            self.add_column("per-epoch / per-level metrics", key="at")
+            self.add_row("none in this run (see Plots, and the tables below)")
+            return
         self.add_column("at", key="at")
         if grouped:
             self.add_column("group", key="group")
