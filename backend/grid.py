@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UserError
+from .paramcols import flatten_params
 from .presets import Resolved, parse_value, resolve, toml_value
 from .runs import TITLE_MAX, slug
 
@@ -98,7 +99,7 @@ def parse_grid_flag(item: str) -> Axis:
 def table_axes(table: dict[str, Any], source: str) -> list[Axis]:
     """A preset's `[grid]` table: each key is a (dotted) parameter, each value a list."""
     axes = []
-    for key, values in _flatten_grid(table).items():
+    for key, values in flatten_params(table).items():
         if not isinstance(values, list):
             raise UserError(
                 f"{source}: grid.{key}: expected a list of values, got {toml_value(values)}"
@@ -107,16 +108,6 @@ def table_axes(table: dict[str, Any], source: str) -> list[Axis]:
             raise UserError(f"{source}: grid.{key}: empty axis; give at least one value")
         axes.append(Axis(key, list(values), f"{source}: grid.{key}"))
     return axes
-
-
-def _flatten_grid(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in table.items():
-        if isinstance(v, dict):
-            out.update(_flatten_grid(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def merge_axes(from_preset: list[Axis], from_flags: list[Axis]) -> list[Axis]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from labdeck.backend.paramcols import flatten_params
 from labdeck.backend.units import format_number
 
 from .series import Series
@@ -142,18 +143,10 @@ def as_number(v: Any) -> float | None:
     return None
 
 
-def flatten(entry: dict[str, Any], prefix: str = "") -> dict[str, float]:
+def flatten(entry: dict[str, Any]) -> dict[str, float]:
     """Numeric leaves of a (nested) trajectory entry as dotted names."""
-    out: dict[str, float] = {}
-    for k, v in entry.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, name + "."))
-        else:
-            n = as_number(v)
-            if n is not None:
-                out[name] = n
-    return out
+    leaves = ((name, as_number(v)) for name, v in flatten_params(entry).items())
+    return {name: n for name, n in leaves if n is not None}
 
 
 def fmt_x(v: Any) -> str:
