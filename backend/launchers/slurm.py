@@ -307,20 +307,36 @@ def _squeue_states(job_ids: list[str], mains: list[str]) -> dict[str, str]:
     return {j: live.get(j, "GONE") for j in job_ids}
 
 
+# How long a job squeue no longer lists (GONE) is asked about again: sacct can lag the
+# job's end by seconds, and FAILED or TIMEOUT tells the user more than GONE.
+GONE_RECHECK_S = 600.0
+
+
+def _settled(slurm: dict[str, Any], now: float) -> bool:
+    """The job's final state is known: an ended state from sacct, or GONE long enough
+    that accounting (if the cluster has any) would have said more by now."""
+    state = slurm.get("state")
+    if state == "GONE":
+        return now - float(slurm.get("checked") or 0) > GONE_RECHECK_S
+    return state in SCHEDULER_ENDED
+
+
 def refresh(runs: list[Run]) -> None:
-    """Record the scheduler's state of every Slurm run not known to have ended yet."""
+    """Record the scheduler's state of every Slurm run whose final state is not known yet."""
     live = []
+    now = time.time()
     for r in runs:
         st = r.state()
         slurm = st.get("slurm") or {}
-        if slurm.get("job_id") and slurm.get("state") not in SCHEDULER_ENDED:
+        if slurm.get("job_id") and not _settled(slurm, now):
             live.append((r, st, str(slurm["job_id"])))
     if not live:
         return
     states = scheduler_states([j for _, _, j in live])
     for r, st, job in live:
         new = states.get(job)
-        if new and new != st["slurm"].get("state"):
+        old = st["slurm"].get("state")
+        if new and new != old and not (new == "GONE" and old in SCHEDULER_ENDED):
             fresh = r.state()  # re-read: the runner may have written in between
             if (fresh.get("slurm") or {}).get("job_id") != job:
                 continue
@@ -328,7 +344,10 @@ def refresh(runs: list[Run]) -> None:
                 "slurm": {**fresh["slurm"], "state": new, "checked": time.time()}
             }
             if new in SCHEDULER_ENDED and fresh.get("status") in ("queued", "running"):
-                changes["last_error"] = fresh.get("last_error") or _job_ended_early(fresh, new)
+                said = fresh.get("last_error")
+                if not said or said.startswith(f"Slurm job {job} ended GONE "):  # ours
+                    said = _job_ended_early(fresh, new)
+                changes["last_error"] = said
             r.write_state(**changes)
 
 

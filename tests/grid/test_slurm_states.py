@@ -93,3 +93,9 @@ def test_a_job_that_fails_before_the_runner_records_why_and_show_names_its_logs(
     script = next((results_dir / ".slurm").glob("*/*_submission.sh")).read_text()
     assert "#SBATCH --comment=labdeck-test" in script
     assert "#SBATCH --signal=USR2@120" in script  # signal_delay_s's default
+    # squeue asked before sacct knew the job: GONE is asked about again, and the
+    # message it produced gives way to sacct's state
+    gone = state["last_error"].replace("ended FAILED", "ended GONE")
+    run.write_state(slurm={**state["slurm"], "state": "GONE"}, last_error=gone)
+    assert slurm_state(run) == "FAILED"
+    assert "ended FAILED before the runner started" in run.state()["last_error"]
