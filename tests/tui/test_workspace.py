@@ -554,3 +554,15 @@ async def test_the_next_overlay_page_is_drawn_ahead_and_equals_a_fresh_drawing(
         shown = [c.render().plain for c in charts]
         OverlayChart._drawn.clear()  # what the same charts look like drawn from nothing
         assert [c.render().plain for c in charts] == shown
+
+
+async def test_home_and_end_go_to_the_first_and_last_run(workspace_dir, make_app) -> None:
+    app = make_app(poll_interval=0, gpu_interval=0, monitor_interval=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#runs", DataTable)
+        table.move_cursor(row=2)
+        await pilot.press("end")
+        assert table.cursor_row == table.row_count - 1 > 2
+        await pilot.press("home")
+        assert table.cursor_row == 0

@@ -27,6 +27,7 @@ from ..data import RunView, pick_default
 from ..plotting import SMOOTHING, curve_of, kind_views, matching, smoothing_note, x_modes
 from ..polling import BackgroundPoll
 from ..widgets.footer import PriorityFooter
+from ..widgets.row_table import RowTable
 from ..widgets.series_plot import SeriesPlot
 from .typing import typing_guard
 
@@ -78,8 +79,8 @@ class CompareScreen(Screen):
             )
             yield Select([], prompt="curve metric", id="metric")
         with Horizontal(id="compare-tables"):
-            yield DataTable(id="compare-metrics", zebra_stripes=True, cursor_type="row")
-            yield DataTable(id="compare-params", zebra_stripes=True, cursor_type="row")
+            yield RowTable(id="compare-metrics", zebra_stripes=True, cursor_type="row")
+            yield RowTable(id="compare-params", zebra_stripes=True, cursor_type="row")
         yield Static(classes="problem", id="compare-problem", markup=False)
         yield SeriesPlot(id="compare-plot")
         yield PriorityFooter()

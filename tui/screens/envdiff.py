@@ -16,6 +16,7 @@ from labdeck.backend.envdiff import env_diff
 from labdeck.backend.runs import Run
 
 from ..widgets.footer import PriorityFooter
+from ..widgets.row_table import RowTable
 
 
 class EnvDiffScreen(Screen):
@@ -35,7 +36,7 @@ class EnvDiffScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="env-head", markup=False)
-        yield DataTable(id="env-table", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="env-table", cursor_type="row", zebra_stripes=True)
         yield PriorityFooter()
 
     def on_mount(self) -> None:

@@ -21,8 +21,9 @@ def _key_label(key: str) -> str:
 
 def binding_table(title: str, bindings: list) -> Table:
     table = Table(title=title, title_justify="left", expand=True, show_header=False, box=None)
-    table.add_column("key", style="bold", width=16)
-    table.add_column("action")
+    # the action column takes the spare width, so every section's keys line up
+    table.add_column("key", style="bold", width=16, no_wrap=True)
+    table.add_column("action", ratio=1)
     for b in bindings:
         if isinstance(b, Binding):
             table.add_row(_key_label(b.key), b.description or b.action)
@@ -34,6 +35,7 @@ def binding_table(title: str, bindings: list) -> Table:
 
 def sections() -> list[tuple[str, list]]:
     from ..app import LabdeckApp
+    from ..widgets.row_table import RowTable
     from .compare import CompareScreen
     from .envdiff import EnvDiffScreen
     from .gpu import GpuScreen
@@ -46,6 +48,7 @@ def sections() -> list[tuple[str, list]]:
     return [
         ("Everywhere", [*LabdeckApp.BINDINGS, Binding("ctrl+p", "palette", "Command palette")]),
         ("Runs", RunsScreen.BINDINGS),
+        ("Any table of rows", RowTable.BINDINGS),
         ("Launch", LaunchScreen.BINDINGS),
         ("Monitor", MonitorScreen.BINDINGS),
         ("Compare", CompareScreen.BINDINGS),

@@ -24,6 +24,7 @@ from .. import fmt
 from ..polling import BackgroundPoll
 from ..records import Artefact, RecordRow, full_text, list_artefacts, read_records
 from ..widgets.footer import PriorityFooter
+from ..widgets.row_table import RowTable
 from .typing import typing_guard
 
 
@@ -60,7 +61,7 @@ class RecordsScreen(Screen):
         yield Header()
         yield Input(placeholder="search the records' text  (/)", id="records-search")
         with Horizontal(id="records-body"):
-            yield DataTable(id="records-table", cursor_type="row", zebra_stripes=True)
+            yield RowTable(id="records-table", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="record-pane"):
                 yield Static(id="record-full", markup=False)
         yield Static(id="artefacts")

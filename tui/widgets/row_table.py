@@ -6,6 +6,9 @@ Runs screen's ten columns that is ~60 ms per poll on 1,000 runs, for one run who
 metric moved. `set_row` writes the cells of one row, skips values that did not change,
 and evicts only that row's cached renders, so the frame re-renders one row.
 
+Home and End go to the first and last row: in a table of runs or records, a row is
+what a user moves between (DataTable's own Home and End move between columns).
+
 It reaches into DataTable's caches (Textual 8). Should a later Textual rename them,
 `set_row` falls back to `update_cell`, which is slower but equally correct; the tests
 read the rendered row either way.
@@ -13,14 +16,20 @@ read the rendered row either way.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
 
 class RowTable(DataTable):
     """DataTable with `set_row`, an update that costs one row's rendering."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("home", "scroll_top", "First row", show=False),
+        Binding("end", "scroll_bottom", "Last row", show=False),
+    ]
 
     def set_row(self, row_key: str, values: dict[str, Any]) -> None:
         """Give the row `row_key` these cells (by column key; unknown columns ignored)."""
