@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .axes import label_x
 from .errors import UserError
 from .events import EventReader
 from .kinds import kind_exports
@@ -182,7 +183,7 @@ def _draw(
             style = {"marker": "o", "label": group or None}
             draw_series(ax, pts, style, band, scale)
         ax.set_title(f"{name} (%)" if scale != 1.0 else name, fontsize=10)
-        ax.set_xlabel(xlabel, fontsize=8)
+        label_x(ax, xlabel)
         ax.grid(alpha=0.3)
         if any(groups):
             ax.legend(fontsize=7)
@@ -482,7 +483,7 @@ def plot_runs(runs: list[Run], out_dir: Path) -> list[Path]:
                         band = (lo, hi) if lo and hi else None
                     draw_series(ax, pts, {**style, "label": label}, band, scale)
             ax.set_title(name, fontsize=10)
-            ax.set_xlabel(view.x, fontsize=8)
+            label_x(ax, view.x)
             if view.percent:
                 ax.set_ylabel(f"{name} (%)", fontsize=8)
             ax.grid(alpha=0.3)
@@ -589,7 +590,7 @@ def plot_group(
             band = (lo, hi) if lo and hi else None
         draw_series(ax, pts, {**st, "label": label}, band, scale)
     ax.set_title(figure_title(f"group {group.id}: {name}", group.members), fontsize=10)
-    ax.set_xlabel(view.x if view is not None else "step / epoch / level", fontsize=8)
+    label_x(ax, view.x if view is not None else "step / epoch / level")
     ax.set_ylabel(f"{name} (%)" if scale != 1.0 else name, fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, title=f"colour: {color}" + (f", style: {style}" if style else ""))

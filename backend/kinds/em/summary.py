@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ...axes import label_x
 from ...jsonio import write_atomic, write_json_atomic
 from .config import Params
 from .judging import judge_is_weak
@@ -76,7 +77,7 @@ def plot_curve(path: Path, rows: list[dict[str, Any]], title: str) -> Path:
     ax.fill_between(steps, lo, hi, color="tab:blue", alpha=0.15, label="95% interval")
     if missing:
         ax.plot(missing, [0] * len(missing), "x", color="grey", label="no scored answer (no rate)")
-    ax.set_xlabel("training step")
+    label_x(ax, "training step", fontsize=10)
     ax.set_ylabel("misaligned answers (%)")
     ax.set_title(title, fontsize=9, wrap=True)
     ax.grid(alpha=0.3)
