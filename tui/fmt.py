@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rich.text import Text
+
 from labdeck.backend.units import format_bytes, format_duration, format_number
 
 STATUS_STYLE = {
@@ -67,3 +69,22 @@ def spark(values: list[float], width: int, top: float | None = None) -> str:
 def counted(n: int, noun: str) -> str:
     """'1 run', '3 runs': a count with its noun in the right number."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def packed(entries: list[Text], width: int, gap: int = 2) -> Text:
+    """Entries side by side, a new line where the next one would not fit: a legend
+    entry (swatch, id, parameters) is read as one thing and never split across lines.
+    An entry wider than the line keeps a line of its own and wraps there."""
+    out = Text()
+    used = 0
+    for entry in entries:
+        n = entry.cell_len
+        if used and used + gap + n > width:
+            out.append("\n")
+            used = 0
+        elif used:
+            out.append(" " * gap)
+            used += gap
+        out.append_text(entry)
+        used += n
+    return out

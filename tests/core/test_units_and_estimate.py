@@ -125,3 +125,14 @@ def test_footprint_is_cached_by_config_content(tiny_config_dir: Path, tmp_path, 
     cfg.write_text(cfg.read_text().replace('"num_hidden_layers": 2', '"num_hidden_layers": 3'))
     with pytest.raises(AssertionError, match="cached geometry"):
         est.footprint(str(tiny_config_dir))
+
+
+def test_legend_entries_are_packed_whole_onto_lines() -> None:
+    from rich.text import Text
+
+    from labdeck.tui.fmt import packed
+
+    entries = [Text(w) for w in ("aaaa bbbb", "cc dd", "eeeeee ffff", "g")]
+    lines = packed(entries, width=20).plain.split("\n")
+    assert lines == ["aaaa bbbb  cc dd", "eeeeee ffff  g"]
+    assert packed(entries, width=8).plain.split("\n") == [e.plain for e in entries]

@@ -148,6 +148,7 @@ class OverlayScreen(Screen):
     def on_resize(self) -> None:
         if self._loaded:  # the neighbouring pages, again at the charts' new size
             self.call_after_refresh(self._prefetch)
+        self.call_after_refresh(self._legend)  # entries packed for the new width
 
     def _layout(self) -> None:
         grid = self.query_one("#overlay-grid", Grid)
@@ -229,18 +230,21 @@ class OverlayScreen(Screen):
         self.set_timer(PREFETCH_PAUSE, step)
 
     def _legend(self) -> None:
-        text = Text(no_wrap=False)
+        entries = []
         if self.fold:
             for s in self.sets:
-                first = s.ids[0]
-                text.append("━━ ", style=rich_colour(self.colours[first]))
-                text.append(f"{s.label} ×{len(s.ids)}  ")
+                entry = Text.assemble(("━━ ", rich_colour(self.colours[s.ids[0]])))
+                entry.append(f"{s.label} ×{len(s.ids)}")
+                entries.append(entry)
         else:
             for r in self.runs:
-                text.append("━━ ", style=rich_colour(self.colours[r.id]))
+                entry = Text.assemble(("━━ ", rich_colour(self.colours[r.id])))
                 mark = "◆ " if r.id == self.pinned else ""
-                text.append(f"{mark}{self.labels[r.id]}  ", style="bold" if mark else "")
-        self.query_one("#overlay-legend", Static).update(text)
+                entry.append(f"{mark}{self.labels[r.id]}", style="bold" if mark else "")
+                entries.append(entry)
+        legend = self.query_one("#overlay-legend", Static)
+        width = legend.content_size.width or self.size.width - 2
+        legend.update(fmt.packed(entries, max(width, 20)))
 
     # ------------------------------------------------------------------ keys
 
