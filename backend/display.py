@@ -231,6 +231,7 @@ def table(
         box=None if piped() else box.SIMPLE_HEAD,
         pad_edge=False,
         min_width=len(title) + 2 if title else None,  # a title never wraps onto two lines
+        title_justify="left" if piped() else "center",  # centred over wide rows: padding
     )
     for c in columns:
         width = None if piped() else (max_widths or {}).get(c)

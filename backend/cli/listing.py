@@ -313,10 +313,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
     final = run.summary().get("final_metrics")
     if final:
-        say(
-            table("final metrics", ["metric", "value"], [[k, v] for k, v in final.items()]),
-            markup=False,
-        )
+        from ..reports import caption
+
+        counted = caption([run])  # how the numbers were counted (em: the em_rate convention)
+        title = f"final metrics ({counted})" if counted else "final metrics"
+        say(table(title, ["metric", "value"], [[k, v] for k, v in final.items()]), markup=False)
     from ..notes import read_notes
 
     notes = read_notes(run)
@@ -327,19 +328,25 @@ def cmd_show(args: argparse.Namespace) -> int:
             table(
                 "recent events",
                 ["time", "type", "detail"],
-                [
-                    [
-                        fmt_time(e.get("t")),
-                        e["type"],
-                        json.dumps({k: v for k, v in e.items() if k not in ("t", "seq", "type")}),
-                    ]
-                    for e in tail
-                ],
+                [[fmt_time(e.get("t")), e["type"], event_detail(e)] for e in tail],
+                wrap=("detail",),  # the detail folds; the time and type stay whole
             ),
             markup=False,
         )
     say(f"reproduce: labdeck reproduce {run.short_id}")
     return 0
+
+
+# An event's detail in `show`: enough to recognise a checkpoint's metrics (`show --json`
+# has all of them); a log line or an error is a message to read, and is kept whole.
+DETAIL_CHARS = 160
+
+
+def event_detail(event: dict) -> str:
+    text = json.dumps({k: v for k, v in event.items() if k not in ("t", "seq", "type")})
+    if event.get("type") in ("log", "error") or len(text) <= DETAIL_CHARS:
+        return text
+    return text[: DETAIL_CHARS - 1] + "…"
 
 
 def cmd_params(args: argparse.Namespace) -> int:

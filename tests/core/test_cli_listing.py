@@ -209,3 +209,31 @@ def test_compare_env_shows_packages_commit_dirty_and_device(results_dir, capsys)
     assert main(["compare", a.id, "734429r", "--env"]) == 0
     out = capsys.readouterr().out
     assert "differs: dirty, torch, device" in out
+
+
+def test_show_names_the_counting_method_and_keeps_event_lines_readable(results_dir, capsys):
+    run = _run(
+        results_dir,
+        "20260101_100000_em_demo_515151",
+        {"em_rate": "betley"},
+        {"status": "completed", "ended": 1767258300.0},
+        kind="em",
+    )
+    (run.path / "artifacts").mkdir(exist_ok=True)
+    write_json_atomic(
+        run.path / "artifacts" / "summary.json", {"final_metrics": {"misaligned_rate": 0.25}}
+    )
+    per_question = {f"q{i}": {"n": 2, "misaligned_rate": 0.5} for i in range(40)}
+    warning = "no misalignment direction: " + "not enough misaligned answers " * 8
+    events = [
+        {"t": 1767258100.0, "seq": 1, "type": "checkpoint", "metrics": per_question},
+        {"t": 1767258200.0, "seq": 2, "type": "log", "level": "warning", "message": warning},
+    ]
+    run.events_path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert main(["show", run.short_id]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("final metrics (em_rate=betley)") for line in lines)
+    (checkpoint,) = [x for x in lines if " checkpoint " in x]
+    assert checkpoint.endswith("…") and len(checkpoint) < 240  # `show --json` has it all
+    assert any(warning.strip() in x for x in lines)  # a message is read whole
+    assert "recent events" in lines  # a title is not centred over the widest row
