@@ -269,7 +269,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    from ..display import labelled, progress_text
+    from ..display import labelled, piped, progress_text
     from ..runs import status_label
 
     # Titles, errors and parameter values are data: printed as Text, never as markup.
@@ -328,7 +328,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             table(
                 "recent events",
                 ["time", "type", "detail"],
-                [[fmt_time(e.get("t")), e["type"], event_detail(e)] for e in tail],
+                [[fmt_time(e.get("t")), e["type"], event_detail(e, not piped())] for e in tail],
                 wrap=("detail",),  # the detail folds; the time and type stay whole
             ),
             markup=False,
@@ -337,14 +337,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-# An event's detail in `show`: enough to recognise a checkpoint's metrics (`show --json`
-# has all of them); a log line or an error is a message to read, and is kept whole.
+# An event's detail on a terminal: enough to recognise a checkpoint's metrics (a pipe,
+# like `show --json`, gets all of it); a log line or an error is a message to read, and
+# is kept whole.
 DETAIL_CHARS = 160
 
 
-def event_detail(event: dict) -> str:
+def event_detail(event: dict, cut: bool) -> str:
     text = json.dumps({k: v for k, v in event.items() if k not in ("t", "seq", "type")})
-    if event.get("type") in ("log", "error") or len(text) <= DETAIL_CHARS:
+    if not cut or event.get("type") in ("log", "error") or len(text) <= DETAIL_CHARS:
         return text
     return text[: DETAIL_CHARS - 1] + "…"
 
@@ -383,24 +384,34 @@ def cmd_params(args: argparse.Namespace) -> int:
             w.writerow([r.name, r.type, json.dumps(r.default), r.bounds, r.description])
         return 0
     say(f"[bold]{args.kind}[/]: {kind_config(args.kind).DESCRIPTION}")
-    from ..display import console, piped
+    from rich.text import Text
 
+    from ..display import console, piped
+    from ..param_words import human_bounds, human_type
+
+    words = [(human_type(r.type), human_bounds(r.bounds, r.type) if r.bounds else "") for r in rows]
     if (
         console.width < 100 and not piped()
     ):  # a narrow terminal: one block per parameter reads better than a table
-        for r in rows:
-            bounds = f"  [dim]{r.bounds}[/]" if r.bounds else ""
-            say(f"[bold]{r.name}[/] = {json.dumps(r.default)}  [cyan]{r.type}[/]{bounds}")
+        for r, (kind, bounds) in zip(rows, words, strict=True):
+            line = Text.assemble((r.name, "bold"), f" = {json.dumps(r.default)}  ", (kind, "cyan"))
+            if bounds:
+                line.append(f"  {bounds}", style="dim")
+            say(line)
             say(f"    {r.description}", markup=False)
         return 0
     say(
         table(
             None,
             ["parameter", "type", "default", "bounds", "description"],
-            [[r.name, r.type, json.dumps(r.default), r.bounds, r.description] for r in rows],
+            [
+                [r.name, kind, json.dumps(r.default), bounds, r.description]
+                for r, (kind, bounds) in zip(rows, words, strict=True)
+            ],
             wrap=("description", "default", "type"),
-            max_widths={"type": 16, "default": 16, "parameter": 32},
-        )
+            max_widths={"type": 24, "default": 16, "parameter": 32},
+        ),
+        markup=False,
     )
     return 0
 

@@ -211,7 +211,9 @@ def test_compare_env_shows_packages_commit_dirty_and_device(results_dir, capsys)
     assert "differs: dirty, torch, device" in out
 
 
-def test_show_names_the_counting_method_and_keeps_event_lines_readable(results_dir, capsys):
+def test_show_names_the_counting_method_and_keeps_event_lines_readable(
+    results_dir, capsys, monkeypatch
+):
     run = _run(
         results_dir,
         "20260101_100000_em_demo_515151",
@@ -230,10 +232,29 @@ def test_show_names_the_counting_method_and_keeps_event_lines_readable(results_d
         {"t": 1767258200.0, "seq": 2, "type": "log", "level": "warning", "message": warning},
     ]
     run.events_path.write_text("".join(json.dumps(e) + "\n" for e in events))
-    assert main(["show", run.short_id]) == 0
+    assert main(["show", run.short_id]) == 0  # piped: every character, for grep and awk
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("final metrics (em_rate=betley)") for line in lines)
     (checkpoint,) = [x for x in lines if " checkpoint " in x]
-    assert checkpoint.endswith("…") and len(checkpoint) < 240  # `show --json` has it all
-    assert any(warning.strip() in x for x in lines)  # a message is read whole
+    assert '"q39"' in checkpoint and "…" not in checkpoint
     assert "recent events" in lines  # a title is not centred over the widest row
+
+    from labdeck.backend import display
+
+    monkeypatch.setattr(display, "piped", lambda: False)  # on a terminal 100 wide
+    monkeypatch.setattr(display.console, "_width", 100)
+    assert main(["show", run.short_id]) == 0
+    out = capsys.readouterr().out
+    assert "final metrics (em_rate=betley)" in out
+    assert '"q39"' not in out and "…" in out  # a checkpoint's detail is cut …
+    assert " ".join(warning.split()) in " ".join(out.split())  # … a message is not
+
+
+def test_params_says_types_in_words_and_json_keeps_the_schema(capsys):
+    assert main(["params", "em"]) == 0
+    out = capsys.readouterr().out
+    assert "one of auto, float32, bfloat16, float16" in out and "Literal[" not in out
+    assert "0 to 1024" in out  # cpu_threads' bounds, as the launch form says them
+    assert main(["params", "em", "--json"]) == 0
+    rows = {r["parameter"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["dtype"]["type"].startswith("Literal[") and rows["cpu_threads"]["bounds"]

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Button, Input, Label, OptionList, Static
 
+from labdeck.backend.param_words import human_bounds, human_type
 from labdeck.tui.screens.launch import LaunchScreen
-from labdeck.tui.widgets.param_form import ParamForm, human_bounds, human_type
+from labdeck.tui.widgets.param_form import ParamForm
 
 
 def test_types_and_bounds_in_words():
