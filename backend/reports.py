@@ -377,8 +377,12 @@ def run_styles(runs: list[Run], keys: list[str]) -> list[dict[str, Any]]:
 
 
 def caption(runs: list[Run]) -> str:
-    """The kind's caption parameters (how the numbers were counted) for a figure title."""
-    keys = kind_styling(_kind_of(runs)).caption
+    """The kind's caption parameters (how the numbers were counted) for a figure title;
+    nothing for a kind this installation does not know (a run made by another version)."""
+    try:
+        keys = kind_styling(_kind_of(runs)).caption
+    except UserError:
+        return ""
     parts = []
     for key in keys:
         values = sorted({_canon(r.config.get("params", {}).get(key)) for r in runs})

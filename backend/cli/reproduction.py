@@ -222,8 +222,12 @@ def _compare_pair(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(cmp.as_dict(), indent=2, ensure_ascii=False, default=str))
         return exit_code
+    from ..reports import caption
+
     tol = "per metric (the kind's declared tolerances)" if args.tol is None else f"{args.tol:g}"
     say(f"original: {a.id}\nother:    {b.id}\ntolerance: {tol}", markup=False)
+    if counted := caption([a, b]):  # how the numbers were counted; a/b when they differ
+        say(f"counted:  {counted}", markup=False)
     if cmp.pending:
         say(
             f"[yellow]pending:[/] {', '.join(cmp.pending)} has not finished; "

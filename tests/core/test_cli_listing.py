@@ -258,3 +258,18 @@ def test_params_says_types_in_words_and_json_keeps_the_schema(capsys):
     assert main(["params", "em", "--json"]) == 0
     rows = {r["parameter"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["dtype"]["type"].startswith("Literal[") and rows["cpu_threads"]["bounds"]
+
+
+def test_compare_says_how_each_side_counted(results_dir, capsys):
+    done = {"status": "completed", "ended": 1767258300.0}
+    runs = [
+        _run(results_dir, f"20260101_10000{i}_em_demo_52525{i}", {"em_rate": rate}, done, "em")
+        for i, rate in enumerate(("betley", "model-organisms"))
+    ]
+    for r in runs:
+        (r.path / "artifacts").mkdir(exist_ok=True)
+        write_json_atomic(r.path / "artifacts" / "summary.json", {"final_metrics": {"m": 0.25}})
+    main(["compare", runs[0].short_id, runs[1].short_id])
+    assert "counted:  em_rate=betley/model-organisms" in capsys.readouterr().out
+    unknown = _run(results_dir, "20260101_110000_gone_demo_535353", {}, done, "gone")
+    assert main(["show", unknown.short_id]) == 0  # a kind this version lacks: no caption
