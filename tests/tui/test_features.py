@@ -174,6 +174,16 @@ def test_declared_table_views_keep_their_events():
     assert field_of(ev, "metrics.val_auc") == 0.7 and field_of(ev, "metrics.nope") is None
 
 
+def test_checkpoint_labels_show_as_themselves_and_detail_stays_out():
+    view = RunView(Path("/nonexistent"))
+    metrics = {"em_rate": "betley", "misaligned_rate": 0.25, "per_question": {"q1": {"n": 2}}}
+    ev = {"t": 1.0, "seq": 0, "type": "checkpoint", "step": 3, "metrics": metrics}
+    view.apply(ReadBatch([ev], None, None, 0))
+    ((at, values),) = view.table_rows()
+    assert at == ("checkpoint", "3", "")
+    assert values == {"em_rate": "betley", "misaligned_rate": 0.25}
+
+
 async def test_keys_typed_right_after_an_opener_go_into_the_box(fixture_dir, make_app):
     """A burst (a fast typist, a paste) after `/` or `t` must not fire the screen's keys:
     `s` would stop a run, `r` resume one."""

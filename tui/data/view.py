@@ -96,7 +96,7 @@ class RunView:
         self.epoch_marks: list[tuple[float, float]] = []  # (t, epoch): wall time -> epoch
         self.trajectory: dict[str, Series] = {}
         self.trajectory_entries = 0
-        self.table: dict[tuple[str, str, str], dict[str, float | None]] = {}
+        self.table: dict[tuple[str, str, str], dict[str, float | str | None]] = {}
         self.table_columns: list[str] = []
         self.table_version = getattr(self, "table_version", 0) + 1
         self.checkpoints: list[dict[str, Any]] = []
@@ -297,7 +297,7 @@ class RunView:
             self._table_set((axis, fmt_x(x), "" if group is None else str(group)), name, value)
         return "metrics"
 
-    def _table_set(self, row: tuple[str, str, str], column: str, value: float | None) -> None:
+    def _table_set(self, row: tuple[str, str, str], column: str, value: float | str | None) -> None:
         if column not in self.table_columns:
             self.table_columns.append(column)
         if row not in self.table and len(self.table) >= TABLE_ROWS:
@@ -310,7 +310,11 @@ class RunView:
         self.checkpoints.append({"step": ev.get("step"), "path": ev.get("path"), "t": t})
         self.checkpoints = self.checkpoints[-TABLE_ROWS:]
         for name, value in metrics.items():
-            self._table_set(("checkpoint", fmt_x(ev.get("step")), ""), str(name), as_number(value))
+            if isinstance(value, dict | list):  # per-question detail: the kind's own tables
+                continue
+            # a label (em's em_rate convention) is shown as itself, not as a missing number
+            cell = value if isinstance(value, str) else as_number(value)
+            self._table_set(("checkpoint", fmt_x(ev.get("step")), ""), str(name), cell)
         return "metrics"
 
     def _on_trajectory(self, ev: dict[str, Any], t: float) -> str:
@@ -383,7 +387,7 @@ class RunView:
     def series_names(self) -> list[str]:
         return sorted(self.metrics) + [f"trajectory:{n}" for n in sorted(self.trajectory)]
 
-    def table_rows(self) -> list[tuple[tuple[str, str, str], dict[str, float | None]]]:
+    def table_rows(self) -> list[tuple[tuple[str, str, str], dict[str, float | str | None]]]:
         def sort_key(item: tuple[tuple[str, str, str], Any]) -> tuple[str, str, float, str]:
             (axis, x, group), _ = item
             try:

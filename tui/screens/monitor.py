@@ -294,7 +294,13 @@ class MonitorScreen(Screen):
                 + Content(" ")
                 + Content.styled(notes.note, "italic")
             )
-        self.query_one("#monitor-head", Static).update(Content("  ").join(parts))
+        line = Content("  ").join(parts)
+        if not narrow and line.cell_length > self.app.size.width - 2:
+            # the full id is what pushes the line onto a second one: the short id, which
+            # every verb accepts, keeps it on one
+            parts[0] = Content.styled(run.short_id, "bold")
+            line = Content("  ").join(parts)
+        self.query_one("#monitor-head", Static).update(line)
 
     # ------------------------------------------------------------------ plots
 
