@@ -17,9 +17,11 @@ from typing import Any
 
 from labdeck.backend.jsonl import JsonlReader
 from labdeck.backend.runs import ARTIFACTS, Run
+from labdeck.backend.units import format_number
 
 MAX_RECORDS = 20_000  # a records file larger than this shows its last records
-WHERE = ("step", "level", "group", "epoch", "checkpoint", "question_id", "sample", "prompt_id")
+# the sample index before the question: a long question id must not hide which sample
+WHERE = ("step", "level", "group", "epoch", "checkpoint", "sample", "question_id", "prompt_id")
 WHERE += ("conversation_id", "index")
 ABBREVIATE = {"step": "step ", "level": "lvl ", "epoch": "ep ", "sample": "#"}  # others: value
 HIDDEN = ("key", "_digest", "_d")
@@ -43,8 +45,9 @@ class RecordRow:
         return json.dumps(self.record, ensure_ascii=False).lower()
 
 
-def _texts(value: Any, path: str = "") -> list[tuple[str, str]]:
-    """Every string in a record with its dotted place (messages: `role: content`)."""
+def _texts(value: Any, path: str = "", scalars: bool = False) -> list[tuple[str, str]]:
+    """Every string in a record with its dotted place (messages: `role: content`); with
+    `scalars`, numbers, flags and nulls too (a judge's score beside its reply)."""
     out: list[tuple[str, str]] = []
     if isinstance(value, str):
         out.append((path, value))
@@ -54,21 +57,24 @@ def _texts(value: Any, path: str = "") -> list[tuple[str, str]]:
         else:
             for k, v in value.items():
                 if k not in HIDDEN:
-                    out += _texts(v, f"{path}.{k}" if path else str(k))
+                    out += _texts(v, f"{path}.{k}" if path else str(k), scalars)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            out += _texts(v, f"{path}[{i}]")
+            out += _texts(v, f"{path}[{i}]", scalars)
+    elif scalars:
+        out.append((path, json.dumps(value)))
     return out
 
 
 def scores_of(record: dict[str, Any]) -> str:
-    """The judged numbers and verdicts: `aligned 62 coherent 80`, `winner B`, `score 7`."""
+    """The judged numbers and verdicts: `aligned 62.4 coherent 80`, `winner B`, `score 7`
+    (three significant digits: the full value is in the side pane)."""
     parts = []
     for k, v in record.items():
         if isinstance(v, dict) and isinstance(v.get("score"), int | float):
-            parts.append(f"{k} {v['score']:g}")
+            parts.append(f"{k} {format_number(v['score'], 3)}")
         elif k in VERDICTS or k.startswith("verdict"):
-            parts.append(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}")
+            parts.append(f"{k} {format_number(v, 3)}" if isinstance(v, float) else f"{k} {v}")
     return " ".join(parts)
 
 
@@ -116,7 +122,7 @@ def full_text(record: dict[str, Any]) -> str:
         if isinstance(v, str):
             lines.append(v)
         else:
-            lines += [f"{p}: {t}" if p else t for p, t in _texts(v)]
+            lines += [f"{p}: {t}" if p else t for p, t in _texts(v, scalars=True)]
     return "\n".join(lines)
 
 

@@ -438,7 +438,9 @@ def test_records_of_every_kind_show_their_text_and_scores():
          "aligned": {"score": 62.0, "method": "logprob", "text": "62"},
          "coherent": {"score": 80.0, "method": "logprob", "text": "80"}},
     )  # fmt: skip
-    assert judged.scores == "aligned 62 coherent 80" and judged.where == "step 4 q1 #0"
+    assert judged.scores == "aligned 62 coherent 80" and judged.where == "step 4 #0 q1"
+    unrounded = summarise(1, {"unit": "judge", "aligned": {"score": 34.2333}, "reward": 0.61237})
+    assert unrounded.scores == "aligned 34.2 reward 0.612"  # the side pane has every digit
     pair = summarise(
         2,
         {"stage": "evaluate", "unit": "judged", "prompt_id": "t1",
@@ -457,6 +459,9 @@ def test_records_of_every_kind_show_their_text_and_scores():
     assert conv.unit == "process" and conv.text == "Better answer" and conv.where == "c7"
     text = full_text(pair.record)
     assert "── prompt ──" in text and "user: Plan a trip" in text and "Go south" in text
+    judged_text = full_text(judged.record)  # a judge's reply and the score read from it
+    assert "── aligned ──" in judged_text and "score: 62.0" in judged_text
+    assert "text: 62" in judged_text
 
 
 async def test_alerts_reach_whatever_screen_is_open(fixture_dir, make_app):

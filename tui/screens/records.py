@@ -73,14 +73,11 @@ class RecordsScreen(Screen):
         table = self.query_one("#records-table", DataTable)
         width = self.app.size.width
         narrow = width < 100
-        fixed = (
-            ("n", "#", 4),
-            ("unit", "unit", 8),
-            ("where", "where", 12),
-            ("scores", "scores", 22),
-        )
+        fixed = (("n", "#", 4), ("unit", "unit", 10), ("where", "where", 16))
         room = (width if narrow else width * 3 // 5) - sum(w + 2 for *_, w in fixed) - 4
-        for key, label, w in (*fixed, ("text", "text", max(16, room))):
+        # one column for scores and text: a judged record has scores and little text, an
+        # answer the opposite, so neither is squeezed by an empty neighbour
+        for key, label, w in (*fixed, ("text", "scores · text", max(16, room))):
             table.add_column(label, key=key, width=w)
         self.set_focus(table)
         self._poller()
@@ -102,14 +99,12 @@ class RecordsScreen(Screen):
         table.clear()
         width = table.columns[next(k for k in table.columns if k.value == "text")].width
         for r in self.shown:
-            table.add_row(
-                str(r.index + 1),
-                r.unit,
-                r.where,
-                r.scores,
-                Text(r.text[: width * 3], no_wrap=True, overflow="ellipsis"),
-                key=str(r.index),
-            )
+            cell = Text(no_wrap=True, overflow="ellipsis")
+            if r.scores:
+                cell.append(r.scores, style="bold")
+                cell.append(" · " if r.text else "")
+            cell.append(r.text[: width * 3])
+            table.add_row(str(r.index + 1), r.unit, r.where, cell, key=str(r.index))
         self._show_current()
 
     def _show_artefacts(self) -> None:
