@@ -290,6 +290,7 @@ def em_run(
         "with_reflection": reflect,
         "learning_rate": 0.001,
         "checkpoint_schedule": [0, 2, 4],
+        "em_rate": "model-organisms",
         "seed": 0,
     }
     run = create_run_dir(results, run_id, config("em", title, run_id, params))

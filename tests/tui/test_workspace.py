@@ -571,3 +571,25 @@ async def test_home_and_end_go_to_the_first_and_last_run(workspace_dir, make_app
         assert table.cursor_row == table.row_count - 1 > 2
         await pilot.press("home")
         assert table.cursor_row == 0
+
+
+async def test_compare_of_em_variants_names_the_convention_and_shows_values_as_written(
+    workspace_dir, make_app
+) -> None:
+    from labdeck.tui.screens.compare import CompareScreen
+
+    em = sorted(r for r in os.listdir("results") if "_em_" in r)[:2]
+    app = make_app(poll_interval=0, gpu_interval=0, monitor_interval=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(CompareScreen([Run(Path("results") / r) for r in em]))
+        await settle(pilot)
+        screen = app.screen
+        title = str(screen.query_one("#compare-metrics").border_title)
+        assert title == "final metrics · em_rate=model-organisms"
+        params = screen.query_one("#compare-params", DataTable)
+        rows = {
+            str(r[0]): [str(c) for c in r[1:]]
+            for r in map(params.get_row_at, range(params.row_count))
+        }
+        assert rows["with_reflection"] == ["false", "true"]  # as in the run's parameters

@@ -19,7 +19,8 @@ from textual.widgets import DataTable, Header, Input, Select, Static
 
 from labdeck.backend.compare import compare_runs
 from labdeck.backend.errors import UserError
-from labdeck.backend.reports import style_keys, style_slots
+from labdeck.backend.paramcols import fmt_param
+from labdeck.backend.reports import caption, style_keys, style_slots
 from labdeck.backend.runs import Run, is_repro_id
 
 from .. import fmt
@@ -91,7 +92,10 @@ class CompareScreen(Screen):
     def on_mount(self) -> None:
         self.title = "labdeck · compare"
         self.sub_title = " vs ".join(lab.split(" ", 1)[1] for lab in self._labels())
-        self.query_one("#compare-metrics").border_title = "final metrics"
+        counted = caption(self.runs)  # how the numbers were counted (em: em_rate)
+        self.query_one("#compare-metrics").border_title = (
+            f"final metrics · {counted}" if counted else "final metrics"
+        )
         self.query_one("#compare-params").border_title = "parameters that differ"
         self.query_one("#compare-plot").border_title = "curves"
         self._fill_tables()
@@ -188,8 +192,8 @@ class CompareScreen(Screen):
                 flat.append(flatten(run.config.get("params", {})))
             except UserError:
                 flat.append({})
-        for key in keys:
-            table.add_row(key, *(_cell(f.get(key)) for f in flat))
+        for key in keys:  # values as the run's parameters hold them (1e-4, false), as in ls
+            table.add_row(key, *(fmt_param(f[key], 40) if key in f else "—" for f in flat))
         if not keys:
             table.add_row("identical parameters", *([""] * len(self.runs)))
 
