@@ -385,7 +385,7 @@ class LaunchScreen(Screen):
                 "units": units,
                 "memory_bytes": max((m.get("memory_bytes") or 0 for m in members), default=0),
                 "seconds": seconds,
-                "lines": [f"{len(members)} runs"],
+                "lines": [fmt.counted(len(members), "run")],
             }
         lines = [
             f"units   [b]{data.get('units')}[/b]",

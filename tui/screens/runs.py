@@ -341,7 +341,7 @@ class RunsScreen(WorkspaceActions, Screen):
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.status] = counts.get(r.status, 0) + 1
-        parts = [f"{len(self._shown)} of {len(rows)} runs"]
+        parts = [f"{len(self._shown)} of {fmt.counted(len(rows), 'run')}"]
         parts += [f"{n} {s}" for s, n in sorted(counts.items())]
         if self.marked:
             parts.append(
