@@ -276,11 +276,15 @@ def main_phase(state: dict[str, Any]) -> tuple[str | None, int | None, int | Non
     return current, done, total, info.get("stopped")
 
 
-def eta_seconds(state: dict[str, Any], now: float | None = None) -> float | None:
+def eta_seconds(
+    state: dict[str, Any], now: float | None = None, status: str | None = None
+) -> float | None:
     """Seconds the current phase still needs, as the runner last estimated them, less
-    the time since (None when unknown or the run is not running)."""
+    the time since (None when unknown or the run is not running). `status`: the status
+    shown, when it differs from state.json's (a `running` run whose runner died)."""
     left, at = state.get("eta_seconds"), state.get("eta_at")
-    if state.get("status") != "running" or not isinstance(left, int | float) or not at:
+    running = (status or state.get("status")) == "running"
+    if not running or not isinstance(left, int | float) or not at:
         return None
     now = time.time() if now is None else now
     return max(0.0, float(left) - max(0.0, now - float(at)))
@@ -307,8 +311,11 @@ def active_seconds(state: dict[str, Any], status: str, now: float | None = None)
     return max(0.0, end - started)
 
 
-def progress_text(state: dict[str, Any], now: float | None = None) -> str:
-    """`evaluate 3/10 ~1:20 left` / `train 34/80 stopped early` / `-`: for `ls` and tables."""
+def progress_text(
+    state: dict[str, Any], now: float | None = None, status: str | None = None
+) -> str:
+    """`evaluate 3/10 ~1:20 left` / `train 34/80 stopped early` / `-`: for `ls` and tables
+    (`status` as in `eta_seconds`: a crashed run has no time left)."""
     name, done, total, stopped = main_phase(state)
     if not done and not total:
         return name or "-"  # a phase of unknown length (`load`) that has counted nothing
@@ -317,7 +324,7 @@ def progress_text(state: dict[str, Any], now: float | None = None) -> str:
         text = f"{name} {text}"
     if stopped:
         return f"{text} stopped early"
-    left = eta_seconds(state, now)
+    left = eta_seconds(state, now, status)
     if left is not None and total and (done or 0) < total:
         text += f" ~{fmt_duration(left)} left"
     return text

@@ -63,7 +63,7 @@ def _ls_entry(run: Run, now: float) -> dict[str, Any] | None:
         "title": cfg.get("title"),
         "status": status,
         "queue_gone": label != status,
-        "progress": progress_text(st),
+        "progress": progress_text(st, status=status),
         "started": st.get("started"),
         "seconds": active_seconds(st, status, now),
         "key_metric": st.get("key_metric") or None,
@@ -277,7 +277,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         labelled(
             run.id,
             f" kind={cfg.get('kind')}  title={cfg.get('title')}  status={status_label(st)}"
-            f"  progress={progress_text(st)}",
+            f"  progress={progress_text(st, status=run.status())}",
             "bold",
         )
     )

@@ -71,6 +71,8 @@ def test_time_left_is_shown_for_a_running_phase_and_not_once_it_ended() -> None:
              "eta_seconds": 90.0, "eta_at": now - 30}  # fmt: skip
     assert progress_text(state, now=now) == "process 4/10 ~1:00 left"
     assert progress_text({**state, "status": "interrupted"}, now=now) == "process 4/10"
+    # state.json still says running, but its runner died: `ls` shows it crashed, no ETA
+    assert progress_text(state, now=now, status="crashed") == "process 4/10"
 
 
 def test_the_pace_counts_only_this_attempts_units() -> None:
