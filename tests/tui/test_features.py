@@ -206,3 +206,13 @@ async def test_keys_typed_right_after_an_opener_go_into_the_box(fixture_dir, mak
             app.post_message(events.Key(ch, ch))
         await pilot.pause(0.3)
         assert app.screen.query_one("#prompt-input").value == "stop"
+
+
+async def test_a_narrow_monitor_names_the_original_by_its_short_id(fixture_dir, make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.open_monitor(Run(Path("results") / fixture_dir["repro"]))
+        await pilot.pause(0.6)
+        head = str(app.screen.query_one("#monitor-head").render())
+        assert "reproduces 123456" in head and fixture_dir["original"] not in head

@@ -30,7 +30,7 @@ from textual.widgets.selection_list import Selection
 
 from labdeck.backend.display import active_seconds
 from labdeck.backend.notes import read_notes
-from labdeck.backend.runs import Run
+from labdeck.backend.runs import Run, short_id
 
 from .. import fmt
 from ..data import ReadBatch, RunView, pick_default
@@ -282,7 +282,9 @@ class MonitorScreen(Screen):
             error = str(st["last_error"]).splitlines()[0][:120]
             parts.append(Content.styled(error, "$error"))
         if st.get("reproduction_of"):
-            parts.append(Content(f"reproduces {st['reproduction_of']}"))
+            original = str(st["reproduction_of"])
+            shown = (short_id(original) or original) if narrow else original
+            parts.append(Content(f"reproduces {shown}"))
         try:
             notes = read_notes(run)
         except Exception:
